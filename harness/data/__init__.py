@@ -1,0 +1,1 @@
+"""Dataset sources: real loaders (IDX, TFDS, archives, OGB files) yielding host arrays."""

