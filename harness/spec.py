@@ -231,6 +231,10 @@ class Workload(abc.ABC):
             batch["mask"] = mask
             yield batch
 
+    @abc.abstractmethod
+    def synthetic_dataset(self, sizes: Mapping[str, int], seed: int = 0) -> Dataset:
+        """Random data of the real shapes and dtypes (contract tests, benchmarks); no files."""
+
     # -- model --------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -255,18 +259,21 @@ class Workload(abc.ABC):
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def eval_sums(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
-        """Per-batch sums of masked metrics (jit-compiled by the runner); default loss + accuracy."""
+    def eval_batch(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
+        """Per-batch eval quantities (jit-compiled by the runner); default: masked sums of
+        loss, correct predictions and example count. Workloads whose metric does not
+        decompose into sums (mAP) return per-example outputs and override `finalize_metrics`."""
         outputs, _ = self.apply(params, model_state, batch["inputs"], train=False)
         mask = batch["mask"]
         correct = (jnp.argmax(outputs, -1) == batch["targets"]) * mask
         return {"loss": self.loss_per_example(outputs, batch).sum(),
                 "accuracy": correct.sum(), "count": mask.sum()}
 
-    def finalize_metrics(self, sums: Mapping[str, float]) -> dict[str, float]:
-        """Turn summed eval quantities into metrics (divide by the example count)."""
-        count = max(float(sums["count"]), 1.0)
-        return {k: float(v) / count for k, v in sums.items() if k != "count"}
+    def finalize_metrics(self, per_batch: list[dict[str, np.ndarray]]) -> dict[str, float]:
+        """Combine the `eval_batch` results of one split into metrics; default: sum / count."""
+        sums = {k: float(np.sum([b[k] for b in per_batch])) for k in per_batch[0]}
+        count = max(sums.pop("count"), 1.0)
+        return {k: v / count for k, v in sums.items()}
 
     def metric_ranges(self) -> dict[str, tuple[float, float]]:
         """Valid range of each eval metric (checked by the contract tests)."""

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from harness.data.mnist import load_fashion_mnist, load_mnist
+from harness.data.synthetic import synthetic_image_dataset
 from harness.spec import Knob, Target, Workload
 
 ACTIVATIONS = {
@@ -68,6 +69,9 @@ class MnistMlp(Workload):
 
     def load_data(self, data_dir=None, source=None):
         return load_mnist(data_dir, source)
+
+    def synthetic_dataset(self, sizes, seed=0):
+        return synthetic_image_dataset(self.name, sizes, (28, 28, 1), 10, seed)
 
     @property
     def model(self) -> MLP:
