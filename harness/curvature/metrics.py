@@ -1,0 +1,130 @@
+"""The curvature metrics of seed 000 §2.2 and seed 002 (§4, App. C); definitions in docs/curvature.md.
+
+Spectral metrics take Ritz values θ (any order) from one Lanczos run; "top-K"
+always means the K largest Ritz values. Gram metrics take the (L, L) Gram
+matrix G Gᵀ of L flattened mini-batch gradients (rows of G).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from harness.curvature.density import SpectralDensity
+
+
+def max_eigenvalue(ritz: np.ndarray) -> float:
+    """Largest Ritz value: the peak sharpness λ_max."""
+    return float(np.max(ritz))
+
+
+def min_eigenvalue(ritz: np.ndarray) -> float:
+    """Smallest Ritz value: the most negative curvature (positive for a PSD matrix)."""
+    return float(np.min(ritz))
+
+
+def _top(ritz: np.ndarray, k: int) -> np.ndarray:
+    if k < 1:
+        raise ValueError(f"K must be >= 1, got {k}")
+    if k > len(ritz):
+        raise ValueError(f"K={k} exceeds the {len(ritz)} Ritz values; raise the Lanczos order")
+    return np.sort(np.asarray(ritz, np.float64))[::-1][:k]
+
+
+def mer(ritz: np.ndarray, k: int) -> float:
+    """MER-K = λ_1 / λ_K, the largest over the K-th largest Ritz value; NaN if λ_K ≤ 0."""
+    top = _top(ritz, k)
+    return float(top[0] / top[-1]) if top[-1] > 0 else float("nan")
+
+
+def tridiagonal_trace(alphas: np.ndarray) -> float:
+    """Trace of the Lanczos tridiagonal T (Σ α_j = Σ θ_j), the trace seed 000 uses for TER.
+
+    It is the trace of A restricted to the Krylov space, not tr(A): it equals tr(A)
+    only when the Lanczos order equals the dimension (Hutchinson estimates tr(A)).
+    """
+    return float(np.sum(np.asarray(alphas, np.float64)))
+
+
+def ter(alphas: np.ndarray, ritz: np.ndarray, k: int) -> float:
+    """TER-K = tr(T) / (λ_1 + … + λ_K): about 1 when the matrix is close to rank K."""
+    return tridiagonal_trace(alphas) / float(_top(ritz, k).sum())
+
+
+def pnr(density: SpectralDensity) -> float:
+    """PNR = ∫_{x>0} x ρ(x) dx / ∫_{x<0} |x| ρ(x) dx of the SLQ density ρ (inf if no negative mass)."""
+    negative = density.energy(-1)
+    return density.energy(+1) / negative if negative > 0 else float("inf")
+
+
+def pgr(ritz: np.ndarray, eigvecs_t: np.ndarray, basis_gradient: np.ndarray, k: int) -> float:
+    """PGR-K = ‖P_K g‖ / ‖P_L g‖ (seed 000 §2.2).
+
+    P_K projects onto the top-K Ritz vectors, P_L onto all L of them. With Lanczos
+    basis V (orthonormal rows) and T = S diag(θ) Sᵀ, the Ritz coordinates of g are
+    c = Sᵀ (V g), so only `basis_gradient` = V g and `eigvecs_t` = S are needed.
+    """
+    coords = np.asarray(eigvecs_t, np.float64).T @ np.asarray(basis_gradient, np.float64)
+    order = np.argsort(np.asarray(ritz))[::-1]
+    _top(ritz, k)
+    full = np.linalg.norm(coords)
+    return float(np.linalg.norm(coords[order[:k]]) / full) if full > 0 else float("nan")
+
+
+def centered_gram(gram: np.ndarray) -> np.ndarray:
+    """K^M_ij = (1/L)⟨g_i − ḡ, g_j − ḡ⟩ from the uncentered Gram G Gᵀ (seed 002 App. C)."""
+    gram = np.asarray(gram, np.float64)
+    num = len(gram)
+    center = np.eye(num) - np.full((num, num), 1.0 / num)
+    return center @ gram @ center / num
+
+
+def gram_metrics(gram: np.ndarray, top: int = 5) -> dict[str, float]:
+    """Seed 002's covariance metrics from the uncentered Gram G Gᵀ of L mini-batch gradients.
+
+    gram_lambda_1 = λ_K^1 (largest eigenvalue of K); gram_lambda_star = λ_K* (the
+    (L−1)-th largest, i.e. the smallest non-zero one, since a covariance of L
+    observations has rank L−1); gram_condition = λ_K*/λ_K^1; gram_trace = Tr K;
+    grad_to_top{top}_ratio = mean over the L mini-batch gradients of ‖g_l‖/‖P g_l‖,
+    P the projection onto the top-`top` eigenvectors of K (seed 002 §4.3).
+    """
+    gram = np.asarray(gram, np.float64)
+    num = len(gram)
+    if num < 2:
+        raise ValueError(f"the covariance Gram needs L >= 2 mini-batch gradients, got {num}")
+    if not 1 <= top < num:
+        raise ValueError(f"top={top} eigenvectors of K need 1 <= top < L={num}")
+    k = centered_gram(gram)
+    lam, u = np.linalg.eigh(k)
+    lam, u = lam[::-1], u[:, ::-1]
+    # e_k = Gcᵀ u_k / sqrt(L λ_k) are K's unit eigenvectors; e_k·g_l = u_kᵀ (Gc g_l) / sqrt(L λ_k)
+    # and Gc G^T = J (G Gᵀ) with J the centering matrix, so all of it lives in Gram space.
+    center = np.eye(num) - np.full((num, num), 1.0 / num)
+    cross = center @ gram
+    lam_top = np.maximum(lam[:top], 1e-300)
+    coords = (u[:, :top].T @ cross) / np.sqrt(num * lam_top)[:, None]
+    ratios = np.sqrt(np.diag(gram)) / np.linalg.norm(coords, axis=0)
+    return {"gram_lambda_1": float(lam[0]), "gram_lambda_star": float(lam[num - 2]),
+            "gram_condition": float(lam[num - 2] / lam[0]) if lam[0] > 0 else float("nan"),
+            "gram_trace": float(np.trace(k)),
+            f"grad_to_top{top}_ratio": float(np.mean(ratios))}
+
+
+def stability(max_eig: float, hparams: Mapping[str, float]) -> dict[str, float]:
+    """Sharpness against the optimizer's stability edge (seed 004; Cohen et al. 2021).
+
+    normalized_sharpness = η λ_max / 2 whenever a learning rate η is known; for plain
+    GD/SGD it equals λ_max / (2/η), so 1 is the edge of stability. stability_ratio =
+    λ_max / edge with edge 2/η for GD/SGD and 2(1+β)/η for heavy-ball momentum β.
+    Adaptive methods (hparams with beta2, e.g. Adam) get no stability_ratio: their
+    edge concerns the preconditioned Hessian, which is not measured here.
+    """
+    eta = hparams.get("learning_rate")
+    if eta is None:
+        return {}
+    out = {"normalized_sharpness": float(eta) * max_eig / 2.0}
+    if "beta2" not in hparams:
+        edge = 2.0 * (1.0 + float(hparams.get("momentum", 0.0))) / float(eta)
+        out["stability_ratio"] = max_eig / edge
+    return out

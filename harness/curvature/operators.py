@@ -1,0 +1,202 @@
+"""Curvature matrix-vector products on a fixed curvature batch (seed 000 §2.1).
+
+Each builder returns a linear map on *flat* parameter vectors (the order of
+`jax.flatten_util.ravel_pytree(params)`), so Lanczos, power iteration and
+Hutchinson work on plain vectors:
+
+* `hessian_matvec`: H v of the mean loss over the curvature batch S,
+  forward-over-reverse (jvp of grad), summed over physical batches and divided
+  by the number of real examples, so it equals the Hessian of one big batch.
+* `ggn_matvec`: the generalized Gauss-Newton J^T H_z J v (jvp through the
+  model, loss Hessian in output space, vjp back), same averaging.
+* `covariance_matvec`: gradient covariance from L mini-batch gradients G
+  (rows g_l): uncentered Σ v = G^T G v / L, centered K v = Gc^T Gc v / L with
+  Gc = G - mean row.
+
+Policy for batch norm and dropout (`OperatorPolicy`), fixed for one snapshot:
+the model runs in training mode by default (batch norm normalises with the
+statistics of each physical batch, whose composition is fixed; the running
+averages are neither used nor updated) and dropout draws its masks from a
+key fixed per physical batch, so every product in a snapshot applies the same
+operator. `train=False` instead uses running averages and no dropout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from harness.spec import Workload
+
+Matvec = Callable[[jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorPolicy:
+    """How the model is run while a curvature operator is applied (see module docstring)."""
+
+    train: bool = True
+    rng_seed: int = 0
+    #: True: loop over physical batches in Python inside the trace (unrolled; needed for
+    #: conv nets on XLA:CPU, where a rolled loop is slow). False: one rolled lax.scan.
+    unroll: bool = False
+
+
+def make_physical_batches(split: Mapping[str, np.ndarray], size: int, batch_size: int,
+                          seed: int) -> dict[str, np.ndarray]:
+    """A fixed subset of `size` examples of a split, stacked as (num_batches, batch_size, ...).
+
+    Examples are drawn without replacement (all of them if the split is smaller);
+    the last physical batch is padded with mask 0 so every batch has one shape.
+    """
+    if size < 1 or batch_size < 1:
+        raise ValueError(f"curvature batch size {size} and physical batch size {batch_size} "
+                         "must both be >= 1")
+    n = len(next(iter(split.values())))
+    if n == 0:
+        raise ValueError("cannot build a curvature batch from an empty split")
+    take = min(size, n)
+    idx = np.sort(np.random.default_rng(seed).permutation(n)[:take])
+    batch_size = min(batch_size, take)
+    num_batches = -(-take // batch_size)
+    padded = num_batches * batch_size
+    out = {}
+    for key, value in split.items():
+        rows = np.asarray(value)[idx]
+        pad = np.zeros((padded - take,) + rows.shape[1:], rows.dtype)
+        out[key] = np.concatenate([rows, pad]).reshape((num_batches, batch_size) + rows.shape[1:])
+    mask = np.zeros(padded, np.float32)
+    mask[:take] = 1.0
+    out["mask"] = mask.reshape(num_batches, batch_size)
+    return out
+
+
+def _sum_over_batches(fn: Callable[[Any, jax.Array], Any], batches: Mapping[str, jax.Array],
+                      unroll: bool) -> Any:
+    """Σ_b fn(batch_b, b) over the leading axis of `batches` (a pytree of equal-size results)."""
+    num = batches["mask"].shape[0]
+    if unroll:
+        total = None
+        for b in range(num):
+            out = fn({k: v[b] for k, v in batches.items()}, jnp.asarray(b))
+            total = out if total is None else jax.tree_util.tree_map(jnp.add, total, out)
+        return total
+    first = fn({k: v[0] for k, v in batches.items()}, jnp.asarray(0))
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, first)
+
+    def body(acc, xs):
+        batch, b = xs
+        return jax.tree_util.tree_map(jnp.add, acc, fn(batch, b)), None
+
+    total, _ = jax.lax.scan(body, zeros, (dict(batches), jnp.arange(num)))
+    return total
+
+
+def _batch_rng(policy: OperatorPolicy, b: jax.Array) -> jax.Array:
+    return jax.random.fold_in(jax.random.PRNGKey(policy.rng_seed), b)
+
+
+def _outputs_fn(workload: Workload, model_state: Any, batch: Mapping[str, jax.Array],
+                policy: OperatorPolicy, b: jax.Array) -> Callable[[Any], jax.Array]:
+    """params -> model outputs on one physical batch under the snapshot policy."""
+    rng = _batch_rng(policy, b)
+
+    def outputs(params):
+        out, _ = workload.apply(params, model_state, batch["inputs"], train=policy.train, rng=rng)
+        return out
+
+    return outputs
+
+
+def _loss_sum_fn(workload: Workload, model_state: Any, batch: Mapping[str, jax.Array],
+                 policy: OperatorPolicy, b: jax.Array) -> Callable[[Any], jax.Array]:
+    """params -> sum of per-example losses of one physical batch (padding contributes 0)."""
+    outputs = _outputs_fn(workload, model_state, batch, policy, b)
+    return lambda params: workload.loss_per_example(outputs(params), batch).sum()
+
+
+def example_count(batches: Mapping[str, jax.Array]) -> jax.Array:
+    """Number of real (mask 1) examples in stacked physical batches."""
+    return jnp.maximum(batches["mask"].sum(), 1.0)
+
+
+def loss_and_gradient(workload: Workload, params: Any, model_state: Any,
+                      batches: Mapping[str, jax.Array], policy: OperatorPolicy
+                      ) -> tuple[jax.Array, jax.Array]:
+    """Mean loss over the curvature batch and its flat gradient."""
+
+    def one(batch, b):
+        return jax.value_and_grad(_loss_sum_fn(workload, model_state, batch, policy, b))(params)
+
+    loss, grads = _sum_over_batches(one, batches, policy.unroll)
+    count = example_count(batches)
+    return loss / count, ravel_pytree(grads)[0] / count
+
+
+def hessian_matvec(workload: Workload, params: Any, model_state: Any,
+                   batches: Mapping[str, jax.Array], policy: OperatorPolicy) -> Matvec:
+    """v -> H v for the mean loss over all real examples of `batches` (forward-over-reverse)."""
+    unravel = ravel_pytree(params)[1]
+    count = example_count(batches)
+
+    def matvec(v):
+        tangent = unravel(v)
+
+        def one(batch, b):
+            grad_fn = jax.grad(_loss_sum_fn(workload, model_state, batch, policy, b))
+            return jax.jvp(grad_fn, (params,), (tangent,))[1]
+
+        return ravel_pytree(_sum_over_batches(one, batches, policy.unroll))[0] / count
+
+    return matvec
+
+
+def ggn_matvec(workload: Workload, params: Any, model_state: Any,
+               batches: Mapping[str, jax.Array], policy: OperatorPolicy) -> Matvec:
+    """v -> J^T H_z J v, H_z the Hessian of the summed loss w.r.t. the model outputs."""
+    unravel = ravel_pytree(params)[1]
+    count = example_count(batches)
+
+    def matvec(v):
+        tangent = unravel(v)
+
+        def one(batch, b):
+            outputs = _outputs_fn(workload, model_state, batch, policy, b)
+            z, jv = jax.jvp(outputs, (params,), (tangent,))
+            loss_of_z = lambda zz: workload.loss_per_example(zz, batch).sum()  # noqa: E731
+            hjv = jax.jvp(jax.grad(loss_of_z), (z,), (jv,))[1]
+            _, pullback = jax.vjp(outputs, params)
+            return pullback(hjv)[0]
+
+        return ravel_pytree(_sum_over_batches(one, batches, policy.unroll))[0] / count
+
+    return matvec
+
+
+def minibatch_gradients(workload: Workload, params: Any, model_state: Any,
+                        minibatches: Mapping[str, jax.Array], policy: OperatorPolicy) -> jax.Array:
+    """Flat mean-loss gradient of each mini-batch: an (L, n) matrix G (seed 002 App. C)."""
+
+    def one(batch, b):
+        loss_sum = _loss_sum_fn(workload, model_state, batch, policy, b)
+        grad = ravel_pytree(jax.grad(loss_sum)(params))[0]
+        return grad / jnp.maximum(batch["mask"].sum(), 1.0)
+
+    num = minibatches["mask"].shape[0]
+    if policy.unroll:
+        return jnp.stack([one({k: v[b] for k, v in minibatches.items()}, jnp.asarray(b))
+                          for b in range(num)])
+    return jax.lax.map(lambda xs: one(*xs), (dict(minibatches), jnp.arange(num)))
+
+
+def covariance_matvec(gradients: jax.Array, centered: bool) -> Matvec:
+    """v -> Σ v = G^T G v / L (uncentered) or K v = Gc^T Gc v / L (centered), G = (L, n)."""
+    g = gradients - gradients.mean(0) if centered else gradients
+    num = gradients.shape[0]
+    return lambda v: g.T @ (g @ v.astype(g.dtype)) / num
