@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from harness.spec import SpecError, Workload
 from workloads.mnist_mlp import FashionMnistMlp, MnistMlp
+from workloads.toy import UV, LowRank, NoisyQuadratic
 
-REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp)}
+REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp, LowRank, UV,
+                                                           NoisyQuadratic)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

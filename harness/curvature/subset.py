@@ -14,7 +14,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 
 def leaf_paths(params: Any) -> list[str]:
@@ -41,10 +40,10 @@ class ParamSubset:
         if not any(chosen):
             raise ValueError(f"parameter pattern {pattern!r} matches no parameter; "
                              f"the parameters are: {', '.join(paths)}")
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        marks = [np.full(np.shape(x), c, np.float32) for x, c in zip(leaves, chosen)]
-        flat = np.asarray(ravel_pytree(jax.tree_util.tree_unflatten(treedef, marks))[0])
-        return cls(pattern, np.flatnonzero(flat > 0), int(flat.size))
+        # ravel_pytree order: the leaves in tree_flatten order, each raveled (numpy: jit-safe).
+        leaves = jax.tree_util.tree_leaves(params)
+        flat = np.concatenate([np.full(int(np.prod(np.shape(x))), c) for x, c in zip(leaves, chosen)])
+        return cls(pattern, np.flatnonzero(flat), int(flat.size))
 
     def restrict(self, matvec: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
         """v_S -> (A [v_S; 0])_S, the principal submatrix's product."""
