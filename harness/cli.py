@@ -13,6 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness import score as scoring
+from harness.curvature import (DEFAULT_SCHEDULE, ScheduleError, SnapshotConfig, snapshot_callback,
+                               snapshot_steps)
 from harness.db import Database, DatabaseError, open_database
 from harness.runner import CHUNK_MODES, TrialResult, run_trial
 from harness.spec import Dataset, DataUnavailable, SpecError
@@ -58,7 +60,8 @@ def _median(values: list[float | None]) -> float | None:
 def _train(workload_spec: str, submission_path: str, seeds: list[int], database: Database, *,
            hparams: list[str], data_dir: str | None, data_source: str | None, max_steps: int | None,
            eval_every: int | None, chunk_mode: str, quiet: bool,
-           dataset: Dataset | None = None) -> list[TrialResult]:
+           dataset: Dataset | None = None, curvature: SnapshotConfig | None = None,
+           curvature_every: str = DEFAULT_SCHEDULE) -> list[TrialResult]:
     try:
         workload = get_workload(workload_spec)
         submission = load_submission(submission_path, hparams)
@@ -67,6 +70,16 @@ def _train(workload_spec: str, submission_path: str, seeds: list[int], database:
         _fail(str(e))
     results = []
     budget = max_steps or workload.max_steps
+    snapshot_kw: dict = {}
+    if curvature is not None:
+        try:
+            steps = snapshot_steps(curvature_every, budget)
+            on_snapshot = snapshot_callback(
+                workload, dataset, curvature, db=database, hparams=submission.hparams,
+                batch_size=submission.batch_size(workload.name, workload.batch_size))
+        except (SpecError, ValueError) as e:
+            _fail(str(e))
+        snapshot_kw = {"snapshot_steps": steps, "on_snapshot": on_snapshot}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[metric]}"), TimeElapsedColumn(),
                   console=err, disable=quiet or not err.is_terminal) as progress:
@@ -81,7 +94,7 @@ def _train(workload_spec: str, submission_path: str, seeds: list[int], database:
             try:
                 results.append(run_trial(workload, submission, dataset, seed, db=database,
                                          max_steps=max_steps, eval_every=eval_every,
-                                         chunk_mode=chunk_mode, on_eval=on_eval))
+                                         chunk_mode=chunk_mode, on_eval=on_eval, **snapshot_kw))
             except SpecError as e:
                 _fail(str(e))
             progress.update(task, completed=results[-1].final_step)
@@ -103,13 +116,27 @@ def run(
     chunk_mode: Annotated[str, typer.Option(help=f"one of {', '.join(CHUNK_MODES)}")] = "auto",
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    curvature: Annotated[Optional[str], typer.Option(
+        help="curvature snapshots: comma-separated hessian, ggn, cov (each may be KIND@PARAM_PATTERN)")] = None,
+    curvature_every: Annotated[str, typer.Option(
+        help="snapshot steps: init | every:N | log:K:END | at:S1/S2, comma-separated")] = DEFAULT_SCHEDULE,
+    curvature_batch: Annotated[int, typer.Option(min=1, help="examples in the fixed curvature batch")] = 2048,
+    lanczos_order: Annotated[int, typer.Option(min=2, help="Lanczos steps per snapshot")] = 20,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
     database = _open(db)
+    config = None
+    if curvature:
+        try:
+            config = SnapshotConfig(kinds=tuple(k.strip() for k in curvature.split(",") if k.strip()),
+                                    curvature_batch=curvature_batch, lanczos_order=lanczos_order)
+            snapshot_steps(curvature_every, 1)
+        except (SpecError, ScheduleError) as e:
+            _fail(str(e))
     results = _train(workload, submission, list(range(seed_start, seed_start + seeds)), database,
                      hparams=hparam, data_dir=data_dir, data_source=data_source,
                      max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
-                     quiet=quiet or as_json)
+                     quiet=quiet or as_json, curvature=config, curvature_every=curvature_every)
     if as_json:
         print(json.dumps([r.to_json() for r in results], indent=2))
         return
@@ -226,6 +253,49 @@ def runs(
         table.add_column(f)
     for r in rows:
         table.add_row(*(str(getattr(r, f))[:19] if f != "id" else r.id[:8] for f in fields))
+    out.print(table)
+
+
+CURVATURE_COLUMNS = ("max_eig", "min_eig", "mer_10", "ter_10", "pgr_10", "pnr", "gram_lambda_1",
+                     "gram_condition", "gram_trace", "normalized_sharpness")
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+@app.command("curvature")
+def curvature_cmd(
+    run_id: Annotated[str, typer.Argument(help="run id (or a unique prefix)")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a run's curvature snapshot metrics over steps."""
+    database = _open(db)
+    try:
+        run_row = database.get_run(run_id)
+    except DatabaseError as e:
+        _fail(str(e))
+    snaps = database.snapshots(run_row.id)
+    if as_json:
+        print(json.dumps({"run_id": run_row.id, "snapshots": [
+            {"step": x["step"], "kind": x["kind"], "compute_s": x["compute_s"],
+             "metrics": {k: _finite_or_none(v) for k, v in x["metrics"].items()},
+             "arrays": {k: {"dtype": str(a.dtype), "shape": list(a.shape)} for k, a in x["arrays"].items()},
+             "config": x["config"]} for x in snaps]}, indent=2))
+        return
+    if not snaps:
+        out.print(f"run {run_row.id[:8]} has no curvature snapshots "
+                  "(curvebench run ... --curvature hessian,ggn,cov records them)")
+        return
+    shown = [c for c in CURVATURE_COLUMNS if any(c in x["metrics"] for x in snaps)]
+    table = Table(title=f"curvature of run {run_row.id[:8]} ({run_row.variant} / {run_row.submission})")
+    for col in ("step", "kind", *shown, "compute (s)"):
+        table.add_column(col, justify="right")
+    for x in snaps:
+        values = [x["metrics"].get(c) for c in shown]
+        table.add_row(str(x["step"]), x["kind"], *("-" if v is None else f"{v:.4g}" for v in values),
+                      f"{x['compute_s']:.2f}")
     out.print(table)
 
 

@@ -32,10 +32,18 @@ def _top(ritz: np.ndarray, k: int) -> np.ndarray:
     return np.sort(np.asarray(ritz, np.float64))[::-1][:k]
 
 
+#: Ritz values within this fraction of λ_1 of zero are rounding noise for MER-K.
+MER_ZERO = 1e-6
+
+
 def mer(ritz: np.ndarray, k: int) -> float:
-    """MER-K = λ_1 / λ_K, the largest over the K-th largest Ritz value; NaN if λ_K ≤ 0."""
+    """MER-K = λ_1 / λ_K, the largest over the K-th largest Ritz value.
+
+    NaN when λ_K is not positive beyond rounding (λ_K ≤ 1e-6 λ_1): a rank < K matrix
+    has no K-th positive eigenvalue, and the ratio to a rounding-level value means nothing.
+    """
     top = _top(ritz, k)
-    return float(top[0] / top[-1]) if top[-1] > 0 else float("nan")
+    return float(top[0] / top[-1]) if top[-1] > MER_ZERO * abs(top[0]) else float("nan")
 
 
 def tridiagonal_trace(alphas: np.ndarray) -> float:
