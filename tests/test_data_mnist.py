@@ -86,3 +86,13 @@ def test_fashion_mnist_from_debian_package():
 def test_fashion_mnist_absent_dir_says_how_to_get_it(tmp_path):
     with pytest.raises(DataUnavailable, match="apt-get install dataset-fashion-mnist"):
         load_fashion_mnist(str(tmp_path / "nowhere"))
+
+
+def test_tfds_source_without_tfds_says_what_to_install():
+    try:
+        import tensorflow_datasets  # noqa: F401
+    except ImportError:
+        with pytest.raises(DataUnavailable, match="pip install tensorflow-datasets"):
+            load_mnist(source="tfds")
+    else:
+        pytest.skip("tensorflow-datasets is installed here; its 'not prepared' path needs network")
