@@ -176,8 +176,12 @@ def score_cmd(
                                     data_dir=data_dir, data_source=None, max_steps=None,
                                     eval_every=None, chunk_mode="auto", quiet=quiet or as_json,
                                     dataset=datasets.get(spec))
-    variants = [results[0].workload for results in per_workload.values()]
-    times = scoring.time_table(database, variants)
+    identity = {}
+    for results in per_workload.values():
+        run = database.get_run(results[0].run_id)
+        identity[run.variant] = (run.workload_version, run.data_fingerprint)
+    variants = list(identity)
+    times = scoring.time_table(database, identity)
     name = per_workload[specs[0]][0].submission
     scores = scoring.performance_profile_scores(times, variants)
     rows = []

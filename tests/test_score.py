@@ -20,3 +20,18 @@ def test_misses_and_missing_workloads_count_as_infinite():
     scores = performance_profile_scores(times, ["w1", "w2"], tau_max=4.0)
     assert scores["a"] == pytest.approx(0.5)
     assert scores["b"] == pytest.approx(0.0)
+
+
+def test_time_table_ignores_runs_of_other_versions_or_data(db, mnist_sample):
+    from harness.runner import run_trial
+    from harness.score import time_table
+    from harness.submissions import load_submission
+    from tests.conftest import SUBMISSIONS
+    from workloads import get_workload
+
+    workload = get_workload("mnist_mlp")
+    result = run_trial(workload, load_submission(SUBMISSIONS / "adam"), mnist_sample, 0, db=db)
+    ident = (workload.version, mnist_sample.fingerprint)
+    assert time_table(db, {"mnist_mlp": ident})["adam"]["mnist_mlp"] == result.time_to_target_s
+    assert time_table(db, {"mnist_mlp": ("older-version", mnist_sample.fingerprint)}) == {}
+    assert time_table(db, {"mnist_mlp": (workload.version, "other-data")}) == {}
