@@ -12,9 +12,9 @@ from harness.spec import SpecError
 from workloads import get_workload
 
 
-def _snap(workload, dataset, params, state, batch_size, **config):
+def _snap(workload, dataset, params, state, batch_size, hparams=None, **config):
     snapper = Snapshotter(workload, dataset, SnapshotConfig(**config), batch_size=batch_size,
-                          hparams=config.pop("hparams", None))
+                          hparams=hparams)
     return {r.kind: r for r in snapper.snapshot(params, state)}
 
 

@@ -180,7 +180,9 @@ class Snapshotter:
         matvec = functools.partial(self._fn(base, pattern, dtype, flat_dtype), params, model_state, data)
         runs = []
         for probe in range(self.config.probes):
-            v0 = jax.random.normal(jax.random.PRNGKey(self.config.seed * 1000 + probe), (dim,), dtype)
+            # drawn in the parameters' dtype, so float64 accumulation starts from the same vector
+            v0 = jax.random.normal(jax.random.PRNGKey(self.config.seed * 1000 + probe), (dim,),
+                                   flat_dtype).astype(dtype)
             basis, alphas, betas = self._lanczos(base, pattern, dtype, flat_dtype, matvec,
                                                  params, model_state, data, v0, order)
             runs.append(LanczosResult(np.asarray(alphas), np.asarray(betas)))
@@ -220,7 +222,7 @@ class Snapshotter:
         out: dict[str, float] = {}
         cfg = self.config
         if cfg.power_iterations > 0:
-            v0 = jax.random.normal(jax.random.PRNGKey(cfg.seed + 7), (dim,), dtype)
+            v0 = jax.random.normal(jax.random.PRNGKey(cfg.seed + 7), (dim,)).astype(dtype)
             power = power_iteration(matvec, v0, cfg.power_iterations, host_loop=True)
             out.update(power_eig=power.eigenvalue, power_iterations=power.iterations,
                        power_converged=float(power.converged),
