@@ -137,7 +137,8 @@ def run(
     if curvature:
         try:
             config = SnapshotConfig(kinds=tuple(k.strip() for k in curvature.split(",") if k.strip()),
-                                    curvature_batch=curvature_batch, lanczos_order=lanczos_order)
+                                    curvature_batch=curvature_batch, lanczos_order=lanczos_order,
+                                    top_k=tuple(k for k in SnapshotConfig.top_k if k <= lanczos_order))
             snapshot_steps(curvature_every, 1)
         except (SpecError, ScheduleError) as e:
             _fail(str(e))

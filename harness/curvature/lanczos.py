@@ -10,13 +10,14 @@ orthogonal to the basis and the off-diagonal entry is 0, so T stays exact.
 
 Two drivers run the same update: `host_loop=False` puts the whole iteration in
 one `lax.fori_loop` (jit-friendly); `host_loop=True` calls a jitted update from
-Python around a matvec that the caller has jitted (conv nets on XLA:CPU, where a
+Python over one jitted step, product included (conv nets on XLA:CPU, where a
 convolution inside a rolled loop runs ~36x slower; see DESIGN.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -69,8 +70,7 @@ def _orthogonalize(basis: jax.Array, w: jax.Array) -> jax.Array:
 def _init_state(v0: jax.Array, order: int, key: jax.Array):
     v0 = v0 / jnp.linalg.norm(v0)
     basis = jnp.zeros((order + 1, v0.shape[0]), v0.dtype).at[0].set(v0)
-    zeros = jnp.zeros((order,), v0.dtype)
-    return basis, zeros, zeros, key
+    return basis, jnp.zeros((order,), v0.dtype), jnp.zeros((order,), v0.dtype), key
 
 
 def _update(j, state, w):
@@ -83,14 +83,22 @@ def _update(j, state, w):
     # ‖T‖ so far estimates ‖A‖: a residual is noise relative to the operator, not to this step
     scale = jnp.maximum(jnp.max(jnp.abs(alphas)) + 2 * jnp.max(betas), 1e-30)
     broke = beta <= breakdown_tol(w.dtype) * scale
-    fresh = _orthogonalize(basis, jax.random.normal(jax.random.fold_in(key, j), w.shape, w.dtype))
-    nxt = jnp.where(broke, fresh / jnp.linalg.norm(fresh), w / jnp.where(broke, 1.0, beta))
+
+    def restart():
+        fresh = _orthogonalize(basis, jax.random.normal(jax.random.fold_in(key, j), w.shape, w.dtype))
+        return fresh / jnp.linalg.norm(fresh)
+
+    nxt = jax.lax.cond(broke, restart, lambda: w / beta)
     basis = basis.at[j + 1].set(nxt)
     betas = betas.at[j].set(jnp.where(broke, 0.0, beta))
     return basis, alphas, betas, key
 
 
-_update_jit = jax.jit(_update)
+@functools.lru_cache(maxsize=64)
+def _host_step(matvec: Callable) -> Callable:
+    """One jitted Lanczos step, product included (a single call, not a rolled loop)."""
+    return jax.jit(lambda j, state, args: _update(j, state, matvec(*args, state[0][j])),
+                   donate_argnums=(1,))
 
 
 def accumulate_in(matvec: Matvec, dtype, operator_dtype) -> Matvec:
@@ -106,7 +114,7 @@ def lanczos(matvec: Matvec, v0: jax.Array, order: int, *, host_loop: bool = Fals
 
     Vectors are held in v0's dtype; pass a float64 v0 (with x64 enabled) and wrap the
     matvec with `accumulate_in` for float64 accumulation around a float32 operator.
-    With host_loop=True, `matvec` should be jitted by the caller.
+    With host_loop=True the step (product + update) is compiled once per `matvec` object.
     """
     if order < 1:
         raise ValueError(f"Lanczos order must be >= 1, got {order}")
@@ -128,10 +136,15 @@ def lanczos_traced(matvec: Matvec, v0: jax.Array, order: int, seed: int = 0):
     return basis[:order], alphas, betas[: order - 1]
 
 
-def lanczos_host(matvec: Matvec, v0: jax.Array, order: int, seed: int = 0):
-    """The host-driven driver: a Python loop around the (caller-jitted) matvec and a jitted update."""
+def lanczos_host(matvec: Matvec, v0: jax.Array, order: int, seed: int = 0, args: tuple = ()):
+    """The host-driven driver: a Python loop over one jitted step (product + update).
+
+    `matvec(*args, v)`; pass arrays (parameters, data) through `args`, not a closure,
+    so the compiled step is reused across calls with the same `matvec`.
+    """
+    step = _host_step(matvec)
     state = _init_state(v0, order, jax.random.PRNGKey(seed))
     for j in range(order):
-        state = _update_jit(j, state, matvec(state[0][j]))
+        state = step(j, state, tuple(args))
     basis, alphas, betas, _ = state
     return basis[:order], alphas, betas[: order - 1]

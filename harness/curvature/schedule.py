@@ -7,7 +7,7 @@ A SPEC is a comma-separated list of items, unioned:
 * ``log:K:END``      K steps log-spaced between 1 and END (rounded, duplicates merged)
 * ``at:S1/S2/…``     these steps
 
-e.g. ``init,log:8:200,every:500``: dense early, when curvature changes fastest
+e.g. ``init,log:4:1000,every:1000`` (the default: 0, 1, 10, 100, 1000, 2000, …): dense early, when curvature changes fastest
 (seeds 002, 004), then every 500 steps. A step s means "after s updates".
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_SCHEDULE = "init,log:6:100,every:500"
+DEFAULT_SCHEDULE = "init,log:4:1000,every:1000"
 
 
 class ScheduleError(ValueError):

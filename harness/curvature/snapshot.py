@@ -261,7 +261,8 @@ class Snapshotter:
 
     def _lanczos(self, base, pattern, dtype, flat_dtype, matvec, params, model_state, data, v0, order):
         if self.host_loop:
-            return lanczos_host(matvec, v0, order, self.config.seed)
+            return lanczos_host(self._fn(base, pattern, dtype, flat_dtype), v0, order, self.config.seed,
+                                args=(params, model_state, data))
         key = ("lanczos", base, pattern, jnp.dtype(dtype).name, order)
         if key not in self._compiled:
             def run(params, model_state, data, v0):
