@@ -139,44 +139,42 @@ def loss_and_gradient(workload: Workload, params: Any, model_state: Any,
     return loss / count, ravel_pytree(grads)[0] / count
 
 
-def hessian_matvec(workload: Workload, params: Any, model_state: Any,
-                   batches: Mapping[str, jax.Array], policy: OperatorPolicy) -> Matvec:
-    """v -> H v for the mean loss over all real examples of `batches` (forward-over-reverse)."""
+def _averaged_matvec(params: Any, batches: Mapping[str, jax.Array], policy: OperatorPolicy,
+                     product: Callable[[Mapping[str, jax.Array], jax.Array, Any], Any]) -> Matvec:
+    """v -> (Σ_b product(batch_b, b, tangent)) / #examples on flat vectors (shared by H and GGN)."""
     unravel = ravel_pytree(params)[1]
     count = example_count(batches)
 
     def matvec(v):
         tangent = unravel(v)
-
-        def one(batch, b):
-            grad_fn = jax.grad(_loss_sum_fn(workload, model_state, batch, policy, b))
-            return jax.jvp(grad_fn, (params,), (tangent,))[1]
-
-        return ravel_pytree(_sum_over_batches(one, batches, policy.unroll))[0] / count
+        total = _sum_over_batches(lambda batch, b: product(batch, b, tangent), batches, policy.unroll)
+        return ravel_pytree(total)[0] / count
 
     return matvec
+
+
+def hessian_matvec(workload: Workload, params: Any, model_state: Any,
+                   batches: Mapping[str, jax.Array], policy: OperatorPolicy) -> Matvec:
+    """v -> H v for the mean loss over all real examples of `batches` (forward-over-reverse)."""
+
+    def product(batch, b, tangent):
+        grad_fn = jax.grad(_loss_sum_fn(workload, model_state, batch, policy, b))
+        return jax.jvp(grad_fn, (params,), (tangent,))[1]
+
+    return _averaged_matvec(params, batches, policy, product)
 
 
 def ggn_matvec(workload: Workload, params: Any, model_state: Any,
                batches: Mapping[str, jax.Array], policy: OperatorPolicy) -> Matvec:
     """v -> J^T H_z J v, H_z the Hessian of the summed loss w.r.t. the model outputs."""
-    unravel = ravel_pytree(params)[1]
-    count = example_count(batches)
 
-    def matvec(v):
-        tangent = unravel(v)
+    def product(batch, b, tangent):
+        outputs = _outputs_fn(workload, model_state, batch, policy, b)
+        z, jv = jax.jvp(outputs, (params,), (tangent,))
+        hjv = jax.jvp(jax.grad(lambda zz: workload.loss_per_example(zz, batch).sum()), (z,), (jv,))[1]
+        return jax.vjp(outputs, params)[1](hjv)[0]
 
-        def one(batch, b):
-            outputs = _outputs_fn(workload, model_state, batch, policy, b)
-            z, jv = jax.jvp(outputs, (params,), (tangent,))
-            loss_of_z = lambda zz: workload.loss_per_example(zz, batch).sum()  # noqa: E731
-            hjv = jax.jvp(jax.grad(loss_of_z), (z,), (jv,))[1]
-            _, pullback = jax.vjp(outputs, params)
-            return pullback(hjv)[0]
-
-        return ravel_pytree(_sum_over_batches(one, batches, policy.unroll))[0] / count
-
-    return matvec
+    return _averaged_matvec(params, batches, policy, product)
 
 
 def minibatch_gradients(workload: Workload, params: Any, model_state: Any,
