@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from harness.spec import SpecError, Workload
 from workloads.mnist_mlp import FashionMnistMlp, MnistMlp
+from workloads.ogbg_molpcba import OgbgMolpcba
 
-REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp)}
+REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp, OgbgMolpcba)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
