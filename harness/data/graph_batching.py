@@ -91,7 +91,7 @@ def pack(graphs: GraphSet, idx: np.ndarray, budget: PaddingBudget) -> dict:
     padded = jraph.pad_with_graphs(tuple_, budget.n_node, budget.n_edge, budget.n_graph)
     padded = padded._replace(senders=padded.senders.astype(np.int32),
                              receivers=padded.receivers.astype(np.int32))
-    labels = np.zeros((budget.n_graph, graphs.labels.shape[1]), np.float32)
+    labels = np.full((budget.n_graph, graphs.labels.shape[1]), np.nan, np.float32)
     labels[: len(idx)] = graphs.labels[idx]
     measured = ~np.isnan(labels)
     mask = np.zeros((budget.n_graph,), np.float32)
