@@ -59,6 +59,8 @@ def _read_csv(path: Path, dtype) -> np.ndarray:
                               f"{{{','.join(RAW_FILES)}}} and split/scaffold/{{train,valid,test}}.csv.gz")
     try:
         table = pd.read_csv(path, header=None, dtype=dtype)
+    except pd.errors.EmptyDataError:  # e.g. an empty split
+        return np.empty((0, 1), dtype)
     except (ValueError, pd.errors.ParserError) as e:
         raise ValueError(f"{path}: not a numeric CSV of the OGB format ({e})") from e
     return table.to_numpy()
