@@ -1,7 +1,7 @@
 """ogbg-molpcba graph network on jraph (seed 000 §4.2; AlgoPerf's ogbg workload).
 
 Molecular property prediction: 128 binary tasks with missing labels, OGB's scaffold
-split. Model (flax's ogbg_molpcba reference as seed 000 used it): node and edge
+split. Model (after flax's ogbg_molpcba GraphNet reference, which seed 000 used): node and edge
 embedders to `latent` dims, `depth` GraphNetwork message-passing steps whose edge,
 node and global MLPs have `hidden` units and dropout, each step added residually and
 followed by LayerNorm (knob), globals updated from mean-pooled nodes and edges, and
@@ -19,8 +19,11 @@ Data: no copy here; `--data-dir` the OGB folder (pcba.zip unpacked), or
 Batches are padded to one fixed node/edge/graph budget (compiles once); the runner
 builds them in a background thread ahead of the device (input_mode "host").
 
-Cost on CPU (2 cores, measured): see benchmarks/ogbg_pipeline.py and the module's
-COST_NOTE. GPU: not measured, no GPU lent.
+Cost on CPU (2 cores shared with other jobs, load average ~9; measured with
+`python benchmarks/ogbg_pipeline.py --batch-size 2048 --steps 2 --repeats 1 --graphs 10000`):
+one train step of the default model at batch 2048 takes ~55 s in the runner (37.5 graphs/s),
+so the 80,000-step budget is ~50 days: on CPU this workload is for smoke tests only.
+GPU: not measured, no GPU lent.
 Run: curvebench run --workload ogbg_molpcba --submission submissions/adam --data-dir DIR
 """
 
