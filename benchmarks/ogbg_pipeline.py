@@ -23,7 +23,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from harness.runner import HOST_PREFETCH, _prefetch, run_trial
+from harness.data.prefetch import prefetch
+from harness.runner import HOST_PREFETCH, run_trial
 from harness.submissions import load_submission
 from workloads import get_workload
 
@@ -96,7 +97,7 @@ def main() -> None:
         rates["pipeline"].append(time_pipeline(workload, dataset, args.batch_size, args.steps))
         seconds, used = run_steps(step, state, prebuilt, rng)
         rates["step"].append(graphs_per_s(used, seconds))
-        fed = _prefetch(workload.train_batches(dataset, args.batch_size, seed=3 + repeat),
+        fed = prefetch(workload.train_batches(dataset, args.batch_size, seed=3 + repeat),
                         HOST_PREFETCH)
         seconds, used = run_steps(step, state, itertools.islice(fed, args.steps), rng)
         rates["both"].append(graphs_per_s(used, seconds))
