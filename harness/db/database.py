@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from harness.db.models import CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, utcnow
 
 DEFAULT_URL = "sqlite:///curvebench.db"
+#: a "running" run from another host whose heartbeat is older than this is marked interrupted
+STALE_HEARTBEAT = dt.timedelta(hours=2)
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -94,6 +98,7 @@ class Database:
         self.engine = _make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._ensure_schema(upgrade)
+        self.mark_interrupted()
 
     # -- schema -------------------------------------------------------------------------
 
@@ -130,6 +135,26 @@ class Database:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as s:
             yield s
+
+    def mark_interrupted(self, stale_after: dt.timedelta = STALE_HEARTBEAT) -> list[str]:
+        """Mark "running" runs whose process is gone (this host) or whose heartbeat is stale
+        (other hosts) as interrupted; called on every open. Returns their ids."""
+        here, now = socket.gethostname(), utcnow()
+        marked = []
+        with self.session() as s:
+            for run in s.scalars(select(Run).where(Run.status == "running")):
+                heartbeat = _as_utc(run.heartbeat_at)
+                if run.host == here:
+                    if _process_alive(run.pid, _as_utc(run.started_at)):
+                        continue
+                    why = f"process {run.pid} on {run.host} ended without finishing the run"
+                elif now - heartbeat > stale_after:
+                    why = f"no heartbeat from {run.host} since {heartbeat:%Y-%m-%d %H:%M:%S} UTC"
+                else:
+                    continue
+                run.status, run.error, run.finished_at = "interrupted", why, heartbeat
+                marked.append(run.id)
+        return marked
 
     # -- writes -------------------------------------------------------------------------
 
@@ -219,6 +244,34 @@ class Database:
                      "arrays": {a.name: np.frombuffer(a.data, a.dtype).reshape(a.shape)
                                 for a in x.arrays}}
                     for x in snaps]
+
+
+def _as_utc(t: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the database stores UTC."""
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
+
+
+def _process_alive(pid: int, started_at: dt.datetime) -> bool:
+    """Whether `pid` lives on this host (not a zombie) and predates the run (not a reused pid)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):  # a killed child nobody has reaped yet
+            return False
+        ticks = int(fields[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    born = dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), dt.timezone.utc)
+    return born <= started_at + dt.timedelta(seconds=2)
 
 
 def open_database(url: str | None = None, *, upgrade: bool = False) -> Database:
