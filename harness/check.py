@@ -182,7 +182,8 @@ def false_reject_rate(ref_steps: Sequence[float], ref_missed: Sequence[bool], n_
             rejects += 1
         elif steps_test(steps[ci], steps[ri], eval_every=eval_every, tolerance=tolerance).fail:
             rejects += 1
-    return {"rate": rejects / resamples, "rejects": rejects, "resamples": resamples,
+    upper = float(stats.beta.ppf(0.95, rejects + 1, resamples - rejects)) if rejects < resamples else 1.0
+    return {"rate": rejects / resamples, "upper_95": upper, "rejects": rejects, "resamples": resamples,
             "n_candidate": n_candidate, "n_reference": len(steps),
             "method": "bootstrap: candidate and reference samples drawn with replacement "
                       "from the reference runs, convergence + steps-to-target rule applied"}

@@ -298,13 +298,13 @@ def refs_freeze(
             name = submission.rstrip("/").split("/")[-1]
             ids, left_out = refs.select_runs(database, variant, name)
             if left_out:
-                err.print(left_out, highlight=False)
+                err.print(left_out, highlight=False, soft_wrap=True)
         refset = refs.freeze(database, ids, tolerance=tolerance, note=note)
     except (refs.RefsError, SpecError) as e:
         _fail(str(e))
     out.print(f"froze {refset.id}: {len(refset.records)} runs (seeds "
               f"{', '.join(str(r['run']['seed']) for r in refset.records)}); "
-              "write it to reference_results/ with `curvebench refs export`")
+              "write it to reference_results/ with `curvebench refs export`", soft_wrap=True)
 
 
 @refs_app.command("export")
@@ -322,7 +322,7 @@ def refs_export(
     except refs.RefsError as e:
         _fail(str(e))
     for p in paths:
-        out.print(f"wrote {p}", highlight=False)
+        out.print(f"wrote {p}", highlight=False, soft_wrap=True)
 
 
 @refs_app.command("import")
@@ -340,7 +340,7 @@ def refs_import(
     except refs.RefsError as e:
         _fail(str(e))
     for set_id, what in outcome:
-        out.print(f"{set_id}: {what}", highlight=False)
+        out.print(f"{set_id}: {what}", highlight=False, soft_wrap=True)
 
 
 def _reference_sets(database: Database, refs_dir: str | None) -> list:
@@ -380,14 +380,14 @@ _TIER_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "d
 
 
 def _print_report(report) -> None:
-    out.print(f"[bold]check[/] {report.workload} / {report.submission}", highlight=False)
+    out.print(f"[bold]check[/] {report.workload} / {report.submission}", highlight=False, soft_wrap=True)
     if report.reference_set:
         out.print(f"reference set {report.reference_set} ({len(report.reference_runs)} runs, "
-                  f"{report.hardware}) from {report.reference_origin}", highlight=False)
+                  f"{report.hardware}) from {report.reference_origin}", highlight=False, soft_wrap=True)
     if report.candidate_runs:
-        out.print(f"candidate runs: {', '.join(r[:8] for r in report.candidate_runs)}", highlight=False)
+        out.print(f"candidate runs: {', '.join(r[:8] for r in report.candidate_runs)}", highlight=False, soft_wrap=True)
     if report.message:
-        out.print(report.message, highlight=False)
+        out.print(report.message, highlight=False, soft_wrap=True)
     if report.tiers:
         table = Table()
         for col in ("tier", "compared", "numbers", "verdict"):
@@ -397,10 +397,10 @@ def _print_report(report) -> None:
         out.print(table)
     frr = report.false_reject_rate
     if frr:
-        out.print(f"false-reject rate of the convergence + steps rule: {frr['rate']:.1%} "
-                  f"({frr['rejects']}/{frr['resamples']} bootstrap draws of {frr['n_candidate']} "
+        out.print(f"false-reject rate of the convergence + steps rule: {frr['rate']:.1%}, "
+                  f"95% upper bound {frr['upper_95']:.1%} ({frr['rejects']}/{frr['resamples']} bootstrap draws of {frr['n_candidate']} "
                   f"candidate vs {frr['n_reference']} reference runs from the references)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     style = {"pass": "bold green", "fail": "bold red"}.get(report.verdict, "bold yellow")
     out.print(f"verdict: [{style}]{report.verdict}[/] (exit {report.exit_code})")
 
@@ -442,7 +442,7 @@ def check(
         def on_trial(result):
             if not as_json:
                 err.print(f"seed {result.seed}: {result.status} at step {result.final_step} "
-                          f"(run {result.run_id[:8]})", highlight=False)
+                          f"(run {result.run_id[:8]})", highlight=False, soft_wrap=True)
 
         report = checking.check(database, sets, w, sub, dataset,
                                 seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,

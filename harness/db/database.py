@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,8 +64,25 @@ def _check_sqlite_file(url: str) -> None:
             if f.read(16) != SQLITE_MAGIC:
                 raise DatabaseError(f"{path} is not a SQLite database (left untouched); "
                                     "pass another file with --db or $CURVEBENCH_DB")
+        _check_sqlite_tables(path)
     elif not path.parent.exists():
         raise DatabaseError(f"directory {path.parent} does not exist for database {path}")
+
+
+def _check_sqlite_tables(path: Path) -> None:
+    """Read-only look before anything writes (WAL mode rewrites the header): a readable
+    SQLite file with tables must be a curvebench database."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise DatabaseError(f"{path} is not a readable SQLite database ({e}; left untouched)") from None
+    if tables and "alembic_version" not in tables:
+        raise DatabaseError(f"{path} holds tables {sorted(tables)} but no curvebench schema "
+                            "revision; it is not a curvebench results database (left untouched)")
 
 
 def _make_engine(url: str) -> Engine:
