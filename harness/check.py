@@ -308,7 +308,8 @@ def curve_band(refset: RefSet, candidates: list[dict[str, Any]], metric: str) ->
     ref_points: dict[int, list[float]] = {}
     for r in refset.records:
         for step, m in refs.curve(r).items():
-            ref_points.setdefault(step, []).append(m[metric])
+            if m.get(metric) is not None:
+                ref_points.setdefault(step, []).append(m[metric])
     cand_points: dict[int, list[tuple[int, float]]] = {}
     for c in candidates:
         for step, m in refs.curve(c).items():

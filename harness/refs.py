@@ -297,8 +297,8 @@ def _check_record(record: Any, where: str) -> None:
         raise RefsError(f"{where}: run {run['id']} reached its target but steps_to_target is {steps!r}")
     for i, point in enumerate(record["eval_curve"]):
         _require(point, {"step": int, "split": str, "metrics": dict}, f"{where} eval_curve[{i}]")
-        if not all(isinstance(v, (int, float)) for v in point["metrics"].values()):
-            raise RefsError(f"{where} eval_curve[{i}]: metric values must be numbers")
+        if not all(v is None or isinstance(v, (int, float)) for v in point["metrics"].values()):
+            raise RefsError(f"{where} eval_curve[{i}]: metric values must be numbers or null")
     for i, snap in enumerate(record["curvature"]):
         _require(snap, {"step": int, "kind": str, "metrics": dict}, f"{where} curvature[{i}]")
     for field in ("workload_version", "submission_hash", "data_fingerprint"):
@@ -363,7 +363,7 @@ def _run_from_record(record: dict[str, Any]) -> Run:
     for c in _DATETIME_COLUMNS:
         fields[c] = dt.datetime.fromisoformat(fields[c]) if fields[c] else None
     run = Run(**fields)
-    run.evals = [EvalRow(step=p["step"], split=p["split"], metric=m, value=float(v),
+    run.evals = [EvalRow(step=p["step"], split=p["split"], metric=m, value=v,
                          wall_s=p.get("wall_s", 0.0), train_s=p.get("train_s", 0.0))
                  for p in record["eval_curve"] for m, v in p["metrics"].items()]
     return run

@@ -1,4 +1,6 @@
-"""reference sets: named groups of reference runs (refs freeze / export / import)
+"""reference sets: named groups of reference runs (refs freeze / export / import);
+eval_rows.value nullable (non-finite metrics are stored as NULL) in databases made before
+0001 allowed it
 
 Revision ID: 0002
 Revises: 0001
@@ -16,6 +18,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('eval_rows', schema=None) as batch_op:
+        batch_op.alter_column('value', existing_type=sa.Float(), nullable=True)
+
     op.create_table('reference_sets',
     sa.Column('id', sa.String(length=255), nullable=False),
     sa.Column('workload', sa.String(length=128), nullable=False),
