@@ -35,6 +35,7 @@ applied to each draw.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -420,11 +421,6 @@ def _target_metric(refset: RefSet) -> str:
     return cls.target.metric if cls is not None else "accuracy"
 
 
-def not_comparable(message: str, workload: str, submission: str) -> Report:
-    return Report("not_comparable", workload, submission, None, None, None, [], [], [],
-                  message=message)
-
-
 def candidate_records(db, run_ids: Sequence[str], variant: str, submission: str) -> list[dict[str, Any]]:
     """Records of given runs, which must all be finished runs of variant x submission."""
     records = refs.records_from_db(db, run_ids)
@@ -438,6 +434,9 @@ def candidate_records(db, run_ids: Sequence[str], variant: str, submission: str)
     seeds = [r["run"]["seed"] for r in records]
     if len(set(seeds)) != len(seeds):
         raise CheckError(f"runs repeat seeds {sorted(seeds)}; give one run per seed")
+    keys = {json.dumps(refs.run_key(r["run"]), sort_keys=True) for r in records}
+    if len(keys) > 1:
+        raise CheckError("the runs differ in code, hparams, data or hardware; check one kind at a time")
     return records
 
 
@@ -464,11 +463,9 @@ def check(db, sets: list[RefSet], workload, submission, dataset, *, seeds: Seque
     if not run_ids:
         tier = comparability(refset, code)
         if tier.status == "fail":
-            report = not_comparable("", workload.spec, submission.name)
-            report.reference_set, report.reference_origin = refset.id, refset.origin
-            report.hardware, report.tiers = refset.hardware, [tier]
-            report.reference_runs = [r["run"]["id"] for r in refset.records]
-            return report
+            return Report("not_comparable", workload.spec, submission.name, refset.id, refset.origin,
+                          refset.hardware, [r["run"]["id"] for r in refset.records], [], [tier],
+                          message="nothing was rerun: the references were made with other code or data")
         ids = []
         for seed in seeds:
             result = run_trial(workload, submission, dataset, seed, db=db)

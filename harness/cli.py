@@ -6,6 +6,7 @@ import json
 import math
 import statistics
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -301,7 +302,7 @@ def refs_freeze(
             if not workload or not submission:
                 _fail("give --workload and --submission, or --runs")
             variant = get_workload(workload).spec
-            name = submission.rstrip("/").split("/")[-1]
+            name = Path(submission).resolve().name
             ids, left_out = refs.select_runs(database, variant, name)
             if left_out:
                 err.print(left_out, highlight=False, soft_wrap=True)
