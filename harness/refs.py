@@ -26,6 +26,7 @@ from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
 from harness.environment import REPO_ROOT
+from workloads import REGISTRY
 
 FORMAT = "curvebench.reference_set"
 FORMAT_VERSION = 1
@@ -36,8 +37,6 @@ KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submissi
               "data_fingerprint", "backend", "device_kind", "precision")
 #: relative steps-to-target difference a check tolerates even when significant, per workload
 #: (recorded in a set at freeze time; `curvebench check` never goes below one eval interval)
-STEPS_TOLERANCE = {"mnist_mlp": 0.25, "fashion_mnist_mlp": 0.15}
-DEFAULT_STEPS_TOLERANCE = 0.15
 _RUN_COLUMNS = tuple(c.name for c in Run.__table__.columns)
 _DATETIME_COLUMNS = ("started_at", "heartbeat_at", "finished_at")
 
@@ -192,7 +191,10 @@ def freeze(db: Database, run_ids: Sequence[str], *, tolerance: float | None = No
     if len(set(seeds)) != len(seeds):
         raise RefsError(f"repeated seeds among the runs ({sorted(seeds)}); give one run per seed")
     if tolerance is None:
-        tolerance = STEPS_TOLERANCE.get(key["workload"], DEFAULT_STEPS_TOLERANCE)
+        workload_class = REGISTRY.get(key["workload"])
+        if workload_class is None:
+            raise RefsError(f"unknown workload {key['workload']!r}; valid: {', '.join(sorted(REGISTRY))}")
+        tolerance = workload_class.steps_tolerance
     if not 0 <= tolerance < 10:
         raise RefsError(f"steps tolerance {tolerance} must be a fraction in [0, 10)")
     ids = [r["run"]["id"] for r in records]

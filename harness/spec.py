@@ -160,6 +160,8 @@ class Workload(abc.ABC):
     max_steps: ClassVar[int]
     eval_every: ClassVar[int]
     eval_batch_size: ClassVar[int] = 1024
+    #: relative steps-to-target difference the regression check tolerates (harness/check.py)
+    steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;
     #: "host": `train_batches` yields fixed-shape host batches (graphs).
     input_mode: ClassVar[Literal["device", "host"]] = "device"

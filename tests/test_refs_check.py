@@ -22,6 +22,7 @@ from harness import check, refs
 from harness.cli import app
 from harness.db import Run, open_database
 from harness.environment import REPO_ROOT
+from workloads import REGISTRY
 from harness.runner import run_trial
 from harness.submissions import load_submission
 from workloads import get_workload
@@ -134,7 +135,7 @@ def trained(tmp_path_factory):
 
 def test_freeze_export_import_round_trip_is_lossless(trained, db_url, tmp_path):
     _, _, _, frozen, path = trained
-    assert frozen.header["steps_tolerance"] == refs.STEPS_TOLERANCE["mnist_mlp"]
+    assert frozen.header["steps_tolerance"] == REGISTRY["mnist_mlp"].steps_tolerance
     target = open_database(db_url)
     assert refs.import_sets(target, [path]) == [(frozen.id, "imported")]
     assert refs.import_sets(target, [path]) == [(frozen.id, "already present")]
