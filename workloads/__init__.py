@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from harness.spec import SpecError, Workload
+from workloads.cifar import CifarResNet18, CifarResNetLN, CifarSimpleCNN
 from workloads.mnist_mlp import FashionMnistMlp, MnistMlp
 
-REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp)}
+REGISTRY: dict[str, type[Workload]] = {
+    w.name: w for w in (MnistMlp, FashionMnistMlp, CifarSimpleCNN, CifarResNetLN, CifarResNet18)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
