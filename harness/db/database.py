@@ -1,0 +1,226 @@
+"""Open the results database (SQLite file by default, any SQLAlchemy URL) and write rows as they happen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from harness.db.models import CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, utcnow
+
+DEFAULT_URL = "sqlite:///curvebench.db"
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class DatabaseError(RuntimeError):
+    """The results database cannot be used as asked; the message says why and what to do."""
+
+
+def resolve_url(url: str | None) -> str:
+    """--db argument, else $CURVEBENCH_DB, else ./curvebench.db; bare paths become SQLite URLs."""
+    url = url or os.environ.get("CURVEBENCH_DB") or DEFAULT_URL
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    return url
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _check_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise DatabaseError(f"{path} is a directory, not a results database")
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            if f.read(16) != SQLITE_MAGIC:
+                raise DatabaseError(f"{path} is not a SQLite database (left untouched); "
+                                    "pass another file with --db or $CURVEBENCH_DB")
+    elif not path.parent.exists():
+        raise DatabaseError(f"directory {path.parent} does not exist for database {path}")
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        _check_sqlite_file(url)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below take the locks
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlock
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """The results database: runs, eval rows and curvature snapshots, each written in its own transaction."""
+
+    def __init__(self, url: str | None = None, *, upgrade: bool = False):
+        self.url = resolve_url(url)
+        self.engine = _make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._ensure_schema(upgrade)
+
+    # -- schema -------------------------------------------------------------------------
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def _ensure_schema(self, upgrade: bool) -> None:
+        try:
+            with self.engine.connect() as conn:
+                tables = set(inspect(conn).get_table_names())
+                current = MigrationContext.configure(conn).get_current_revision()
+        except SADatabaseError as e:
+            raise DatabaseError(f"cannot open results database {self.url}: {e.orig}") from None
+        head = head_revision()
+        if current == head:
+            return
+        if current is None and tables - {"alembic_version"}:
+            raise DatabaseError(f"{self.url} holds tables {sorted(tables)} but no curvebench schema "
+                                "revision; it is not a curvebench results database (left untouched)")
+        if current is not None and not upgrade:
+            raise DatabaseError(f"results database {self.url} is at schema revision {current}, this "
+                                f"curvebench needs {head}: run `curvebench db upgrade --db {self.url}`")
+        self.upgrade()
+
+    def upgrade(self) -> None:
+        """Run the Alembic migrations up to head (creates a new database's tables)."""
+        cfg = _alembic_config()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    # -- writes -------------------------------------------------------------------------
+
+    def start_run(self, **fields: Any) -> str:
+        with self.session() as s:
+            s.add(Run(**fields))
+        return fields["id"]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise DatabaseError(f"no run {run_id}")
+            for k, v in fields.items():
+                setattr(run, k, v)
+            run.heartbeat_at = utcnow()
+
+    def add_eval(self, run_id: str, step: int, split: str, metrics: Mapping[str, float],
+                 wall_s: float, train_s: float, **run_fields: Any) -> None:
+        """Write one evaluation's metrics and (same transaction) progress fields of the run."""
+        with self.session() as s:
+            s.add_all(EvalRow(run_id=run_id, step=step, split=split, metric=k, value=float(v),
+                              wall_s=wall_s, train_s=train_s) for k, v in metrics.items())
+            run = s.get(Run, run_id)
+            for k, v in run_fields.items():
+                setattr(run, k, v)
+            run.heartbeat_at = utcnow()
+
+    def add_snapshot(self, run_id: str, step: int, kind: str, compute_s: float,
+                     metrics: Mapping[str, float | None], arrays: Mapping[str, np.ndarray],
+                     config: Mapping[str, Any]) -> int:
+        with self.session() as s:
+            snap = CurvatureSnapshot(run_id=run_id, step=step, kind=kind, compute_s=compute_s,
+                                     config=dict(config))
+            snap.values = [CurvatureValue(name=k, value=None if v is None else float(v))
+                           for k, v in metrics.items()]
+            snap.arrays = [CurvatureArray(name=k, dtype=str(np.asarray(a).dtype),
+                                          shape=list(np.shape(a)),
+                                          data=np.ascontiguousarray(a).tobytes())
+                           for k, a in arrays.items()]
+            s.add(snap)
+            s.flush()
+            return snap.id
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        """A run by id or unique id prefix, with its eval rows loaded."""
+        with self.session() as s:
+            rows = s.scalars(select(Run).options(selectinload(Run.evals))
+                             .where(Run.id.startswith(run_id))).all()
+        if not rows:
+            raise DatabaseError(f"no run with id {run_id!r} in {self.url}")
+        if len(rows) > 1:
+            raise DatabaseError(f"run id prefix {run_id!r} is ambiguous ({len(rows)} runs)")
+        return rows[0]
+
+    def runs(self, *, workload: str | None = None, submission: str | None = None,
+             variant: str | None = None, status: str | None = None) -> list[Run]:
+        query = select(Run).order_by(Run.started_at)
+        for column, value in ((Run.workload, workload), (Run.submission, submission),
+                              (Run.variant, variant), (Run.status, status)):
+            if value is not None:
+                query = query.where(column == value)
+        with self.session() as s:
+            return list(s.scalars(query).all())
+
+    def eval_curve(self, run_id: str, split: str = "validation") -> dict[int, dict[str, float]]:
+        curve: dict[int, dict[str, float]] = {}
+        with self.session() as s:
+            for row in s.scalars(select(EvalRow).where(EvalRow.run_id == run_id,
+                                                       EvalRow.split == split)
+                                 .order_by(EvalRow.step, EvalRow.metric)):
+                curve.setdefault(row.step, {})[row.metric] = row.value
+        return curve
+
+    def snapshots(self, run_id: str) -> list[dict[str, Any]]:
+        """Snapshots of a run in step order: kind, step, compute_s, config, metrics, arrays."""
+        with self.session() as s:
+            snaps = s.scalars(select(CurvatureSnapshot)
+                              .options(selectinload(CurvatureSnapshot.values),
+                                       selectinload(CurvatureSnapshot.arrays))
+                              .where(CurvatureSnapshot.run_id == run_id)
+                              .order_by(CurvatureSnapshot.step, CurvatureSnapshot.kind)).all()
+            return [{"step": x.step, "kind": x.kind, "compute_s": x.compute_s, "config": x.config,
+                     "metrics": {v.name: v.value for v in x.values},
+                     "arrays": {a.name: np.frombuffer(a.data, a.dtype).reshape(a.shape)
+                                for a in x.arrays}}
+                    for x in snaps]
+
+
+def open_database(url: str | None = None, *, upgrade: bool = False) -> Database:
+    """Open (creating if new) the results database; an outdated schema needs upgrade=True."""
+    return Database(url, upgrade=upgrade)

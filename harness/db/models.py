@@ -1,0 +1,128 @@
+"""SQLAlchemy 2.x typed models of the results database (schema owned by Alembic migrations)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+RUN_STATUSES = ("running", "reached", "not_reached", "diverged", "failed", "interrupted")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Run(Base):
+    """One trial: workload variant x submission+hparams x seed, with its environment."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workload: Mapped[str] = mapped_column(String(128), index=True)
+    variant: Mapped[str] = mapped_column(String(512), index=True)
+    workload_version: Mapped[str] = mapped_column(String(64))
+    submission: Mapped[str] = mapped_column(String(128), index=True)
+    submission_path: Mapped[str] = mapped_column(Text)
+    submission_hash: Mapped[str] = mapped_column(String(64))
+    hparams: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    rng_derivation: Mapped[str] = mapped_column(Text)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    max_steps: Mapped[int] = mapped_column(Integer)
+    eval_every: Mapped[int] = mapped_column(Integer)
+    chunk_mode: Mapped[str] = mapped_column(String(16))
+    data_source: Mapped[str] = mapped_column(Text)
+    data_fingerprint: Mapped[str] = mapped_column(String(64))
+    jax_version: Mapped[str] = mapped_column(String(32))
+    jaxlib_version: Mapped[str] = mapped_column(String(32))
+    backend: Mapped[str] = mapped_column(String(32))
+    device_kind: Mapped[str] = mapped_column(String(128))
+    xla_flags: Mapped[str] = mapped_column(Text, default="")
+    git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="running")
+    steps_to_target: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    time_to_target_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    compile_s: Mapped[float] = mapped_column(Float, default=0.0)
+    compiles: Mapped[int] = mapped_column(Integer, default=0)
+    train_s: Mapped[float] = mapped_column(Float, default=0.0)
+    eval_s: Mapped[float] = mapped_column(Float, default=0.0)
+    final_step: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    host: Mapped[str] = mapped_column(String(256), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    evals: Mapped[list[EvalRow]] = relationship(back_populates="run", cascade="all, delete-orphan",
+                                                order_by="EvalRow.step")
+
+
+class EvalRow(Base):
+    """One metric of one evaluation of a run."""
+
+    __tablename__ = "eval_rows"
+    __table_args__ = (UniqueConstraint("run_id", "step", "split", "metric"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    split: Mapped[str] = mapped_column(String(32))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    wall_s: Mapped[float] = mapped_column(Float)
+    train_s: Mapped[float] = mapped_column(Float)
+
+    run: Mapped[Run] = relationship(back_populates="evals")
+
+
+class CurvatureSnapshot(Base):
+    """One curvature snapshot (Hessian, GGN or gradient covariance) of a run at a step."""
+
+    __tablename__ = "curvature_snapshots"
+    __table_args__ = (UniqueConstraint("run_id", "step", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    compute_s: Mapped[float] = mapped_column(Float)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    values: Mapped[list[CurvatureValue]] = relationship(cascade="all, delete-orphan")
+    arrays: Mapped[list[CurvatureArray]] = relationship(cascade="all, delete-orphan")
+
+
+class CurvatureValue(Base):
+    """A scalar curvature metric (queryable as a row)."""
+
+    __tablename__ = "curvature_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("curvature_snapshots.id", ondelete="CASCADE"),
+                                             index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CurvatureArray(Base):
+    """An array of a snapshot (tridiagonal, Ritz values, density) with its dtype and shape."""
+
+    __tablename__ = "curvature_arrays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("curvature_snapshots.id", ondelete="CASCADE"),
+                                             index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    dtype: Mapped[str] = mapped_column(String(16))
+    shape: Mapped[list[int]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
