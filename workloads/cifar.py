@@ -151,7 +151,7 @@ class CifarResNetLN(CifarWorkload):
 class CifarResNet18(CifarWorkload):
     """ResNet-18 for 32x32 inputs as AlgoPerf's CIFAR workload: conv3x3(64) stem without
     max-pool, stages (64, 128, 256, 512) x 2 basic blocks, global average pool, dense 10;
-    11,173,962 parameters with batch norm. `norm=none` drops the norm layers (convs get
+    11,173,962 parameters with batch norm (11,169,162 without). `norm=none` drops the norm layers (convs get
     biases), the BN-free ResNets of seed 004; `width` is seed 004's k (first-stage channels).
 
     Target 0.85 validation accuracy, batch 1024, 4,883 steps (100 epochs), all AlgoPerf's;
