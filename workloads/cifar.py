@@ -27,10 +27,16 @@ from harness.data.augment import random_crop_flip
 from harness.data.cifar import IMAGE_SHAPE, NUM_CLASSES, load_cifar10
 from harness.data.synthetic import synthetic_image_dataset
 from harness.spec import Knob, Target, Workload, source_hash
-from workloads import cifar_models
+from workloads import cifar_models, linen
 from workloads.cifar_models import ResNet, SimpleCNN
+from workloads.linen import apply_linen, init_linen
 
-AUGMENT_DOC = "random crop (4-pixel padding) + horizontal flip on the device"
+
+
+def augment_knob(default: bool) -> Knob:
+    """The `augment` knob: random crop (4-pixel padding) + horizontal flip on the device."""
+    return Knob(bool, default, choices=(False, True),
+                doc="random crop (4-pixel padding) + horizontal flip on the device")
 
 
 class CifarWorkload(Workload):
@@ -38,6 +44,7 @@ class CifarWorkload(Workload):
     cross-entropy loss of the CIFAR-10 workloads; subclasses define `model`."""
 
     slow_in_cpu_loops = True
+    #: divides the 5,000 validation and 10,000 test images: no padded eval rows.
     eval_batch_size = 1000
 
     def load_data(self, data_dir=None, source=None):
@@ -62,21 +69,15 @@ class CifarWorkload(Workload):
     def version(self):
         """The contract's version, plus the model definitions and the augmentation, which
         live outside the workload classes that `Workload.version` hashes."""
-        parts = (super().version, source_hash(cifar_models), source_hash(random_crop_flip))
+        parts = (super().version, source_hash(cifar_models), source_hash(linen),
+                 source_hash(random_crop_flip))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def init(self, rng):
-        variables = self.model.init(rng, jnp.zeros((1,) + IMAGE_SHAPE, jnp.float32), train=False)
-        params = variables["params"]
-        return params, {k: v for k, v in variables.items() if k != "params"}
+        return init_linen(self.model, rng, jnp.zeros((1,) + IMAGE_SHAPE, jnp.float32))
 
     def apply(self, params, model_state, inputs, *, train, rng=None):
-        variables = {"params": params, **model_state}
-        if train and model_state:
-            logits, updates = self.model.apply(variables, inputs, train=True,
-                                               mutable=list(model_state))
-            return logits, dict(updates)
-        return self.model.apply(variables, inputs, train=train), model_state
+        return apply_linen(self.model, params, model_state, inputs, train)
 
     def loss_per_example(self, outputs, batch):
         losses = optax.softmax_cross_entropy_with_integer_labels(outputs, batch["targets"])
@@ -93,15 +94,15 @@ class CifarSimpleCNN(CifarWorkload):
     so 0.65 on validation is within reach of a tuned SGD baseline (not verified here:
     CIFAR-10 is not on this machine). Budget 10,000 steps (~28 epochs).
     CPU cost: see the module docstring and README; a step of batch 128 ≈ MEASURE ms.
-    Run: curvebench run --workload cifar_simplecnn --submission submissions/sgd --data-dir DIR
+    Run (seed 002's lr 0.01, batch 128): curvebench run --workload cifar_simplecnn
+    --submission submissions/sgd --hparam learning_rate=0.01 --hparam batch_size=128 --data-dir DIR
     """
 
     name = "cifar_simplecnn"
     knobs = {
-        "batchnorm": Knob(bool, False, choices=(False, True),
-                          doc="BatchNorm after every hidden layer (SimpleCNN-BN)"),
+        "batchnorm": Knob(bool, False, choices=(False, True), doc="BN after every hidden layer"),
         "width": Knob(float, 1.0, doc="multiplier of every hidden layer's width", minimum=0.01),
-        "augment": Knob(bool, False, choices=(False, True), doc=AUGMENT_DOC),
+        "augment": augment_knob(False),
     }
     target = Target("accuracy", 0.65, "max", "validation")
     batch_size = 128
@@ -127,13 +128,14 @@ class CifarResNetLN(CifarWorkload):
     Target 0.80 validation accuracy: seed 003's *final* top-1 after its full schedule
     with learning-rate drops, so a constant-rate run may need a larger step budget than
     the 30,000 steps (~340 epochs) set here to reach it.
-    Run: curvebench run --workload cifar_resnet_ln --submission submissions/momentum --data-dir DIR
+    Run (seed 003's lr 0.1, batch 512): curvebench run --workload cifar_resnet_ln
+    --submission submissions/momentum --hparam learning_rate=0.1 --hparam batch_size=512 --data-dir DIR
     """
 
     name = "cifar_resnet_ln"
     knobs = {
         "width": Knob(float, 1.0, doc="multiplier of the (5, 10, 20) stage widths", minimum=0.01),
-        "augment": Knob(bool, False, choices=(False, True), doc=AUGMENT_DOC),
+        "augment": augment_knob(False),
     }
     target = Target("accuracy", 0.80, "max", "validation")
     batch_size = 512
@@ -164,7 +166,7 @@ class CifarResNet18(CifarWorkload):
         "norm": Knob(str, "batchnorm", choices=("batchnorm", "none")),
         "width": Knob(int, 64, doc="channels of the first stage (k; stages k, 2k, 4k, 8k)",
                       minimum=1),
-        "augment": Knob(bool, True, choices=(False, True), doc=AUGMENT_DOC),
+        "augment": augment_knob(True),
     }
     target = Target("accuracy", 0.85, "max", "validation")
     batch_size = 1024

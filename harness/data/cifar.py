@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.tfds import load_tfds_train_test
 from harness.spec import Dataset, DataUnavailable
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -205,17 +206,7 @@ def load_cifar10_python(data_dir: str | os.PathLike) -> Dataset:
 
 def load_cifar10_tfds(data_dir: str | None = None, download: bool = False) -> Dataset:
     """CIFAR-10 through TensorFlow Datasets; downloads only when the user asks for it."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise DataUnavailable("source 'tfds' needs tensorflow-datasets: pip install "
-                              f"tensorflow-datasets tensorflow-cpu. {HOW_TO_GET}") from None
-    try:
-        train, test = tfds.as_numpy(tfds.load("cifar10", split=["train", "test"], batch_size=-1,
-                                              data_dir=data_dir, download=download))
-    except Exception as e:  # tfds raises several types for "not prepared"
-        raise DataUnavailable(f"TFDS cifar10 is not prepared ({e}); run `tfds build cifar10` "
-                              "or pass --data-source tfds-download") from e
+    train, test = load_tfds_train_test("cifar10", data_dir, download, HOW_TO_GET)
     return split_and_normalise(train["image"], train["label"], test["image"], test["label"],
                                "tfds:cifar10")
 
