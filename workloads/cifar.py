@@ -8,9 +8,10 @@ plus horizontal flip, done on the device inside `sample_batch` with the step's k
 
 All three are conv nets: `slow_in_cpu_loops = True`, so on CPU the runner dispatches one
 compiled step per call instead of a rolled scan (see DESIGN.md).
-Costs per training step on CPU (2 cores, jax 0.10.2, default batch, one jitted SGD step
-per call, python benchmarks/cifar_speed.py) are in each class docstring; GPU: not
-measured, no GPU lent.
+Costs per training step on CPU are in each class docstring: one jitted plain-SGD step per
+Python call at the default batch (`python benchmarks/cifar_speed.py --modes bare-step`),
+jax 0.10.2, on 2 cores shared with other jobs (load average 6-10), so an idle machine is
+faster. GPU: not measured, no GPU lent.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ class CifarSimpleCNN(CifarWorkload):
     training accuracy; the same net without augmentation generalises to about 0.70-0.75,
     so 0.65 on validation is within reach of a tuned SGD baseline (not verified here:
     CIFAR-10 is not on this machine). Budget 10,000 steps (~28 epochs).
-    CPU cost: see the module docstring and README; a step of batch 128 ≈ MEASURE ms.
+    CPU cost, batch 128: 1.6-3.9 s per step (two runs; DESIGN.md's idle-machine figure is
+    0.36 s), so the 10,000-step budget is hours on CPU.
     Run (seed 002's lr 0.01, batch 128): curvebench run --workload cifar_simplecnn
     --submission submissions/sgd --hparam learning_rate=0.01 --hparam batch_size=128 --data-dir DIR
     """
@@ -128,6 +130,7 @@ class CifarResNetLN(CifarWorkload):
     Target 0.80 validation accuracy: seed 003's *final* top-1 after its full schedule
     with learning-rate drops, so a constant-rate run may need a larger step budget than
     the 30,000 steps (~340 epochs) set here to reach it.
+    CPU cost, batch 512: 10.7 s per step: CPU runs of this budget are impractical.
     Run (seed 003's lr 0.1, batch 512): curvebench run --workload cifar_resnet_ln
     --submission submissions/momentum --hparam learning_rate=0.1 --hparam batch_size=512 --data-dir DIR
     """
@@ -158,6 +161,7 @@ class CifarResNet18(CifarWorkload):
 
     Target 0.85 validation accuracy, batch 1024, 4,883 steps (100 epochs), all AlgoPerf's;
     standard crop+flip augmentation on by default, as there.
+    CPU cost, batch 1024: 419 s per step: use a GPU (or `width=` / a smaller batch to try it).
     Run: curvebench run --workload cifar_resnet18 --submission submissions/momentum --data-dir DIR
     """
 
