@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 from typing import Annotated, Any, Optional
 
 import typer
@@ -23,8 +24,8 @@ app = typer.Typer(help="curvebench: score training algorithms, check reruns, rec
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="Results database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
 
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path "
                                               "(default $CURVEBENCH_DB, else ./curvebench.db)")]
@@ -41,6 +42,13 @@ def _open(db: str | None) -> Database:
         return open_database(db)
     except DatabaseError as e:
         _fail(str(e))
+
+
+def _table(title: str, columns: tuple[str, ...] | list[str]) -> Table:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
 
 
 def _fmt_s(x: float | None) -> str:
@@ -113,10 +121,9 @@ def run(
     if as_json:
         print(json.dumps([r.to_json() for r in results], indent=2))
         return
-    table = Table(title=f"{results[0].workload} / {results[0].submission}")
-    for col in ("seed", "status", "steps to target", "time to target (s)", "compile (s)",
-                "chunk mode", "run id"):
-        table.add_column(col)
+    table = _table(f"{results[0].workload} / {results[0].submission}",
+                   ("seed", "status", "steps to target", "time to target (s)", "compile (s)",
+                    "chunk mode", "run id"))
     for r in results:
         table.add_row(str(r.seed), r.status, _fmt_steps(r.steps_to_target),
                       _fmt_s(r.time_to_target_s), f"{r.compile_s:.2f}", r.chunk_mode, r.run_id[:8])
@@ -169,8 +176,12 @@ def score_cmd(
                                     data_dir=data_dir, data_source=None, max_steps=None,
                                     eval_every=None, chunk_mode="auto", quiet=quiet or as_json,
                                     dataset=datasets.get(spec))
-    variants = [results[0].workload for results in per_workload.values()]
-    times = scoring.time_table(database, variants)
+    identity = {}
+    for results in per_workload.values():
+        run = database.get_run(results[0].run_id)
+        identity[run.variant] = (run.workload_version, run.data_fingerprint)
+    variants = list(identity)
+    times = scoring.time_table(database, identity)
     name = per_workload[specs[0]][0].submission
     scores = scoring.performance_profile_scores(times, variants)
     rows = []
@@ -186,17 +197,15 @@ def score_cmd(
                                            "times": times}}
         print(json.dumps(payload, indent=2, default=lambda x: None))
         return
-    table = Table(title=f"score: {name}")
-    for col in ("workload", "reached", "median steps to target", "median time to target (s)"):
-        table.add_column(col)
+    table = _table(f"score: {name}", ("workload", "reached", "median steps to target",
+                                       "median time to target (s)"))
     for row in rows:
         table.add_row(row["workload"], f"{row['reached']}/{row['seeds']}",
                       _fmt_steps(row["median_steps_to_target"]), _fmt_s(row["median_time_to_target_s"]))
     out.print(table)
     if len(scores) > 1:
-        prof = Table(title=f"performance-profile score (tau_max={scoring.TAU_MAX:g}; 1 = fastest everywhere)")
-        prof.add_column("submission")
-        prof.add_column("score")
+        prof = _table(f"performance-profile score (tau_max={scoring.TAU_MAX:g}; 1 = fastest everywhere)",
+                      ("submission", "score"))
         for sub, value in sorted(scores.items(), key=lambda kv: -kv[1]):
             prof.add_row(sub, f"{value:.3f}", style="bold" if sub == name else None)
         out.print(prof)
@@ -221,9 +230,7 @@ def runs(
     if as_json:
         print(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2, default=str))
         return
-    table = Table(title=f"runs in {database.url}")
-    for f in fields:
-        table.add_column(f)
+    table = _table(f"runs in {database.url}", fields)
     for r in rows:
         table.add_row(*(str(getattr(r, f))[:19] if f != "id" else r.id[:8] for f in fields))
     out.print(table)
@@ -242,9 +249,8 @@ def workloads(as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(items, indent=2))
         return
-    table = Table(title="workloads", show_lines=True)
-    for col in ("name", "target", "batch", "max steps", "eval every", "knobs"):
-        table.add_column(col, overflow="fold")
+    table = _table("workloads", ("name", "target", "batch", "max steps", "eval every", "knobs"))
+    table.show_lines = True
     for i in items:
         table.add_row(i["name"], i["target"], str(i["batch_size"]), str(i["max_steps"]),
                       str(i["eval_every"]), i["knobs"])

@@ -230,8 +230,8 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
               on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
               on_eval: Callable[[int, dict[str, float]], None] | None = None) -> TrialResult:
     """Train until the first eval that meets the target, divergence, or the step budget."""
-    max_steps = int(max_steps or workload.max_steps)
-    eval_every = int(eval_every or workload.eval_every)
+    max_steps = int(workload.max_steps if max_steps is None else max_steps)
+    eval_every = int(workload.eval_every if eval_every is None else eval_every)
     if max_steps < 1 or eval_every < 1:
         raise SpecError(f"max_steps ({max_steps}) and eval_every ({eval_every}) must be >= 1")
     target = workload.target

@@ -35,18 +35,18 @@ def median_time_to_target(runs: Iterable[Run]) -> float:
     return statistics.median(times) if times else math.inf
 
 
-def median_steps_to_target(runs: Iterable[Run]) -> float:
-    steps = [r.steps_to_target if r.status == "reached" else math.inf for r in runs]
-    return statistics.median(steps) if steps else math.inf
+def time_table(db: Database, variants: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, float]]:
+    """t[submission][variant] over runs of the same workload version and data fingerprint.
 
-
-def time_table(db: Database, variants: Iterable[str]) -> dict[str, dict[str, float]]:
-    """t[submission][variant] for every submission with runs on any of the variants."""
+    `variants` maps each workload variant to its (workload_version, data_fingerprint), so that
+    runs of an older definition of a workload, or on other data, are never compared.
+    """
     table: dict[str, dict[str, float]] = {}
-    for variant in variants:
+    for variant, (version, fingerprint) in variants.items():
         by_submission: dict[str, list[Run]] = {}
         for run in db.runs(variant=variant):
-            by_submission.setdefault(run.submission, []).append(run)
+            if (run.workload_version, run.data_fingerprint) == (version, fingerprint):
+                by_submission.setdefault(run.submission, []).append(run)
         for submission, runs in by_submission.items():
             chosen = latest_runs(runs)
             if chosen:

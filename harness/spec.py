@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Literal, Protocol
@@ -191,8 +192,12 @@ class Workload(abc.ABC):
 
     @property
     def version(self) -> str:
-        """Changes whenever the workload's definition (its code, target, budget) changes."""
-        parts = [source_hash(c) for c in type(self).__mro__ if issubclass(c, Workload)]
+        """Changes whenever the workload's definition changes: the code of the modules that
+        define its class hierarchy (models included, prose excluded), of the base class's
+        default loss and evaluation (not the rest of this contract file), target, budget, variant."""
+        defining = dict.fromkeys(Workload if c is Workload else sys.modules[c.__module__]
+                                 for c in type(self).__mro__ if issubclass(c, Workload))
+        parts = [source_hash(d) for d in defining]
         parts.append(json.dumps({"target": dataclasses.asdict(self.target),
                                   "batch_size": self.batch_size, "max_steps": self.max_steps,
                                   "eval_every": self.eval_every,

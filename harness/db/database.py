@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -151,7 +152,7 @@ class Database:
                  wall_s: float, train_s: float, **run_fields: Any) -> None:
         """Write one evaluation's metrics and (same transaction) progress fields of the run."""
         with self.session() as s:
-            s.add_all(EvalRow(run_id=run_id, step=step, split=split, metric=k, value=float(v),
+            s.add_all(EvalRow(run_id=run_id, step=step, split=split, metric=k, value=_finite_or_none(v),
                               wall_s=wall_s, train_s=train_s) for k, v in metrics.items())
             run = s.get(Run, run_id)
             for k, v in run_fields.items():
@@ -164,7 +165,7 @@ class Database:
         with self.session() as s:
             snap = CurvatureSnapshot(run_id=run_id, step=step, kind=kind, compute_s=compute_s,
                                      config=dict(config))
-            snap.values = [CurvatureValue(name=k, value=None if v is None else float(v))
+            snap.values = [CurvatureValue(name=k, value=_finite_or_none(v))
                            for k, v in metrics.items()]
             snap.arrays = [CurvatureArray(name=k, dtype=str(np.asarray(a).dtype),
                                           shape=list(np.shape(a)),
@@ -219,6 +220,11 @@ class Database:
                      "arrays": {a.name: np.frombuffer(a.data, a.dtype).reshape(a.shape)
                                 for a in x.arrays}}
                     for x in snaps]
+
+
+def _finite_or_none(v: float | None) -> float | None:
+    """Non-finite numbers are stored as NULL (SQLite and PostgreSQL disagree on NaN)."""
+    return None if v is None or not math.isfinite(float(v)) else float(v)
 
 
 def open_database(url: str | None = None, *, upgrade: bool = False) -> Database:

@@ -77,7 +77,7 @@ class EvalRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     split: Mapped[str] = mapped_column(String(32))
     metric: Mapped[str] = mapped_column(String(64))
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)  # NULL: NaN/inf (diverged)
     wall_s: Mapped[float] = mapped_column(Float)
     train_s: Mapped[float] = mapped_column(Float)
 

@@ -83,7 +83,7 @@ def upgrade() -> None:
     sa.Column('step', sa.Integer(), nullable=False),
     sa.Column('split', sa.String(length=32), nullable=False),
     sa.Column('metric', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('value', sa.Float(), nullable=True),
     sa.Column('wall_s', sa.Float(), nullable=False),
     sa.Column('train_s', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),

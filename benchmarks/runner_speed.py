@@ -1,0 +1,108 @@
+"""Runner vs bare lax.scan vs per-step dispatch: steps/s of the same MLP, batch, optimizer.
+
+Usage: python benchmarks/runner_speed.py [--steps 2000] [--repeats 3] [--workload mnist_mlp]
+Prints steps/s of each and the ratios, measured side by side in one run on the backend at hand.
+The runner is timed twice: training chunks only (its train_s), and its whole loop with an
+eval every `eval_every` steps and a SQLite row per eval (wall time minus compile time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import jax
+import optax
+
+from harness.db import open_database
+from harness.runner import run_trial
+from harness.spec import Target
+from harness.submissions import load_submission
+from workloads import REGISTRY
+
+
+def bare_scan(workload, data, params, model_state, tx, batch_size, steps):
+    """The whole training loop as one jitted lax.scan: the floor the runner is compared with."""
+
+    def body(carry, step):
+        params, model_state, opt_state, key = carry
+        data_rng, update_rng = jax.random.split(jax.random.fold_in(key, step))
+        batch = workload.sample_batch(data, data_rng, batch_size)
+        (loss, model_state), grads = jax.value_and_grad(
+            lambda p: workload.loss(p, model_state, batch, train=True, rng=update_rng), has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), model_state, opt_state, key), loss
+
+    @jax.jit
+    def loop(params, model_state, opt_state, key):
+        return jax.lax.scan(body, (params, model_state, opt_state, key), jax.numpy.arange(steps))
+
+    return loop, body
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workload", default="mnist_mlp")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    base = REGISTRY[args.workload]
+
+    class NeverReached(base):
+        """The benchmarked workload with an unreachable target, so every run trains all steps."""
+
+        target = Target("accuracy", 2.0, "max")
+
+    workload = NeverReached()
+    dataset = workload.load_data()
+    submission = load_submission("submissions/adam")
+    hp = submission.hparams
+    tx = optax.adam(hp["learning_rate"], b1=hp["beta1"], b2=hp["beta2"], eps=hp["epsilon"])
+    batch_size = hp["batch_size"]
+    data = jax.device_put(dict(dataset.splits["train"]))
+    params, model_state = workload.init(jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(1)
+
+    loop, body = bare_scan(workload, data, params, model_state, tx, batch_size, args.steps)
+    jax.block_until_ready(loop(params, model_state, tx.init(params), key))
+    one_step = jax.jit(lambda carry, step: body(carry, step))
+    jax.block_until_ready(one_step((params, model_state, tx.init(params), key), 0))
+
+    rates: dict[str, list[float]] = {"runner (train chunks)": [], "runner (incl. evals + DB rows)": [],
+                                     "bare lax.scan": [], "per-step dispatch": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        db = open_database(f"sqlite:///{tmp}/bench.db")
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            result = run_trial(workload, submission, dataset, 0, db=db, max_steps=args.steps,
+                               eval_every=args.eval_every)
+            wall = time.perf_counter() - t0 - result.compile_s
+            rates["runner (train chunks)"].append(args.steps / result.train_s)
+            rates["runner (incl. evals + DB rows)"].append(args.steps / wall)
+
+            t0 = time.perf_counter()
+            jax.block_until_ready(loop(params, model_state, tx.init(params), key))
+            rates["bare lax.scan"].append(args.steps / (time.perf_counter() - t0))
+
+            carry = (params, model_state, tx.init(params), key)
+            t0 = time.perf_counter()
+            for step in range(args.steps):
+                carry, _ = one_step(carry, step)
+            jax.block_until_ready(carry)
+            rates["per-step dispatch"].append(args.steps / (time.perf_counter() - t0))
+
+    print(f"{args.workload}, adam, batch {batch_size}, {args.steps} steps, backend "
+          f"{jax.default_backend()} ({jax.devices()[0].device_kind}), median of {args.repeats}")
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    for name, rate in med.items():
+        print(f"  {name:32s} {rate:9.1f} steps/s   {rate / med['bare lax.scan']:.3f}x bare scan")
+    print(f"  runner (train chunks) / per-step dispatch: "
+          f"{med['runner (train chunks)'] / med['per-step dispatch']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
