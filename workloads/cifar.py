@@ -7,7 +7,10 @@ channel; `--data-dir DIR` with cifar-10-python.tar.gz or cifar-10-batches-py/ in
 plus horizontal flip, done on the device inside `sample_batch` with the step's key.
 
 All three are conv nets: `slow_in_cpu_loops = True`, so on CPU the runner dispatches one
-compiled step per call instead of a rolled scan (see DESIGN.md).
+compiled step per call instead of a rolled scan (see DESIGN.md). Measured with jax 0.10.2
+(benchmarks/cifar_speed.py): the runner's "step" chunk is a length-1 lax.scan and still
+takes XLA:CPU's slow convolution path (20x a bare jitted step for SimpleCNN at batch 128,
+64x for ResNet-18 at batch 16); its "unroll" chunk does not (1.5x and 0.7x).
 Costs per training step on CPU are in each class docstring: one jitted plain-SGD step per
 Python call at the default batch (`python benchmarks/cifar_speed.py --modes bare-step`),
 jax 0.10.2, on 2 cores shared with other jobs (load average 6-10), so an idle machine is
