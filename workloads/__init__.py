@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from harness.spec import SpecError, Workload
+from workloads.cifar import CifarResNet18, CifarResNetLN, CifarSimpleCNN
 from workloads.mnist_mlp import FashionMnistMlp, MnistMlp
 from workloads.ogbg_molpcba import OgbgMolpcba
 
-REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp, OgbgMolpcba)}
+REGISTRY: dict[str, type[Workload]] = {
+    w.name: w for w in (MnistMlp, FashionMnistMlp, OgbgMolpcba, CifarSimpleCNN, CifarResNetLN,
+                        CifarResNet18)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
