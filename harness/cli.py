@@ -6,7 +6,8 @@ import json
 import math
 import statistics
 import sys
-from typing import Annotated, Any, Optional
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -336,3 +337,201 @@ def db_upgrade(db: DbOpt = None) -> None:
     except DatabaseError as e:
         _fail(str(e))
     out.print(f"{database.url} is at schema revision {database.revision()}")
+
+
+# -- reference sets and the regression check ---------------------------------------------
+
+refs_app = typer.Typer(help="Reference result sets: freeze from the database, export/import as text.",
+                       no_args_is_help=True)
+app.add_typer(refs_app, name="refs")
+RefsDirOpt = Annotated[Optional[str], typer.Option(
+    "--refs", help="directory of reference set files (default: the checkout's reference_results/)")]
+
+
+def _split_ids(values: list[str]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@refs_app.command("freeze")
+def refs_freeze(
+    workload: Annotated[Optional[str], typer.Option(help="workload variant whose runs to freeze")] = None,
+    submission: Annotated[Optional[str], typer.Option(help="submission folder or name")] = None,
+    runs: Annotated[list[str], typer.Option("--runs", help="run ids (repeat or comma-separate); "
+                                            "default: the newest code+hparams' runs, one per seed")] = [],
+    tolerance: Annotated[Optional[float], typer.Option(help="relative steps-to-target tolerance "
+                                                       "(default: per workload)")] = None,
+    note: Annotated[str, typer.Option(help="free text stored with the set")] = "",
+    db: DbOpt = None,
+) -> None:
+    """Make a reference set from finished runs in the database."""
+    from harness import refs
+
+    database = _open(db)
+    try:
+        ids = _split_ids(runs)
+        if not ids:
+            if not workload or not submission:
+                _fail("give --workload and --submission, or --runs")
+            variant = get_workload(workload).spec
+            name = Path(submission).resolve().name
+            ids, left_out = refs.select_runs(database, variant, name)
+            if left_out:
+                err.print(left_out, highlight=False, soft_wrap=True)
+        refset = refs.freeze(database, ids, tolerance=tolerance, note=note)
+    except (refs.RefsError, SpecError) as e:
+        _fail(str(e))
+    out.print(f"froze {refset.id}: {len(refset.records)} runs (seeds "
+              f"{', '.join(str(r['run']['seed']) for r in refset.records)}); "
+              "write it to reference_results/ with `curvebench refs export`", soft_wrap=True)
+
+
+@refs_app.command("export")
+def refs_export(
+    set_ids: Annotated[Optional[list[str]], typer.Argument(help="set ids (default: all)")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="directory (default: reference_results/)")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write reference sets from the database as JSON Lines files (one run per line)."""
+    from harness import refs
+
+    database = _open(db)
+    try:
+        paths = refs.export_sets(database, out_dir or refs.DEFAULT_DIR, set_ids or None)
+    except refs.RefsError as e:
+        _fail(str(e))
+    for p in paths:
+        out.print(f"wrote {p}", highlight=False, soft_wrap=True)
+
+
+@refs_app.command("import")
+def refs_import(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="set files or directories "
+                                                         "(default: reference_results/)")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Load reference set files into the database (all or nothing)."""
+    from harness import refs
+
+    database = _open(db)
+    try:
+        outcome = refs.import_sets(database, paths or [refs.DEFAULT_DIR])
+    except refs.RefsError as e:
+        _fail(str(e))
+    for set_id, what in outcome:
+        out.print(f"{set_id}: {what}", highlight=False, soft_wrap=True)
+
+
+def _reference_sets(database: Database, refs_dir: str | None) -> list:
+    """Sets from the reference files and the database; a file wins over a DB set of the same id."""
+    from harness import refs
+
+    sets = {s.id: s for s in refs.db_sets(database)}
+    sets.update({s.id: s for s in refs.read_sets(refs_dir or refs.DEFAULT_DIR)})
+    return list(sets.values())
+
+
+@refs_app.command("list")
+def refs_list(db: DbOpt = None, refs_dir: RefsDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List reference sets in the reference directory and the database."""
+    from harness import refs
+
+    database = _open(db)
+    try:
+        sets = _reference_sets(database, refs_dir)
+    except refs.RefsError as e:
+        _fail(str(e))
+    rows = [{"id": s.id, "runs": len(s.records), "hardware": s.hardware, "origin": s.origin,
+             "steps_tolerance": s.header["steps_tolerance"], "hparams": s.header["hparams"]}
+            for s in sets]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="reference sets")
+    for col in ("id", "runs", "hardware", "origin"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], str(r["runs"]), r["hardware"], r["origin"])
+    out.print(table)
+
+
+_TIER_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+
+
+def _print_report(report) -> None:
+    out.print(f"[bold]check[/] {report.workload} / {report.submission}", highlight=False, soft_wrap=True)
+    if report.reference_set:
+        out.print(f"reference set {report.reference_set} ({len(report.reference_runs)} runs, "
+                  f"{report.hardware}) from {report.reference_origin}", highlight=False, soft_wrap=True)
+    if report.candidate_runs:
+        out.print(f"candidate runs: {', '.join(r[:8] for r in report.candidate_runs)}", highlight=False, soft_wrap=True)
+    if report.message:
+        out.print(report.message, highlight=False, soft_wrap=True)
+    if report.tiers:
+        table = Table()
+        for col in ("tier", "compared", "numbers", "verdict"):
+            table.add_column(col, overflow="fold")
+        for t in report.tiers:
+            table.add_row(t.name, t.compared, t.summary, f"[{_TIER_STYLE.get(t.status, '')}]{t.status}")
+        out.print(table)
+    frr = report.false_reject_rate
+    if frr:
+        out.print(f"false-reject rate of the convergence + steps rule: {frr['rate']:.1%}, "
+                  f"95% upper bound {frr['upper_95']:.1%} ({frr['rejects']}/{frr['resamples']} bootstrap draws of {frr['n_candidate']} "
+                  f"candidate vs {frr['n_reference']} reference runs from the references)",
+                  highlight=False, soft_wrap=True)
+    style = {"pass": "bold green", "fail": "bold red"}.get(report.verdict, "bold yellow")
+    out.print(f"verdict: [{style}]{report.verdict}[/] (exit {report.exit_code})")
+
+
+@app.command()
+def check(
+    workload: Annotated[str, typer.Option(help="workload variant, e.g. mnist_mlp")],
+    submission: Annotated[str, typer.Option(help="submission folder")],
+    seeds: Annotated[Optional[int], typer.Option(min=1, help="rerun seeds 0..N-1 (default 5)")] = None,
+    runs: Annotated[list[str], typer.Option("--runs", help="check these stored runs instead of "
+                                            "rerunning (repeat or comma-separate)")] = [],
+    hparam: Annotated[list[str], typer.Option(help="override a hyperparameter: name=value")] = [],
+    db: DbOpt = None,
+    refs_dir: RefsDirOpt = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="directory with the dataset files")] = None,
+    data_source: Annotated[Optional[str], typer.Option(help="dataset source (workload-specific)")] = None,
+    resamples: Annotated[int, typer.Option(min=100, help="bootstrap draws for the false-reject rate")] = 2000,
+    skip_bit_exact: Annotated[bool, typer.Option(help="skip the bit-exact tier (a harness change "
+                                                 "known to alter floating-point results)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rerun (or take stored runs) and compare with the matching reference set.
+
+    Exit code 0: pass; 1: fail; 2: not comparable, no references, or bad input.
+    """
+    from harness import check as checking
+    from harness import refs
+
+    run_ids = _split_ids(runs)
+    if run_ids and seeds:
+        _fail("give --seeds or --runs, not both")
+    database = _open(db)
+    try:
+        w = get_workload(workload)
+        sub = load_submission(submission, hparam)
+        sets = _reference_sets(database, refs_dir)
+        dataset = None if run_ids else w.load_data(data_dir, data_source)
+
+        def on_trial(result):
+            if not as_json:
+                err.print(f"seed {result.seed}: {result.status} at step {result.final_step} "
+                          f"(run {result.run_id[:8]})", highlight=False, soft_wrap=True)
+
+        report = checking.check(database, sets, w, sub, dataset,
+                                seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,
+                                resamples=resamples, skip_bit_exact=skip_bit_exact, on_trial=on_trial)
+    except (checking.CheckError, refs.RefsError, SpecError, DataUnavailable, DatabaseError) as e:
+        if as_json:
+            print(json.dumps({"verdict": "error", "exit_code": 2, "message": str(e)}))
+            raise typer.Exit(2)
+        _fail(str(e))
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, default=str))
+    else:
+        _print_report(report)
+    raise typer.Exit(report.exit_code)

@@ -29,6 +29,19 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """CPU model name and logical core count: XLA:CPU numerics can differ across CPUs."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} x{os.cpu_count()}"
+
+
 def fingerprint() -> dict[str, Any]:
     device = jax.devices()[0]
     return {
@@ -39,6 +52,7 @@ def fingerprint() -> dict[str, Any]:
         "device_count": jax.device_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "x64": bool(jax.config.jax_enable_x64),
+        "cpu": cpu_model(),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import queue
 import socket
-import threading
 import time
 import traceback
 import uuid
@@ -24,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness import environment
+from harness.data.prefetch import prefetch
 from harness.db import Database
 from harness.db.models import utcnow
 from harness.spec import Dataset, SpecError, Workload
@@ -33,6 +32,8 @@ CHUNK_MODES = ("auto", "scan", "unroll", "step")
 RNG_DERIVATION = ("key = fold_in(PRNGKey(0), seed); init = fold_in(key, 0); "
                   "optimizer = fold_in(key, 1); step t: (data, update) = split(fold_in(fold_in(key, 2), t))")
 HOST_PREFETCH = 8
+#: host-mode chunks stack one host batch per step: cap their length so memory stays bounded.
+HOST_CHUNK_STEPS = 32
 
 
 @dataclasses.dataclass
@@ -147,7 +148,7 @@ class StepChunks:
     def run(self, state: Any, data: Any, start_step: int, n: int, train_key: jax.Array,
             host_batches: Iterator | None = None) -> tuple[Any, jax.Array]:
         """Advance `n` steps from `start_step`; returns the new state and the n losses (on device)."""
-        per_call = 1 if self.mode == "step" else n
+        per_call = 1 if self.mode == "step" else min(n, HOST_CHUNK_STEPS) if self.host else n
         losses = []
         for offset in range(0, n, per_call):
             cache = self._caches.get(per_call)
@@ -170,41 +171,6 @@ class StepChunks:
 
 def _stack(batches: list[Any]) -> Any:
     return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *batches)
-
-
-def _prefetch(iterator: Iterator, depth: int) -> Iterator:
-    """Run a host batch iterator in a background thread, `depth` batches ahead of the device."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    sentinel = object()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as e:  # surfaced in the consumer
-            q.put(e)
-        q.put(sentinel)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is sentinel:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 class Evaluator:
@@ -281,7 +247,7 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
         host_batches = None
         if workload.input_mode == "host":
             train_data = None
-            host_batches = _prefetch(workload.train_batches(dataset, batch_size, seed), HOST_PREFETCH)
+            host_batches = prefetch(workload.train_batches(dataset, batch_size, seed), HOST_PREFETCH)
         else:
             train_data = jax.device_put(dict(dataset.splits["train"]))
         snapshot_steps = sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= max_steps})

@@ -160,6 +160,8 @@ class Workload(abc.ABC):
     max_steps: ClassVar[int]
     eval_every: ClassVar[int]
     eval_batch_size: ClassVar[int] = 1024
+    #: relative steps-to-target difference the regression check tolerates (harness/check.py)
+    steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;
     #: "host": `train_batches` yields fixed-shape host batches (graphs).
     input_mode: ClassVar[Literal["device", "host"]] = "device"
@@ -255,12 +257,17 @@ class Workload(abc.ABC):
     def loss_per_example(self, outputs: jax.Array, batch: Batch) -> jax.Array:
         """Loss of each example, shape (batch,), exactly 0 where batch["mask"] is 0."""
 
+    def loss_normalizer(self, batch: Batch) -> jax.Array:
+        """What the summed per-example losses are divided by: the number of real examples by
+        default; e.g. the number of measured labels where examples carry several."""
+        return batch["mask"].sum()
+
     def loss(self, params: Params, model_state: ModelState, batch: Batch, *, train: bool = True,
              rng: jax.Array | None = None) -> tuple[jax.Array, ModelState]:
-        """Mean loss over the real (mask 1) examples of a batch, and the new model state."""
+        """Summed per-example loss over `loss_normalizer(batch)`, and the new model state."""
         outputs, new_state = self.apply(params, model_state, batch["inputs"], train=train, rng=rng)
         per_example = self.loss_per_example(outputs, batch)
-        return per_example.sum() / jnp.maximum(batch["mask"].sum(), 1.0), new_state
+        return per_example.sum() / jnp.maximum(self.loss_normalizer(batch), 1.0), new_state
 
     # -- evaluation ---------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ class Submission:
     code_hash: str
 
     def batch_size(self, workload_name: str, default: int) -> int:
-        """hparams["batch_size"], else get_batch_size(workload), else the workload default."""
+        """hparams["batch_size"] (null: not set), else get_batch_size(workload), else the workload default."""
         size = self.hparams.get("batch_size") or self.module.get_batch_size(workload_name) or default
         if not isinstance(size, int) or size < 1:
             raise SpecError(f"submission {self.name}: batch size {size!r} must be a positive int")

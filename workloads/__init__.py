@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from harness.spec import SpecError, Workload
+from workloads.cifar import CifarResNet18, CifarResNetLN, CifarSimpleCNN
 from workloads.mnist_mlp import FashionMnistMlp, MnistMlp
+from workloads.ogbg_molpcba import OgbgMolpcba
 from workloads.toy import UV, LowRank, NoisyQuadratic
 
-REGISTRY: dict[str, type[Workload]] = {w.name: w for w in (MnistMlp, FashionMnistMlp, LowRank, UV,
-                                                           NoisyQuadratic)}
+REGISTRY: dict[str, type[Workload]] = {
+    w.name: w for w in (MnistMlp, FashionMnistMlp, OgbgMolpcba, CifarSimpleCNN, CifarResNetLN,
+                        CifarResNet18, LowRank, UV, NoisyQuadratic)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

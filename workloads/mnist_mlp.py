@@ -69,6 +69,7 @@ class MnistMlp(Workload):
     batch_size = 1024
     max_steps = 2000
     eval_every = 10
+    steps_tolerance = 0.25  # ~34 steps to target, seen every 10: one eval interval is ~30%
 
     def load_data(self, data_dir=None, source=None):
         return load_mnist(data_dir, source)
@@ -109,6 +110,7 @@ class FashionMnistMlp(MnistMlp):
     target = Target("accuracy", 0.85, "max", "validation")
     max_steps = 3000
     eval_every = 50
+    steps_tolerance = 0.15
 
     def load_data(self, data_dir=None, source=None):
         return load_fashion_mnist(data_dir, source)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
+import socket
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +25,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from harness.db.models import CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, utcnow
 
 DEFAULT_URL = "sqlite:///curvebench.db"
+#: a "running" run from another host whose heartbeat is older than this is marked interrupted
+STALE_HEARTBEAT = dt.timedelta(hours=2)
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -60,8 +65,25 @@ def _check_sqlite_file(url: str) -> None:
             if f.read(16) != SQLITE_MAGIC:
                 raise DatabaseError(f"{path} is not a SQLite database (left untouched); "
                                     "pass another file with --db or $CURVEBENCH_DB")
+        _check_sqlite_tables(path)
     elif not path.parent.exists():
         raise DatabaseError(f"directory {path.parent} does not exist for database {path}")
+
+
+def _check_sqlite_tables(path: Path) -> None:
+    """Read-only look before anything writes (WAL mode rewrites the header): a readable
+    SQLite file with tables must be a curvebench database."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise DatabaseError(f"{path} is not a readable SQLite database ({e}; left untouched)") from None
+    if tables and "alembic_version" not in tables:
+        raise DatabaseError(f"{path} holds tables {sorted(tables)} but no curvebench schema "
+                            "revision; it is not a curvebench results database (left untouched)")
 
 
 def _make_engine(url: str) -> Engine:
@@ -95,6 +117,7 @@ class Database:
         self.engine = _make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._ensure_schema(upgrade)
+        self.mark_interrupted()
 
     # -- schema -------------------------------------------------------------------------
 
@@ -131,6 +154,26 @@ class Database:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as s:
             yield s
+
+    def mark_interrupted(self, stale_after: dt.timedelta = STALE_HEARTBEAT) -> list[str]:
+        """Mark "running" runs whose process is gone (this host) or whose heartbeat is stale
+        (other hosts) as interrupted; called on every open. Returns their ids."""
+        here, now = socket.gethostname(), utcnow()
+        marked = []
+        with self.session() as s:
+            for run in s.scalars(select(Run).where(Run.status == "running")):
+                heartbeat = _as_utc(run.heartbeat_at)
+                if run.host == here:
+                    if _process_alive(run.pid, _as_utc(run.started_at)):
+                        continue
+                    why = f"process {run.pid} on {run.host} ended without finishing the run"
+                elif now - heartbeat > stale_after:
+                    why = f"no heartbeat from {run.host} since {heartbeat:%Y-%m-%d %H:%M:%S} UTC"
+                else:
+                    continue
+                run.status, run.error, run.finished_at = "interrupted", why, heartbeat
+                marked.append(run.id)
+        return marked
 
     # -- writes -------------------------------------------------------------------------
 
@@ -220,6 +263,34 @@ class Database:
                      "arrays": {a.name: np.frombuffer(a.data, a.dtype).reshape(a.shape)
                                 for a in x.arrays}}
                     for x in snaps]
+
+
+def _as_utc(t: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the database stores UTC."""
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
+
+
+def _process_alive(pid: int, started_at: dt.datetime) -> bool:
+    """Whether `pid` lives on this host (not a zombie) and predates the run (not a reused pid)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):  # a killed child nobody has reaped yet
+            return False
+        ticks = int(fields[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    born = dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), dt.timezone.utc)
+    return born <= started_at + dt.timedelta(seconds=2)
 
 
 def _finite_or_none(v: float | None) -> float | None:

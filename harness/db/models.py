@@ -126,3 +126,37 @@ class CurvatureArray(Base):
     dtype: Mapped[str] = mapped_column(String(16))
     shape: Mapped[list[int]] = mapped_column(JSON)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReferenceSet(Base):
+    """Reference runs of one workload variant x submission (code + hparams) x hardware class x precision."""
+
+    __tablename__ = "reference_sets"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    workload: Mapped[str] = mapped_column(String(128), index=True)
+    variant: Mapped[str] = mapped_column(String(512), index=True)
+    workload_version: Mapped[str] = mapped_column(String(64))
+    submission: Mapped[str] = mapped_column(String(128), index=True)
+    submission_hash: Mapped[str] = mapped_column(String(64))
+    hparams: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data_fingerprint: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(32))
+    device_kind: Mapped[str] = mapped_column(String(128))
+    precision: Mapped[str] = mapped_column(String(16))
+    steps_tolerance: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    members: Mapped[list[ReferenceSetRun]] = relationship(cascade="all, delete-orphan")
+
+
+class ReferenceSetRun(Base):
+    """Membership of a run in a reference set; a referenced run cannot be deleted (RESTRICT)."""
+
+    __tablename__ = "reference_set_runs"
+
+    set_id: Mapped[str] = mapped_column(ForeignKey("reference_sets.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"), primary_key=True,
+                                        index=True)

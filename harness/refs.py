@@ -1,0 +1,422 @@
+"""Reference result sets: freeze runs of the database into a set, export/import sets as text.
+
+A reference *set* groups finished runs that share a key: workload variant + version
+hash, submission + code hash + hparams, data fingerprint, hardware class (backend +
+device kind) and precision. On disk a set is one JSON Lines file in
+`reference_results/`: a header line describing the set, then one JSON record per run
+(its row, eval curve, curvature scalars, environment and hashes), reviewable in a diff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from harness.db import Database, DatabaseError
+from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
+                               ReferenceSetRun, Run)
+from harness.environment import REPO_ROOT
+from workloads import REGISTRY
+
+FORMAT = "curvebench.reference_set"
+FORMAT_VERSION = 1
+DEFAULT_DIR = REPO_ROOT / "reference_results"
+FINISHED = ("reached", "not_reached", "diverged")
+#: fields that must be equal for runs to share a set (SetKey), in file order
+KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submission_hash", "hparams",
+              "data_fingerprint", "backend", "device_kind", "precision")
+#: relative steps-to-target difference a check tolerates even when significant, per workload
+#: (recorded in a set at freeze time; `curvebench check` never goes below one eval interval)
+_RUN_COLUMNS = tuple(c.name for c in Run.__table__.columns)
+_DATETIME_COLUMNS = ("started_at", "heartbeat_at", "finished_at")
+
+
+class RefsError(ValueError):
+    """A reference set or file that cannot be used as asked; the message says why."""
+
+
+def precision(environment: dict[str, Any]) -> str:
+    """Default float precision of a run: float64 under jax x64, else float32."""
+    return "float64" if environment.get("x64") else "float32"
+
+
+def run_key(run: dict[str, Any]) -> dict[str, Any]:
+    """The set key of a run record's row."""
+    key = {k: run[k] for k in KEY_FIELDS if k != "precision"}
+    key["precision"] = precision(run.get("environment") or {})
+    return {k: key[k] for k in KEY_FIELDS}
+
+
+@dataclasses.dataclass
+class RefSet:
+    """A reference set in memory: header (key, tolerance, note) and one record per run."""
+
+    header: dict[str, Any]
+    records: list[dict[str, Any]]
+    origin: str  # the file it came from, or "database"
+
+    @property
+    def id(self) -> str:
+        return self.header["id"]
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {k: self.header[k] for k in KEY_FIELDS}
+
+    @property
+    def hardware(self) -> str:
+        return f"{self.header['backend']} / {self.header['device_kind']} / {self.header['precision']}"
+
+
+# -- records of runs ----------------------------------------------------------------------
+
+def _iso(t: dt.datetime | None) -> str | None:
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).isoformat()
+
+
+def _environment_hash(environment: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(environment, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def record_from_run(run: Run, snapshots: Sequence[CurvatureSnapshot] = ()) -> dict[str, Any]:
+    """One run as a JSON-able record: row, eval curve (all splits), curvature scalars, hashes."""
+    row = {c: getattr(run, c) for c in _RUN_COLUMNS}
+    for c in _DATETIME_COLUMNS:
+        row[c] = _iso(row[c])
+    evals: dict[tuple[int, str], dict[str, Any]] = {}
+    for e in sorted(run.evals, key=lambda e: (e.step, e.split, e.metric)):
+        point = evals.setdefault((e.step, e.split), {"step": e.step, "split": e.split,
+                                                     "wall_s": e.wall_s, "train_s": e.train_s,
+                                                     "metrics": {}})
+        point["metrics"][e.metric] = e.value
+    curvature = [{"step": s.step, "kind": s.kind, "compute_s": s.compute_s, "config": s.config,
+                  "metrics": {v.name: v.value for v in s.values}}
+                 for s in sorted(snapshots, key=lambda s: (s.step, s.kind))]
+    return {"run": row, "eval_curve": list(evals.values()), "curvature": curvature,
+            "hashes": {"workload_version": run.workload_version,
+                       "submission_hash": run.submission_hash,
+                       "data_fingerprint": run.data_fingerprint,
+                       "environment": _environment_hash(run.environment)}}
+
+
+def records_from_db(db: Database, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Records of the given runs (full ids or unique prefixes); unknown ids are an error."""
+    ids = [db.get_run(r).id for r in run_ids]
+    with db.session() as s:
+        runs = {r.id: r for r in s.scalars(select(Run).options(selectinload(Run.evals))
+                                           .where(Run.id.in_(ids)))}
+        snaps: dict[str, list[CurvatureSnapshot]] = {}
+        for snap in s.scalars(select(CurvatureSnapshot).options(selectinload(CurvatureSnapshot.values))
+                              .where(CurvatureSnapshot.run_id.in_(ids))):
+            snaps.setdefault(snap.run_id, []).append(snap)
+        return [record_from_run(runs[i], snaps.get(i, ())) for i in ids]
+
+
+def curve(record: dict[str, Any], split: str = "validation") -> dict[int, dict[str, float]]:
+    """{step: {metric: value}} of one split of a run record."""
+    return {p["step"]: dict(p["metrics"]) for p in record["eval_curve"] if p["split"] == split}
+
+
+# -- freeze -------------------------------------------------------------------------------
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_.=+-]+", "-", text.lower()).strip("-")
+
+
+def set_id(key: dict[str, Any], run_ids: Iterable[str]) -> str:
+    """Readable, filename-safe and content-derived: variant--submission--hardware--precision--hash."""
+    digest = hashlib.sha256(json.dumps({"key": key, "runs": sorted(run_ids)}, sort_keys=True)
+                            .encode()).hexdigest()[:8]
+    return "--".join(_slug(x) for x in (key["variant"], key["submission"],
+                                        f"{key['backend']}-{key['device_kind']}",
+                                        key["precision"], digest))
+
+
+def _describe_key_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {a[k]!r} vs {b[k]!r}" for k in KEY_FIELDS if a[k] != b[k])
+
+
+def select_runs(db: Database, variant: str, submission: str) -> tuple[list[str], str]:
+    """Ids of the finished runs of variant x submission sharing the newest run's key, one per
+    seed (the newest), and a note on what was left out."""
+    runs = [r for r in db.runs(variant=variant, submission=submission) if r.status in FINISHED]
+    if not runs:
+        raise RefsError(f"no finished runs of {variant} / {submission} in {db.url}; "
+                        "run `curvebench run` first")
+    records = records_from_db(db, [r.id for r in runs])
+    newest = max(records, key=lambda r: r["run"]["started_at"])
+    key = run_key(newest["run"])
+    same = [r for r in records if run_key(r["run"]) == key]
+    by_seed: dict[int, dict[str, Any]] = {}
+    for r in sorted(same, key=lambda r: r["run"]["started_at"]):
+        by_seed[r["run"]["seed"]] = r
+    left_out = len(records) - len(by_seed)
+    note = (f"{left_out} run(s) left out (other code/hparams/hardware, or repeated seeds)"
+            if left_out else "")
+    return [by_seed[s]["run"]["id"] for s in sorted(by_seed)], note
+
+
+def freeze(db: Database, run_ids: Sequence[str], *, tolerance: float | None = None,
+           note: str = "") -> RefSet:
+    """Make a reference set of the given finished runs (same key, distinct seeds) in the DB."""
+    try:
+        records = records_from_db(db, run_ids)
+    except DatabaseError as e:
+        raise RefsError(str(e)) from None
+    if len(records) < 2:
+        raise RefsError(f"a reference set needs at least 2 runs (got {len(records)}): "
+                        "the check estimates the spread from them")
+    for r in records:
+        if r["run"]["status"] not in FINISHED:
+            raise RefsError(f"run {r['run']['id']} is {r['run']['status']}; only finished runs "
+                            f"({', '.join(FINISHED)}) can be references")
+    key = run_key(records[0]["run"])
+    for r in records[1:]:
+        if run_key(r["run"]) != key:
+            raise RefsError(f"runs {records[0]['run']['id'][:8]} and {r['run']['id'][:8]} belong to "
+                            f"different sets ({_describe_key_difference(key, run_key(r['run']))})")
+    seeds = [r["run"]["seed"] for r in records]
+    if len(set(seeds)) != len(seeds):
+        raise RefsError(f"repeated seeds among the runs ({sorted(seeds)}); give one run per seed")
+    if tolerance is None:
+        workload_class = REGISTRY.get(key["workload"])
+        if workload_class is None:
+            raise RefsError(f"unknown workload {key['workload']!r}; valid: {', '.join(sorted(REGISTRY))}")
+        tolerance = workload_class.steps_tolerance
+    if not 0 <= tolerance < 10:
+        raise RefsError(f"steps tolerance {tolerance} must be a fraction in [0, 10)")
+    ids = [r["run"]["id"] for r in records]
+    header = {"id": set_id(key, ids), **key, "steps_tolerance": float(tolerance), "note": note,
+              "created_at": _iso(dt.datetime.now(dt.timezone.utc)), "runs": len(ids)}
+    refset = RefSet(header, records, "database")
+    with db.session() as s:
+        if s.get(ReferenceSet, header["id"]) is not None:
+            raise RefsError(f"reference set {header['id']} already exists in {db.url}")
+        s.add(_set_row(header, ids))
+    return refset
+
+
+def _set_row(header: dict[str, Any], run_ids: Iterable[str]) -> ReferenceSet:
+    row = ReferenceSet(**{k: header[k] for k in KEY_FIELDS}, id=header["id"],
+                       steps_tolerance=header["steps_tolerance"], note=header.get("note", ""),
+                       created_at=dt.datetime.fromisoformat(header["created_at"]))
+    row.members = [ReferenceSetRun(run_id=r) for r in run_ids]
+    return row
+
+
+# -- sets in the database -----------------------------------------------------------------
+
+def db_sets(db: Database, ids: Iterable[str] | None = None) -> list[RefSet]:
+    """Reference sets stored in the database (all, or the given ids; unknown ids are an error)."""
+    with db.session() as s:
+        query = select(ReferenceSet).options(selectinload(ReferenceSet.members))
+        if ids is not None:
+            ids = list(ids)
+            query = query.where(ReferenceSet.id.in_(ids))
+        rows = list(s.scalars(query.order_by(ReferenceSet.created_at)))
+        found = {r.id for r in rows}
+        missing = [i for i in ids or () if i not in found]
+        if missing:
+            raise RefsError(f"no reference set {', '.join(missing)} in {db.url}")
+        headers = [({"id": r.id, **{k: getattr(r, k) for k in KEY_FIELDS},
+                     "steps_tolerance": r.steps_tolerance, "note": r.note,
+                     "created_at": _iso(r.created_at), "runs": len(r.members)},
+                    [m.run_id for m in r.members]) for r in rows]
+    return [RefSet(h, sorted(records_from_db(db, members), key=lambda r: r["run"]["seed"]), "database")
+            for h, members in headers]
+
+
+# -- files --------------------------------------------------------------------------------
+
+def set_path(directory: Path, refset: RefSet) -> Path:
+    return Path(directory) / f"{refset.id}.jsonl"
+
+
+def write_set(refset: RefSet, directory: str | os.PathLike = DEFAULT_DIR) -> Path:
+    """Write a set as JSON Lines (header line, then one run per line), atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = set_path(directory, refset)
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "set": refset.header}
+    lines = [json.dumps(header, sort_keys=True)]
+    lines += [json.dumps(r, sort_keys=True) for r in sorted(refset.records,
+                                                             key=lambda r: r["run"]["seed"])]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def export_sets(db: Database, directory: str | os.PathLike = DEFAULT_DIR,
+                ids: Sequence[str] | None = None) -> list[Path]:
+    """Write the given (default: all) sets of the database to `directory`."""
+    sets = db_sets(db, ids or None)
+    if not sets:
+        raise RefsError(f"no reference sets in {db.url}; make one with `curvebench refs freeze`")
+    return [write_set(s, directory) for s in sets]
+
+
+_HEADER_FIELDS = {"id": str, "steps_tolerance": (int, float), "created_at": str,
+                  **{k: (dict if k == "hparams" else str) for k in KEY_FIELDS}}
+_RUN_FIELDS = {"id": str, "seed": int, "status": str, "max_steps": int, "eval_every": int,
+               "batch_size": int, "environment": dict, "hparams": dict, "rng_derivation": str,
+               "chunk_mode": str, "started_at": str}
+
+
+def _require(obj: Any, fields: dict[str, Any], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise RefsError(f"{where}: expected a JSON object")
+    for name, types in fields.items():
+        if name not in obj:
+            raise RefsError(f"{where}: missing field {name!r}")
+        if not isinstance(obj[name], types) or isinstance(obj[name], bool):
+            raise RefsError(f"{where}: field {name!r} has the wrong type ({type(obj[name]).__name__})")
+
+
+def _check_record(record: Any, where: str) -> None:
+    _require(record, {"run": dict, "eval_curve": list, "curvature": list, "hashes": dict}, where)
+    run = record["run"]
+    _require(run, _RUN_FIELDS, where + " run")
+    missing = [c for c in _RUN_COLUMNS if c not in run]
+    if missing:
+        raise RefsError(f"{where}: run {run['id']} lacks column(s) {', '.join(missing)}")
+    if run["status"] not in FINISHED:
+        raise RefsError(f"{where}: run {run['id']} is {run['status']}, not a finished run")
+    steps = run["steps_to_target"]
+    if run["status"] == "reached" and not (isinstance(steps, int) and 0 < steps <= run["max_steps"]):
+        raise RefsError(f"{where}: run {run['id']} reached its target but steps_to_target is {steps!r}")
+    for i, point in enumerate(record["eval_curve"]):
+        _require(point, {"step": int, "split": str, "metrics": dict}, f"{where} eval_curve[{i}]")
+        if not all(v is None or isinstance(v, (int, float)) for v in point["metrics"].values()):
+            raise RefsError(f"{where} eval_curve[{i}]: metric values must be numbers or null")
+    for i, snap in enumerate(record["curvature"]):
+        _require(snap, {"step": int, "kind": str, "metrics": dict}, f"{where} curvature[{i}]")
+    for field in ("workload_version", "submission_hash", "data_fingerprint"):
+        if record["hashes"].get(field) != run[field]:
+            raise RefsError(f"{where}: hashes.{field} does not match the run's {field}")
+
+
+def read_set(path: str | os.PathLike) -> RefSet:
+    """Parse and validate one set file; errors name the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RefsError(f"cannot read reference file {path}: {e}") from None
+    objects = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            objects.append((n, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise RefsError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not objects:
+        raise RefsError(f"{path}: empty reference file")
+    n, head = objects[0]
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        raise RefsError(f"{path}:{n}: not a curvebench reference set (first line must have "
+                        f'"format": "{FORMAT}")')
+    if head.get("format_version") != FORMAT_VERSION:
+        raise RefsError(f"{path}:{n}: reference format version {head.get('format_version')!r}; "
+                        f"this curvebench reads version {FORMAT_VERSION}")
+    header = head.get("set")
+    _require(header, _HEADER_FIELDS, f"{path}:{n} set")
+    records = []
+    for n, record in objects[1:]:
+        _check_record(record, f"{path}:{n}")
+        key = run_key(record["run"])
+        if key != {k: header[k] for k in KEY_FIELDS}:
+            raise RefsError(f"{path}:{n}: run {record['run']['id']} does not belong to set "
+                            f"{header['id']} ({_describe_key_difference(header, key)})")
+        records.append(record)
+    if len(records) < 2:
+        raise RefsError(f"{path}: a reference set needs at least 2 runs, found {len(records)}")
+    ids = [r["run"]["id"] for r in records]
+    if len(set(ids)) != len(ids):
+        raise RefsError(f"{path}: a run appears twice")
+    return RefSet(header, records, str(path))
+
+
+def read_sets(directory: str | os.PathLike = DEFAULT_DIR) -> list[RefSet]:
+    """Every `*.jsonl` set file in a directory (none if it does not exist)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return []
+    if not directory.is_dir():
+        raise RefsError(f"{directory} is not a directory of reference sets")
+    return [read_set(p) for p in sorted(directory.glob("*.jsonl"))]
+
+
+def _run_from_record(record: dict[str, Any]) -> Run:
+    fields = dict(record["run"])
+    for c in _DATETIME_COLUMNS:
+        fields[c] = dt.datetime.fromisoformat(fields[c]) if fields[c] else None
+    run = Run(**fields)
+    run.evals = [EvalRow(step=p["step"], split=p["split"], metric=m, value=v,
+                         wall_s=p.get("wall_s", 0.0), train_s=p.get("train_s", 0.0))
+                 for p in record["eval_curve"] for m, v in p["metrics"].items()]
+    return run
+
+
+def _same_run(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
+    a, b = stored["run"], incoming["run"]
+    fields = ("seed", "status", "steps_to_target", "final_step", *KEY_FIELDS[:-1])
+    return all(a.get(f) == b.get(f) for f in fields) and curve(stored) == curve(incoming)
+
+
+def import_sets(db: Database, paths: Iterable[str | os.PathLike]) -> list[tuple[str, str]]:
+    """Load set files into the database in one transaction: all of them, or (on any error) nothing.
+
+    Runs already present must be identical; a set already present must have the same runs.
+    Returns (set id, "imported" | "already present") per set.
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
+    if not files:
+        raise RefsError("no reference set files given (expected *.jsonl files or a directory of them)")
+    sets = [read_set(f) for f in files]
+    outcome = []
+    with db.session() as s:
+        for refset in sets:
+            existing = s.get(ReferenceSet, refset.id)
+            members = sorted(r["run"]["id"] for r in refset.records)
+            if existing is not None:
+                if sorted(m.run_id for m in existing.members) != members:
+                    raise RefsError(f"{refset.origin}: set {refset.id} is already in {db.url} "
+                                    "with different runs; nothing imported")
+                outcome.append((refset.id, "already present"))
+                continue
+            for record in refset.records:
+                run_id = record["run"]["id"]
+                stored = s.scalars(select(Run).options(selectinload(Run.evals))
+                                   .where(Run.id == run_id)).one_or_none()
+                if stored is None:
+                    s.add(_run_from_record(record))
+                    s.flush()
+                    for snap in record["curvature"]:
+                        row = CurvatureSnapshot(run_id=run_id, step=snap["step"], kind=snap["kind"],
+                                                compute_s=snap.get("compute_s", 0.0),
+                                                config=snap.get("config") or {})
+                        row.values = [CurvatureValue(name=k, value=v)
+                                      for k, v in snap["metrics"].items()]
+                        s.add(row)
+                elif not _same_run(record_from_run(stored), record):
+                    raise RefsError(f"{refset.origin}: run {run_id} is already in {db.url} with "
+                                    "different results; nothing imported")
+            s.add(_set_row(refset.header, members))
+            outcome.append((refset.id, "imported"))
+    return outcome
