@@ -8,7 +8,7 @@ import pytest
 
 from curvature_models import BnDropoutMlp, TinyMlp
 from harness.curvature import SnapshotConfig, Snapshotter
-from harness.spec import SpecError
+from harness.spec import Dataset, SpecError
 from workloads import get_workload
 
 
@@ -125,6 +125,9 @@ def test_config_rejects_bad_settings():
                      (dict(density_sigma=0.0), "density_sigma")]:
         with pytest.raises(SpecError, match=why):
             SnapshotConfig(**bad)
+    with pytest.raises(SpecError, match="device-mode workload"):
+        Snapshotter(get_workload("ogbg_molpcba"), Dataset("graphs", "none", {}), SnapshotConfig(),
+                    batch_size=8)
     w = TinyMlp()
     with pytest.raises(ValueError, match="matches no parameter"):
         _snap(w, w.synthetic_dataset({"train": 8}), *w.init(jax.random.PRNGKey(0)), 8,

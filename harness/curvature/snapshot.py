@@ -123,6 +123,9 @@ class Snapshotter:
 
     def __init__(self, workload: Workload, dataset: Dataset, config: SnapshotConfig, *,
                  batch_size: int, hparams: Mapping[str, Any] | None = None):
+        if workload.input_mode != "device":
+            raise SpecError(f"curvature snapshots need a device-mode workload; {workload.name} feeds "
+                            "host batches (graphs), which the curvature batch does not support yet")
         self.workload, self.config = workload, config
         self.hparams = dict(hparams or {})
         self.host_loop = use_host_loop(workload, config.loop)
