@@ -136,12 +136,21 @@ class StepChunks:
         return body
 
     def _chunk_fn(self, n: int) -> Callable:
-        unroll = n if self.mode == "unroll" else 1
+        """n steps in one compiled call: a rolled lax.scan ("scan"), or the body traced n times
+        with no loop at all ("step", "unroll") — XLA:CPU runs convolutions inside any loop,
+        even a one-trip scan, on a slow path."""
 
         def chunk(state, data, start_step, train_key):
             steps = start_step + jnp.arange(n, dtype=jnp.int32)
             fed = data if self.host else jnp.zeros((n,))
-            return jax.lax.scan(self._body(data, train_key), state, (steps, fed), unroll=unroll)
+            body = self._body(data, train_key)
+            if self.mode == "scan":
+                return jax.lax.scan(body, state, (steps, fed))
+            losses = []
+            for i in range(n):
+                state, loss = body(state, (steps[i], jax.tree_util.tree_map(lambda x: x[i], fed)))
+                losses.append(loss)
+            return state, jnp.stack(losses)
 
         return chunk
 

@@ -160,6 +160,9 @@ class Workload(abc.ABC):
     max_steps: ClassVar[int]
     eval_every: ClassVar[int]
     eval_batch_size: ClassVar[int] = 1024
+    #: modules (or functions) outside the class hierarchy's modules whose code defines the
+    #: workload, e.g. model definitions kept apart: their code is part of `version`
+    version_sources: ClassVar[tuple[Any, ...]] = ()
     #: relative steps-to-target difference the regression check tolerates (harness/check.py)
     steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;
@@ -197,8 +200,9 @@ class Workload(abc.ABC):
         """Changes whenever the workload's definition changes: the code of the modules that
         define its class hierarchy (models included, prose excluded), of the base class's
         default loss and evaluation (not the rest of this contract file), target, budget, variant."""
-        defining = dict.fromkeys(Workload if c is Workload else sys.modules[c.__module__]
-                                 for c in type(self).__mro__ if issubclass(c, Workload))
+        defining = dict.fromkeys([Workload if c is Workload else sys.modules[c.__module__]
+                                  for c in type(self).__mro__ if issubclass(c, Workload)]
+                                 + list(self.version_sources))
         parts = [source_hash(d) for d in defining]
         parts.append(json.dumps({"target": dataclasses.asdict(self.target),
                                   "batch_size": self.batch_size, "max_steps": self.max_steps,

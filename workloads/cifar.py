@@ -20,17 +20,17 @@ faster. GPU: not measured, no GPU lent.
 from __future__ import annotations
 
 import abc
-import hashlib
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from harness.data import augment
 from harness.data.augment import random_crop_flip
 from harness.data.cifar import IMAGE_SHAPE, NUM_CLASSES, load_cifar10
 from harness.data.synthetic import synthetic_image_dataset
-from harness.spec import Knob, Target, Workload, source_hash
+from harness.spec import Knob, Target, Workload
 from workloads import cifar_models, linen
 from workloads.cifar_models import ResNet, SimpleCNN
 from workloads.linen import apply_linen, init_linen
@@ -48,6 +48,7 @@ class CifarWorkload(Workload):
     cross-entropy loss of the CIFAR-10 workloads; subclasses define `model`."""
 
     slow_in_cpu_loops = True
+    version_sources = (cifar_models, linen, augment)
     #: divides the 5,000 validation and 10,000 test images: no padded eval rows.
     eval_batch_size = 1000
 
@@ -68,14 +69,6 @@ class CifarWorkload(Workload):
     @abc.abstractmethod
     def model(self) -> nn.Module:
         """The flax module of this variant."""
-
-    @property
-    def version(self):
-        """The contract's version, plus the model definitions and the augmentation, which
-        live outside the workload classes that `Workload.version` hashes."""
-        parts = (super().version, source_hash(cifar_models), source_hash(linen),
-                 source_hash(random_crop_flip))
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def init(self, rng):
         return init_linen(self.model, rng, jnp.zeros((1,) + IMAGE_SHAPE, jnp.float32))

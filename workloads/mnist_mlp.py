@@ -26,6 +26,8 @@ import optax
 from harness.data.mnist import load_fashion_mnist, load_mnist
 from harness.data.synthetic import synthetic_image_dataset
 from harness.spec import Knob, Target, Workload
+from workloads import linen
+from workloads.linen import apply_linen, init_linen
 
 ACTIVATIONS = {
     "relu": nn.relu,
@@ -69,6 +71,7 @@ class MnistMlp(Workload):
     batch_size = 1024
     max_steps = 2000
     eval_every = 10
+    version_sources = (linen,)
     steps_tolerance = 0.25  # ~34 steps to target, seen every 10: one eval interval is ~30%
 
     def load_data(self, data_dir=None, source=None):
@@ -83,16 +86,10 @@ class MnistMlp(Workload):
         return MLP(v["width"], v["depth"], v["activation"], v["batchnorm"])
 
     def init(self, rng):
-        variables = self.model.init(rng, jnp.zeros((1, 28, 28, 1), jnp.float32), train=False)
-        params = variables["params"]
-        return params, {k: v for k, v in variables.items() if k != "params"}
+        return init_linen(self.model, rng, jnp.zeros((1, 28, 28, 1), jnp.float32))
 
     def apply(self, params, model_state, inputs, *, train, rng=None):
-        variables = {"params": params, **model_state}
-        if train and model_state:
-            logits, updates = self.model.apply(variables, inputs, train=True, mutable=list(model_state))
-            return logits, dict(updates)
-        return self.model.apply(variables, inputs, train=train), model_state
+        return apply_linen(self.model, params, model_state, inputs, train)
 
     def loss_per_example(self, outputs, batch):
         losses = optax.softmax_cross_entropy_with_integer_labels(outputs, batch["targets"])

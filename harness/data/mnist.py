@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.idx import read_idx
+from harness.data.tfds import load_tfds_train_test
 from harness.spec import Dataset, DataUnavailable
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -84,17 +85,7 @@ def load_mnist_sample() -> Dataset:
 
 def load_mnist_tfds(data_dir: str | None = None, download: bool = False) -> Dataset:
     """MNIST through TensorFlow Datasets; downloads only when the user asks for it."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise DataUnavailable("source 'tfds' needs tensorflow-datasets: "
-                              "pip install tensorflow-datasets tensorflow-cpu") from None
-    try:
-        train, test = tfds.as_numpy(tfds.load("mnist", split=["train", "test"], batch_size=-1,
-                                              data_dir=data_dir, download=download))
-    except Exception as e:  # tfds raises several types for "not prepared"
-        raise DataUnavailable(f"TFDS mnist is not prepared ({e}); run "
-                              "`tfds build mnist` or pass --data-source tfds-download") from e
+    train, test = load_tfds_train_test("mnist", data_dir, download)
     cut = len(train["label"]) - VALIDATION_SIZE
     splits = {"train": _arrays(train["image"][:cut], train["label"][:cut]),
               "validation": _arrays(train["image"][cut:], train["label"][cut:]),
