@@ -30,7 +30,8 @@ def snapshot_callback(workload: Workload, dataset: Dataset, config: SnapshotConf
         for result in snapshotter.snapshot(params, model_state):
             if db is not None:
                 db.add_snapshot(run_id, step, result.kind, result.compute_s, result.metrics,
-                                result.arrays, stored_config)
+                                result.arrays, stored_config,
+                                includes_compile=result.includes_compile)
             if sink is not None:
                 sink(run_id, step, result)
 

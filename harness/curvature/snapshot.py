@@ -38,7 +38,7 @@ from harness.spec import Dataset, SpecError, Workload
 KINDS = ("hessian", "ggn", "cov")
 LOOPS = ("auto", "scan", "host")
 #: the DB's curvature_snapshots.kind column holds at most this many characters.
-MAX_KIND_LENGTH = 32
+MAX_KIND_LENGTH = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +109,14 @@ def use_host_loop(workload: Workload, loop: str) -> bool:
 
 @dataclasses.dataclass
 class SnapshotResult:
-    """One kind's snapshot: scalar metrics, arrays, and the seconds it took (compile excluded only
-    if already compiled; the first snapshot of a trial includes compilation)."""
+    """One kind's snapshot: scalar metrics, arrays, and the seconds it took; `includes_compile`
+    says those seconds include compiling its operators (the first snapshot of each kind)."""
 
     kind: str
     metrics: dict[str, float]
     arrays: dict[str, np.ndarray]
     compute_s: float
+    includes_compile: bool = False
 
 
 class Snapshotter:
@@ -149,13 +150,14 @@ class Snapshotter:
         """Every configured kind at these parameters (each timed on its own)."""
         out = []
         for kind in self.config.kinds:
-            t0 = time.perf_counter()
+            t0, compiled_before = time.perf_counter(), len(self._compiled)
             if self.config.float64:
                 with jax.enable_x64(True):
                     metrics, arrays = self._one(kind, params, model_state)
             else:
                 metrics, arrays = self._one(kind, params, model_state)
-            out.append(SnapshotResult(kind, metrics, arrays, time.perf_counter() - t0))
+            out.append(SnapshotResult(kind, metrics, arrays, time.perf_counter() - t0,
+                                      len(self._compiled) > compiled_before))
         return out
 
     # -- one kind -----------------------------------------------------------------------

@@ -204,10 +204,10 @@ class Database:
 
     def add_snapshot(self, run_id: str, step: int, kind: str, compute_s: float,
                      metrics: Mapping[str, float | None], arrays: Mapping[str, np.ndarray],
-                     config: Mapping[str, Any]) -> int:
+                     config: Mapping[str, Any], includes_compile: bool = False) -> int:
         with self.session() as s:
             snap = CurvatureSnapshot(run_id=run_id, step=step, kind=kind, compute_s=compute_s,
-                                     config=dict(config))
+                                     includes_compile=includes_compile, config=dict(config))
             snap.values = [CurvatureValue(name=k, value=_finite_or_none(v))
                            for k, v in metrics.items()]
             snap.arrays = [CurvatureArray(name=k, dtype=str(np.asarray(a).dtype),
@@ -258,7 +258,8 @@ class Database:
                                        selectinload(CurvatureSnapshot.arrays))
                               .where(CurvatureSnapshot.run_id == run_id)
                               .order_by(CurvatureSnapshot.step, CurvatureSnapshot.kind)).all()
-            return [{"step": x.step, "kind": x.kind, "compute_s": x.compute_s, "config": x.config,
+            return [{"step": x.step, "kind": x.kind, "compute_s": x.compute_s,
+                     "includes_compile": x.includes_compile, "config": x.config,
                      "metrics": {v.name: v.value for v in x.values},
                      "arrays": {a.name: np.frombuffer(a.data, a.dtype).reshape(a.shape)
                                 for a in x.arrays}}
