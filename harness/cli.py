@@ -289,7 +289,7 @@ def curvature_cmd(
     if as_json:
         print(json.dumps({"run_id": run_row.id, "snapshots": [
             {"step": x["step"], "kind": x["kind"], "compute_s": x["compute_s"],
-             "metrics": {k: _finite_or_none(v) for k, v in x["metrics"].items()},
+             "includes_compile": x["includes_compile"], "metrics": {k: _finite_or_none(v) for k, v in x["metrics"].items()},
              "arrays": {k: {"dtype": str(a.dtype), "shape": list(a.shape)} for k, a in x["arrays"].items()},
              "config": x["config"]} for x in snaps]}, indent=2))
         return
@@ -304,8 +304,10 @@ def curvature_cmd(
     for x in snaps:
         values = [x["metrics"].get(c) for c in shown]
         table.add_row(str(x["step"]), x["kind"], *("-" if v is None else f"{v:.4g}" for v in values),
-                      f"{x['compute_s']:.2f}")
+                      f"{x['compute_s']:.2f}" + (" *" if x["includes_compile"] else ""))
     out.print(table)
+    if any(x["includes_compile"] for x in snaps):
+        out.print("* includes compiling that kind's operators (its first snapshot in the run)")
 
 
 @app.command()
