@@ -178,7 +178,8 @@ def _load_available(names: list[str], data_dir: str | None) -> tuple[dict[str, D
 def score_cmd(
     submission: Annotated[str, typer.Argument(help="submission folder")],
     workloads: Annotated[Optional[str], typer.Option(
-        help="comma-separated workload variants (default: every registered workload whose data is here)")] = None,
+        help="comma-separated workload variants (default: every registered workload whose data "
+             "is here, toy problems excepted)")] = None,
     seeds: Annotated[int, typer.Option(min=1)] = 3,
     db: DbOpt = None,
     data_dir: Annotated[Optional[str], typer.Option(help="dataset directory (single-workload scoring)")] = None,
@@ -193,7 +194,8 @@ def score_cmd(
     if workloads:
         specs = [w.strip() for w in workloads.split(",") if w.strip()]
     else:
-        datasets, skipped = _load_available(sorted(REGISTRY), data_dir)
+        datasets, skipped = _load_available(
+            sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
         specs = list(datasets)
         for name, why in skipped.items():
             err.print(f"[yellow]skipping {name}:[/] {why}", highlight=False)

@@ -163,6 +163,8 @@ class Workload(abc.ABC):
     #: modules (or functions) outside the class hierarchy's modules whose code defines the
     #: workload, e.g. model definitions kept apart: their code is part of `version`
     version_sources: ClassVar[tuple[Any, ...]] = ()
+    #: part of `curvebench score`'s default workload set (toy curvature test-beds are not)
+    scored_by_default: ClassVar[bool] = True
     #: relative steps-to-target difference the regression check tolerates (harness/check.py)
     steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;

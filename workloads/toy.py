@@ -50,6 +50,7 @@ class LowRank(Workload):
     """Low-rank approximation L Rᵀ ≈ M of seed 000 §3, full-batch; exact Hessian available."""
 
     name = "lowrank"
+    scored_by_default = False
     knobs = {"bad_init": Knob(bool, False, choices=(False, True),
                               doc="L ~ N(+2, 1), R ~ N(-2, 1) instead of N(0, 1)")}
     n, d = 100, 10
@@ -133,6 +134,7 @@ class UV(Workload):
     """The uv model of seed 004 App. B: f = vᵀu x/√n on one example (1, 0); exact Hessian."""
 
     name = "uv"
+    scored_by_default = False
     knobs = {"width": Knob(int, 512, doc="n, the hidden width", minimum=1)}
     target = Target("loss", 1e-6, "min", "validation")
     batch_size = 1
@@ -189,6 +191,7 @@ class NoisyQuadratic(Workload):
     """Seed 003's noisy quadratic Σ λ_i (x_i + ε_i)²: Hessian exactly 2 diag(λ)."""
 
     name = "noisy_quadratic"
+    scored_by_default = False
     knobs = {"dim": Knob(int, 100, doc="number of coordinates", minimum=1),
              "spectrum": Knob(str, "powerlaw", choices=("powerlaw", "linear"),
                               doc="λ_i = 1/i (powerlaw) or i/dim (linear)"),
