@@ -245,7 +245,7 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
         return result
 
     chunks = StepChunks(workload, submission, batch_size, mode)
-    evaluator = None
+    evaluator = host_batches = None
     try:
         keys = trial_keys(seed)
         evaluator = Evaluator(workload, dataset.splits[target.split])
@@ -253,7 +253,6 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
         opt_state = submission.module.init_optimizer_state(workload, params, model_state,
                                                            submission.hparams, keys["optimizer"])
         state = (params, model_state, opt_state)
-        host_batches = None
         if workload.input_mode == "host":
             train_data = None
             host_batches = prefetch(workload.train_batches(dataset, batch_size, seed), HOST_PREFETCH)
@@ -308,4 +307,7 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
     except Exception as e:
         finish("failed", "".join(traceback.format_exception_only(type(e), e)).strip())
         raise
+    finally:
+        if host_batches is not None:
+            host_batches.close()  # stops the prefetch thread
 
