@@ -62,7 +62,7 @@ def main() -> None:
     submission = load_submission("submissions/adam")
     hp = submission.hparams
     tx = optax.adam(hp["learning_rate"], b1=hp["beta1"], b2=hp["beta2"], eps=hp["epsilon"])
-    batch_size = hp["batch_size"]
+    batch_size = submission.batch_size(workload.name, workload.batch_size)
     data = jax.device_put(dict(dataset.splits["train"]))
     params, model_state = workload.init(jax.random.PRNGKey(0))
     key = jax.random.PRNGKey(1)
