@@ -12,14 +12,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from harness.spec import SpecError
+from harness.spec import SpecError, source_hash
 
 REQUIRED_FUNCTIONS = ("init_optimizer_state", "update_params", "get_batch_size", "data_selection")
 
 
 @dataclasses.dataclass(frozen=True)
 class Submission:
-    """A loaded submission: its module, hyperparameters (after overrides) and code hash."""
+    """A loaded submission: its module, hyperparameters (after overrides) and code hash
+    (of the code with docstrings and comments removed, like a workload's version)."""
 
     name: str
     path: Path
@@ -72,7 +73,6 @@ def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] 
         raise SpecError(f"submission {path.name} has no hyperparameter {', '.join(unknown)}; "
                         f"valid: {', '.join(sorted(hparams))}")
     hparams.update(overrides)
-    code = source.read_bytes()
     module_name = f"curvebench_submission_{path.resolve().name}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, source)
     module = importlib.util.module_from_spec(spec)
@@ -86,4 +86,4 @@ def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] 
     if missing:
         raise SpecError(f"{source} lacks the submission function(s) {', '.join(missing)}")
     return Submission(name=path.resolve().name, path=path.resolve(), module=module,
-                      hparams=hparams, code_hash=hashlib.sha256(code).hexdigest()[:16])
+                      hparams=hparams, code_hash=source_hash(module))

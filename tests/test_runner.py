@@ -145,3 +145,16 @@ def test_hparam_override_changes_training(mnist_sample):
                      mnist_sample, 0, max_steps=10)
     assert slow.evals[0][1]["loss"] > base.evals[0][1]["loss"]
     assert np.isfinite(slow.evals[0][1]["loss"])
+
+
+def test_submission_code_hash_ignores_prose_not_code(tmp_path):
+    import shutil
+
+    for name, edit in (("prose", lambda t: t.replace('"""Adam', '"""Adam, reworded:') + "# note\n"),
+                       ("code", lambda t: t.replace("b1=hparams", "b1=0.5 * hparams"))):
+        copy = tmp_path / name
+        shutil.copytree(SUBMISSIONS / "adam", copy)
+        (copy / "submission.py").write_text(edit((copy / "submission.py").read_text()))
+    base = load_submission(SUBMISSIONS / "adam").code_hash
+    assert load_submission(tmp_path / "prose").code_hash == base
+    assert load_submission(tmp_path / "code").code_hash != base
