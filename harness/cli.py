@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -62,8 +61,19 @@ def _fmt_steps(x: float | None) -> str:
     return "-" if x is None or math.isinf(x) else f"{x:g}"
 
 
-def _median(values: list[float | None]) -> float | None:
-    return statistics.median([math.inf if v is None else v for v in values]) if values else None
+def _median(values: list[float | None]) -> float:
+    return scoring.median_or_inf(values)
+
+
+def _jsonable(obj):
+    """Replace non-finite floats (misses as infinity) by null: JSON has no Infinity."""
+    if isinstance(obj, float):
+        return _finite_or_none(obj)
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
 
 
 def _train(workload_spec: str, submission_path: str, seeds: list[int], database: Database, *,
@@ -148,7 +158,7 @@ def run(
                      max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
                      quiet=quiet or as_json, curvature=config, curvature_every=curvature_every)
     if as_json:
-        print(json.dumps([r.to_json() for r in results], indent=2))
+        print(json.dumps(_jsonable([r.to_json() for r in results]), indent=2))
         return
     table = _table(f"{results[0].workload} / {results[0].submission}",
                    ("seed", "status", "steps to target", "time to target (s)", "compile (s)",
@@ -226,7 +236,7 @@ def score_cmd(
         payload = {"submission": name, "workloads": rows, "skipped": skipped,
                    "performance_profile": {"tau_max": scoring.TAU_MAX, "scores": scores,
                                            "times": times}}
-        print(json.dumps(payload, indent=2, default=lambda x: None))
+        print(json.dumps(_jsonable(payload), indent=2))
         return
     table = _table(f"score: {name}", ("workload", "reached", "median steps to target",
                                        "median time to target (s)"))

@@ -29,10 +29,15 @@ def latest_runs(runs: Iterable[Run]) -> list[Run]:
     return [r for r in finished if (r.submission_hash, repr(sorted(r.hparams.items()))) == key]
 
 
+def median_or_inf(values: Iterable[float | None]) -> float:
+    """Median with None (a miss) counted as +inf; +inf when there are no values."""
+    values = [math.inf if v is None else v for v in values]
+    return statistics.median(values) if values else math.inf
+
+
 def median_time_to_target(runs: Iterable[Run]) -> float:
     """Median over runs of time-to-target, misses as +inf; +inf when there are no runs."""
-    times = [r.time_to_target_s if r.status == "reached" else math.inf for r in runs]
-    return statistics.median(times) if times else math.inf
+    return median_or_inf(r.time_to_target_s if r.status == "reached" else None for r in runs)
 
 
 def time_table(db: Database, variants: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -71,3 +72,12 @@ def test_bad_inputs_exit_2_with_message(tmp_path):
     res = invoke("runs", "--db", not_db)
     assert res.exit_code == 2 and "not a SQLite database" in res.stderr
     assert not_db.read_text() == "precious notes"
+
+
+def test_score_json_is_strict_json_when_a_submission_misses(tmp_path):
+    res = invoke("score", SUBMISSIONS / "sgd", "--workloads", "mnist_mlp", "--seeds", 1,
+                 "--hparam", "learning_rate=1e-6", "--db", tmp_path / "m.db", "--json")
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert payload["workloads"][0]["reached"] == 0
+    assert payload["workloads"][0]["median_time_to_target_s"] is None
