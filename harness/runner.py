@@ -9,12 +9,13 @@ is measured separately (ahead-of-time compilation), so time-to-target counts tra
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -24,7 +25,7 @@ import numpy as np
 from harness import environment
 from harness.data.prefetch import prefetch
 from harness.db import Database
-from harness.db.models import utcnow
+from harness.db.models import RunOrigin, utcnow
 from harness.spec import Dataset, SpecError, Workload
 from harness.submissions import Submission
 
@@ -34,6 +35,35 @@ RNG_DERIVATION = ("key = fold_in(PRNGKey(0), seed); init = fold_in(key, 0); "
 HOST_PREFETCH = 8
 #: host-mode chunks stack one host batch per step: cap their length so memory stays bounded.
 HOST_CHUNK_STEPS = 32
+#: a trial diverges when its training loss exceeds this multiple of its step-0 loss (the rule of
+#: Kalra & Barkeshli, "Phase diagram of early training dynamics in deep neural networks", 2023)
+DIVERGENCE_FACTOR = 1e5
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """One trial of a group that shares a compiled shape: its seed and its full hyperparameters."""
+
+    seed: int
+    hparams: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialOptions:
+    """How trials run and how their rows are labelled; the same for every trial of a group.
+
+    stop_at_target=False trains the whole budget and still records the first step that met the
+    target. divergence_factor=None: only a non-finite loss counts as divergence.
+    """
+
+    max_steps: int | None = None
+    eval_every: int | None = None
+    chunk_mode: str = "auto"
+    stop_at_target: bool = True
+    divergence_factor: float | None = DIVERGENCE_FACTOR
+    origin: RunOrigin = RunOrigin.RUN
+    tag: str | None = None
+    sweep_id: str | None = None
 
 
 @dataclasses.dataclass
@@ -201,10 +231,14 @@ class Evaluator:
 def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed: int, *,
               db: Database | None = None, max_steps: int | None = None,
               eval_every: int | None = None, chunk_mode: str = "auto",
+              stop_at_target: bool = True, divergence_factor: float | None = DIVERGENCE_FACTOR,
+              origin: RunOrigin = RunOrigin.RUN, tag: str | None = None,
+              sweep_id: str | None = None,
               snapshot_steps: Iterable[int] = (),
               on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
               on_eval: Callable[[int, dict[str, float]], None] | None = None) -> TrialResult:
-    """Train until the first eval that meets the target, divergence, or the step budget."""
+    """Train until the first eval that meets the target (unless stop_at_target is off),
+    divergence, or the step budget. The keyword arguments after `db` are TrialOptions' fields."""
     max_steps = int(workload.max_steps if max_steps is None else max_steps)
     eval_every = int(workload.eval_every if eval_every is None else eval_every)
     if max_steps < 1 or eval_every < 1:
@@ -229,10 +263,26 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
             jax_version=env["jax_version"], jaxlib_version=env["jaxlib_version"],
             backend=env["backend"], device_kind=env["device_kind"], xla_flags=env["xla_flags"],
             git_commit=env["git_commit"], environment=env, status="running",
-            host=socket.gethostname(), pid=os.getpid())
+            host=socket.gethostname(), pid=os.getpid(), origin=RunOrigin(origin).value, tag=tag,
+            sweep_id=sweep_id, group_size=1, stop_at_target=stop_at_target,
+            divergence_factor=divergence_factor)
+
+    pending_losses: list[np.ndarray] = []
+    pending_start = 0
+
+    def flush_losses() -> tuple[int, np.ndarray] | None:
+        nonlocal pending_start
+        if not pending_losses:
+            return None
+        values = np.concatenate(pending_losses)
+        start, pending_start = pending_start, pending_start + values.size
+        pending_losses.clear()
+        return start, values
 
     def finish(status: str, error: str | None = None) -> TrialResult:
         result.status, result.error = status, error
+        if db is not None and (rest := flush_losses()) is not None:
+            db.add_losses(run_id, *rest)
         eval_caches = [evaluator.cache] if evaluator is not None else []
         result.compile_s = chunks.compile_s + sum(c.compile_s for c in eval_caches)
         result.compiles = chunks.compiles + sum(c.compiles for c in eval_caches)
@@ -265,6 +315,7 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
             on_snapshot(run_id, 0, state[0], state[1])
         t_start = time.perf_counter()
         step = 0
+        initial_loss = float("nan")
         for stop in stops:
             t0 = time.perf_counter()
             compile_before = chunks.compile_s
@@ -272,10 +323,19 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
                                        host_batches)
             losses = np.asarray(jax.device_get(losses))
             result.train_s += time.perf_counter() - t0 - (chunks.compile_s - compile_before)
-            bad = np.flatnonzero(~np.isfinite(losses))
+            if step == 0:
+                initial_loss = float(losses[0])
+            too_high = (losses > divergence_factor * initial_loss
+                        if divergence_factor is not None and np.isfinite(initial_loss)
+                        else np.zeros(losses.shape, bool))
+            bad = np.flatnonzero(~np.isfinite(losses) | too_high)
             if bad.size:
+                pending_losses.append(losses[:bad[0] + 1])
                 result.final_step = step + int(bad[0]) + 1
-                return finish("diverged", f"loss became {losses[bad[0]]} at step {result.final_step}")
+                why = ("became" if not np.isfinite(losses[bad[0]]) else
+                       f"exceeded {divergence_factor:g} x the step-0 loss {initial_loss:.4g}:")
+                return finish("diverged", f"loss {why} {losses[bad[0]]:.4g} at step {result.final_step}")
+            pending_losses.append(losses)
             step = result.final_step = stop
             if on_snapshot is not None and stop in snapshot_steps:
                 on_snapshot(run_id, stop, state[0], state[1])
@@ -287,20 +347,21 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
             result.eval_s += time.perf_counter() - t0 - (evaluator.cache.compile_s - compile_before)
             result.evals.append((stop, metrics))
             reached = target.reached(metrics)
-            if reached:
+            if reached and result.steps_to_target is None:
                 result.steps_to_target, result.time_to_target_s = stop, result.train_s
             if db is not None:
                 db.add_eval(run_id, stop, target.split, metrics,
                             wall_s=time.perf_counter() - t_start, train_s=result.train_s,
-                            final_step=stop, steps_to_target=result.steps_to_target,
+                            losses=flush_losses(), final_step=stop,
+                            steps_to_target=result.steps_to_target,
                             time_to_target_s=result.time_to_target_s)
             if on_eval is not None:
                 on_eval(stop, metrics)
             if not np.all(np.isfinite(list(metrics.values()))):
                 return finish("diverged", f"eval metrics not finite at step {stop}: {metrics}")
-            if reached:
+            if reached and stop_at_target:
                 return finish("reached")
-        return finish("not_reached")
+        return finish("not_reached" if result.steps_to_target is None else "reached")
     except KeyboardInterrupt:
         finish("interrupted", "interrupted by the user")
         raise
@@ -311,3 +372,22 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
         if host_batches is not None:
             host_batches.close()  # stops the prefetch thread
 
+
+
+def run_group(workload: Workload, submission: Submission, dataset: Dataset,
+              trials: Sequence[TrialSpec], *, db: Database | None = None,
+              options: TrialOptions = TrialOptions(),
+              snapshot_steps: Iterable[int] = (),
+              on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
+              on_eval: Callable[[int, int, dict[str, float]], None] | None = None
+              ) -> list[TrialResult]:
+    """Run trials that share a compiled shape (variant, submission, batch size), one after the
+    other; on_eval(trial_index, step, metrics)."""
+    results = []
+    for index, trial in enumerate(trials):
+        results.append(run_trial(
+            workload, dataclasses.replace(submission, hparams=dict(trial.hparams)), dataset,
+            trial.seed, db=db, **vars(options), snapshot_steps=snapshot_steps,
+            on_snapshot=on_snapshot,
+            on_eval=None if on_eval is None else functools.partial(on_eval, index)))
+    return results

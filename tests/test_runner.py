@@ -158,3 +158,28 @@ def test_submission_code_hash_ignores_prose_not_code(tmp_path):
     base = load_submission(SUBMISSIONS / "adam").code_hash
     assert load_submission(tmp_path / "prose").code_hash == base
     assert load_submission(tmp_path / "code").code_hash != base
+
+
+def test_no_stop_at_target_trains_the_budget_and_keeps_the_first_hit(db, mnist_sample):
+    workload, sub = get_workload("mnist_mlp"), load_submission(SUBMISSIONS / "adam")
+    stopped = run_trial(workload, sub, mnist_sample, 0, max_steps=300, eval_every=10)
+    full = run_trial(workload, sub, mnist_sample, 0, db=db, max_steps=300, eval_every=10,
+                     stop_at_target=False)
+    assert stopped.status == full.status == "reached"
+    assert full.steps_to_target == stopped.steps_to_target < full.final_step == 300
+    steps, losses = db.losses(full.run_id)
+    assert steps.tolist() == list(range(300)) and np.all(np.isfinite(losses))
+    assert not db.get_run(full.run_id).stop_at_target
+
+
+def test_loss_far_above_its_start_is_divergence(db, mnist_sample):
+    sub = load_submission(SUBMISSIONS / "sgd", {"learning_rate": 30.0})
+    kept = run_trial(get_workload("mnist_mlp"), sub, mnist_sample, 0, max_steps=40,
+                     divergence_factor=None)
+    result = run_trial(get_workload("mnist_mlp"), sub, mnist_sample, 0, db=db, max_steps=40,
+                       divergence_factor=2.0)
+    assert result.status == "diverged" and "x the step-0 loss" in result.error
+    steps, losses = db.losses(result.run_id)
+    assert steps[-1] == result.final_step - 1 and losses[-1] > 2.0 * losses[0]
+    assert np.all(losses[:-1] <= 2.0 * losses[0])
+    assert kept.final_step > result.final_step

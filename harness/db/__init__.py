@@ -1,7 +1,7 @@
 """Results database: SQLAlchemy models, Alembic migrations, and the Database handle."""
 
 from harness.db.database import Database, DatabaseError, open_database, resolve_url
-from harness.db.models import RUN_STATUSES, CurvatureSnapshot, EvalRow, Run
+from harness.db.models import RUN_STATUSES, CurvatureSnapshot, EvalRow, Run, RunOrigin, Sweep
 
 __all__ = ["Database", "DatabaseError", "open_database", "resolve_url", "RUN_STATUSES",
-           "Run", "EvalRow", "CurvatureSnapshot"]
+           "Run", "RunOrigin", "Sweep", "EvalRow", "CurvatureSnapshot"]

@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from harness.db.models import CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, utcnow
+from harness.db.models import (CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, Sweep,
+                               TrainLosses, utcnow)
 
 DEFAULT_URL = "sqlite:///curvebench.db"
 #: a "running" run from another host whose heartbeat is older than this is marked interrupted
@@ -192,15 +193,47 @@ class Database:
             run.heartbeat_at = utcnow()
 
     def add_eval(self, run_id: str, step: int, split: str, metrics: Mapping[str, float],
-                 wall_s: float, train_s: float, **run_fields: Any) -> None:
-        """Write one evaluation's metrics and (same transaction) progress fields of the run."""
+                 wall_s: float, train_s: float, losses: tuple[int, np.ndarray] | None = None,
+                 **run_fields: Any) -> None:
+        """Write one evaluation's metrics, and in the same transaction the training losses
+        since the last eval (start_step, values) and progress fields of the run."""
         with self.session() as s:
+            if losses is not None and np.size(losses[1]):
+                values = np.asarray(losses[1], dtype="<f4").ravel()
+                s.add(TrainLosses(run_id=run_id, start_step=int(losses[0]), count=int(values.size),
+                                  data=values.tobytes()))
             s.add_all(EvalRow(run_id=run_id, step=step, split=split, metric=k, value=_finite_or_none(v),
                               wall_s=wall_s, train_s=train_s) for k, v in metrics.items())
             run = s.get(Run, run_id)
             for k, v in run_fields.items():
                 setattr(run, k, v)
             run.heartbeat_at = utcnow()
+
+    def add_sweep(self, sweep_id: str, command: str, spec: Mapping[str, Any],
+                  name: str | None = None) -> str:
+        with self.session() as s:
+            s.add(Sweep(id=sweep_id, name=name, command=command, spec=dict(spec)))
+        return sweep_id
+
+    def add_losses(self, run_id: str, start_step: int, losses: np.ndarray) -> None:
+        """Store the training losses of steps start_step, start_step+1, ... (one row per call)."""
+        values = np.asarray(losses, dtype="<f4").ravel()
+        if values.size == 0:
+            return
+        with self.session() as s:
+            s.add(TrainLosses(run_id=run_id, start_step=int(start_step), count=int(values.size),
+                              data=values.tobytes()))
+
+    def losses(self, run_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, losses) of a run in step order, non-finite losses kept as they were."""
+        with self.session() as s:
+            rows = s.scalars(select(TrainLosses).where(TrainLosses.run_id == run_id)
+                             .order_by(TrainLosses.start_step)).all()
+            chunks = [(r.start_step, np.frombuffer(r.data, "<f4", count=r.count)) for r in rows]
+        if not chunks:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        steps = np.concatenate([start + np.arange(v.size) for start, v in chunks])
+        return steps, np.concatenate([v for _, v in chunks]).astype(np.float32)
 
     def add_snapshot(self, run_id: str, step: int, kind: str, compute_s: float,
                      metrics: Mapping[str, float | None], arrays: Mapping[str, np.ndarray],

@@ -5,11 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import enum
+
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
-                        UniqueConstraint, false)
+                        UniqueConstraint, false, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 RUN_STATUSES = ("running", "reached", "not_reached", "diverged", "failed", "interrupted")
+
+
+class RunOrigin(str, enum.Enum):
+    """Which command made a run: `score` compares declared sets, so it must tell them apart."""
+
+    RUN = "run"
+    SWEEP = "sweep"
+    SCORE = "score"
+    CHECK = "check"
+    ANALYSIS = "analysis"
 
 
 class Base(DeclarativeBase):
@@ -62,6 +74,16 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    origin: Mapped[str] = mapped_column(String(16), index=True, default=RunOrigin.RUN.value,
+                                        server_default=RunOrigin.RUN.value)
+    tag: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
+    #: sweeps.id; no foreign key, so that adding the column never rebuilds `runs` on SQLite
+    sweep_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    #: trials in the one compiled program this run trained in (1: timed alone)
+    group_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    stop_at_target: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    divergence_factor: Mapped[float | None] = mapped_column(Float, nullable=True)
+    compile_cache_hit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     evals: Mapped[list[EvalRow]] = relationship(back_populates="run", cascade="all, delete-orphan",
                                                 order_by="EvalRow.step")
@@ -83,6 +105,32 @@ class EvalRow(Base):
     train_s: Mapped[float] = mapped_column(Float)
 
     run: Mapped[Run] = relationship(back_populates="evals")
+
+
+class Sweep(Base):
+    """A grid of trials launched by one command; its runs carry its id."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
+    command: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainLosses(Base):
+    """Training losses of consecutive steps, compactly: `count` little-endian float32 values,
+    value i being the loss update_params reported at (0-based) step start_step + i."""
+
+    __tablename__ = "train_losses"
+    __table_args__ = (UniqueConstraint("run_id", "start_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    start_step: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class CurvatureSnapshot(Base):
