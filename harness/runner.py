@@ -382,11 +382,17 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
               on_eval: Callable[[int, int, dict[str, float]], None] | None = None
               ) -> list[TrialResult]:
     """Run trials that share a compiled shape (variant, submission, batch size), one after the
-    other; on_eval(trial_index, step, metrics)."""
+    other. A trial's hparams override the submission's (known names only);
+    on_eval(trial_index, step, metrics)."""
     results = []
     for index, trial in enumerate(trials):
+        unknown = sorted(set(trial.hparams) - set(submission.hparams))
+        if unknown:
+            raise SpecError(f"submission {submission.name} has no hyperparameter "
+                            f"{', '.join(unknown)}; valid: {', '.join(sorted(submission.hparams))}")
+        hparams = {**submission.hparams, **trial.hparams}
         results.append(run_trial(
-            workload, dataclasses.replace(submission, hparams=dict(trial.hparams)), dataset,
+            workload, dataclasses.replace(submission, hparams=hparams), dataset,
             trial.seed, db=db, **vars(options), snapshot_steps=snapshot_steps,
             on_snapshot=on_snapshot,
             on_eval=None if on_eval is None else functools.partial(on_eval, index)))

@@ -1,0 +1,32 @@
+"""The experiment layer: trials grouped by compiled shape, groups run by an executor."""
+
+from __future__ import annotations
+
+from harness.db import RunOrigin, open_database
+from harness.experiment import LocalExecutor, TrialRequest, plan_groups
+from harness.runner import TrialOptions
+from tests.conftest import SUBMISSIONS
+
+
+def test_groups_share_variant_submission_and_batch_size():
+    adam, sgd = str(SUBMISSIONS / "adam"), str(SUBMISSIONS / "sgd")
+    requests = [TrialRequest("mnist_mlp", adam, {"learning_rate": lr}, seed)
+                for lr in (1e-3, 3e-3) for seed in (0, 1)]
+    requests += [TrialRequest("mnist_mlp", adam, {"batch_size": 64}, 0),
+                 TrialRequest("mnist_mlp", sgd, {}, 0)]
+    groups = plan_groups(requests)
+    assert [len(g.trials) for g in groups] == [4, 1, 1]
+    assert [t.seed for t in groups[0].trials] == [0, 1, 0, 1]
+
+
+def test_local_executor_writes_every_trial_with_its_labels(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    options = TrialOptions(max_steps=20, eval_every=10, origin=RunOrigin.SWEEP, tag="t")
+    requests = [TrialRequest("mnist_mlp", str(SUBMISSIONS / "adam"), {"learning_rate": lr}, 0)
+                for lr in (1e-3, 2e-3)]
+    [results] = LocalExecutor().run(plan_groups(requests, options), url)
+    db = open_database(url)
+    runs = {r.id: r for r in db.runs()}
+    assert sorted(runs) == sorted(r.run_id for r in results)
+    assert sorted(r.hparams["learning_rate"] for r in runs.values()) == [1e-3, 2e-3]
+    assert {(r.origin, r.tag, r.group_size) for r in runs.values()} == {("sweep", "t", 1)}
