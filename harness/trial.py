@@ -1,0 +1,136 @@
+"""What a trial is and what it measured: the records, constants and rules shared by the runner
+(harness/runner.py) and its execution engine (harness/vectorised.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from harness.db.models import RunOrigin
+from harness.spec import SpecError, Workload
+
+CHUNK_MODES = ("auto", "scan", "unroll", "step")
+RNG_DERIVATION = ("key = fold_in(PRNGKey(0), seed); init = fold_in(key, 0); "
+                  "optimizer = fold_in(key, 1); step t: (data, update) = split(fold_in(fold_in(key, 2), t))")
+HOST_PREFETCH = 8
+#: host-mode chunks stack one host batch per step: cap their length so memory stays bounded.
+HOST_CHUNK_STEPS = 32
+#: a trial diverges when its training loss exceeds this multiple of its step-0 loss (the rule of
+#: Kalra & Barkeshli, "Phase diagram of early training dynamics in deep neural networks", 2023)
+DIVERGENCE_FACTOR = 1e5
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """One trial of a group that shares a compiled shape: its seed and its hyperparameter
+    overrides (names the submission's hparams.json has; the rest keep the submission's values)."""
+
+    seed: int
+    hparams: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialOptions:
+    """How trials run and how their rows are labelled; the same for every trial of a group.
+
+    stop_at_target=False trains the whole budget and still records the first step that met the
+    target. divergence_factor=None: only a non-finite loss counts as divergence.
+    max_group_size: at most this many trials in one compiled program (None: no limit; 1: one
+    trial after the other, still sharing the compiled program).
+    batching: how a program computes its trials, "auto", "vmap" or "map"
+    (harness.vectorised.Batching says what each does).
+    """
+
+    max_steps: int | None = None
+    eval_every: int | None = None
+    chunk_mode: str = "auto"
+    stop_at_target: bool = True
+    divergence_factor: float | None = DIVERGENCE_FACTOR
+    origin: RunOrigin = RunOrigin.RUN
+    tag: str | None = None
+    sweep_id: str | None = None
+    max_group_size: int | None = None
+    batching: str = "auto"
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """What a trial measured; the same numbers are in the database row of `run_id`.
+
+    group_size: trials in the compiled program this one ran in (1: alone). Its train_s and
+    time_to_target_s are then the group's wall time, not this trial's alone.
+    vectorise_note: why this trial did not share a program with others of its group, if so.
+    """
+
+    run_id: str
+    workload: str
+    submission: str
+    seed: int
+    status: str = "running"
+    steps_to_target: int | None = None
+    time_to_target_s: float | None = None
+    compile_s: float = 0.0
+    compiles: int = 0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    final_step: int = 0
+    chunk_mode: str = ""
+    error: str | None = None
+    group_size: int = 1
+    vectorise_note: str | None = None
+    hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    evals: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["evals"] = [{"step": s, **m} for s, m in self.evals]
+        return d
+
+
+def trial_keys(seed: int) -> dict[str, jax.Array]:
+    """All randomness of a trial, derived from the seed as RNG_DERIVATION says."""
+    key = jax.random.fold_in(jax.random.PRNGKey(0), seed)
+    return {"init": jax.random.fold_in(key, 0), "optimizer": jax.random.fold_in(key, 1),
+            "train": jax.random.fold_in(key, 2)}
+
+
+def pick_chunk_mode(workload: Workload, requested: str = "auto") -> str:
+    """scan everywhere, except one dispatched step per call for conv nets on XLA:CPU."""
+    if requested not in CHUNK_MODES:
+        raise SpecError(f"unknown chunk mode {requested!r}; valid: {', '.join(CHUNK_MODES)}")
+    if requested != "auto":
+        return requested
+    if jax.default_backend() == "cpu" and workload.slow_in_cpu_loops:
+        return "step"
+    return "scan"
+
+
+def _signature(args: Any) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    return (treedef, tuple((np.shape(x), np.result_type(x).str) for x in leaves))
+
+
+class CompileCache:
+    """Ahead-of-time compiled functions keyed by argument shapes; counts compiles and their time."""
+
+    def __init__(self, fn: Callable, donate_argnums: tuple[int, ...] = (), **jit_kwargs: Any):
+        self._jitted = jax.jit(fn, donate_argnums=donate_argnums, **jit_kwargs)
+        self._compiled: dict[tuple, Any] = {}
+        self.compile_s = 0.0
+        self.compiles = 0
+
+    def __call__(self, *args: Any) -> Any:
+        sig = _signature(args)
+        compiled = self._compiled.get(sig)
+        if compiled is None:
+            t0 = time.perf_counter()
+            compiled = self._jitted.lower(*args).compile()
+            self.compile_s += time.perf_counter() - t0
+            self.compiles += 1
+            self._compiled[sig] = compiled
+        return compiled(*args)

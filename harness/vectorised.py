@@ -1,0 +1,397 @@
+"""The execution engine: trials that share a compiled shape run as ONE compiled program.
+
+A program's trials (seeds, and numeric hyperparameters) are a leading axis of length T of
+every array of the training state; the step (`data_selection` + `update_params`) and the
+evaluation are `jax.vmap`ped over it, so hyperparameters reach `update_params` as traced
+scalars and one compile serves every seed and every value. A group of one (T = 1) is the
+same program, so a trial run alone and a trial run in a group compute the same thing.
+
+Each trial stops on its own: a per-trial `active` flag is cleared by its first target-reaching
+eval (unless stop_at_target is off), by divergence (a non-finite loss, or a loss above
+divergence_factor x its step-0 loss: Kalra & Barkeshli, 2023) or by non-finite eval metrics.
+A finished trial's state is frozen by `jnp.where` selects, so its final parameters are those
+of its stop step; the program ends when every trial has stopped or at the budget.
+
+Two ways to drive a program, chosen per workload (`Program.in_loop_eval`):
+
+* in-loop evaluation (device-mode workloads in "scan" chunk mode whose metrics are sums over
+  eval batches, the default `finalize_metrics`): the training loop, the evaluations and the
+  stopping decisions all run inside one compiled `lax.while_loop` over steps, so evaluating
+  every step costs no host round trip and steps-to-target is exact to the step. The loop
+  returns to the host every SEGMENT_STEPS steps (and at snapshot steps) to write rows. The
+  stop decision compares the float32 metric (sum over batches / count) with the target on
+  the device; the recorded metrics are `finalize_metrics` of the same per-batch values.
+* host evaluation (host-mode graph workloads, whose mAP is computed on the host; conv nets on
+  XLA:CPU, whose "step"/"unroll" chunk modes have no loop to put an eval in): compiled chunks of
+  masked, vmapped steps up to each eval, then a vmapped eval and the decision on the host.
+
+Host-mode (graph) workloads are vectorised too: their batcher yields fixed-shape padded
+batches, so one batch iterator per seed is stacked along the trial axis.
+
+Where vmapping changes how XLA computes an operation (e.g. a convolution over T kernels),
+a trial in a group can differ from the same trial alone at float rounding; the run row's
+`group_size` says which programs were shared, so bit-exact comparisons compare like with like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from harness.spec import Workload
+from harness.submissions import Submission
+from harness.trial import HOST_CHUNK_STEPS, CompileCache
+
+#: in-loop mode returns to the host (rows written, progress visible) at least this often
+SEGMENT_STEPS = 256
+#: in-loop evaluation keeps the whole eval split on the device: only up to this size
+EVAL_IN_LOOP_MAX_BYTES = 1 << 30
+#: errors that mean the submission needs a hyperparameter as a Python value while tracing
+TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
+                jax.errors.TracerArrayConversionError)
+
+
+class Stop(enum.IntEnum):
+    """Why a trial stopped (device code of the carry)."""
+
+    RUNNING = 0
+    REACHED = 1
+    LOSS_DIVERGED = 2
+    EVAL_NOT_FINITE = 3
+
+
+class Carry(NamedTuple):
+    """Training state of T trials (leading axis T on every leaf) and their stopping bookkeeping."""
+
+    state: Any  # (params, model_state, opt_state)
+    active: jax.Array  # bool[T]
+    loss0: jax.Array  # f32[T]: the step-0 loss (NaN before step 0 ran)
+    final_step: jax.Array  # i32[T]: steps completed
+    reached_step: jax.Array  # i32[T]: first step whose eval met the target, -1 none
+    stop: jax.Array  # i32[T]: a Stop code
+
+
+def traced_names(hparams: Mapping[str, Any]) -> tuple[str, ...]:
+    """Hyperparameters passed as traced scalars: numbers (not bools); batch_size is a shape."""
+    return tuple(sorted(k for k, v in hparams.items() if k != "batch_size"
+                        and isinstance(v, (int, float)) and not isinstance(v, bool)))
+
+
+def _select(mask: jax.Array, new: Any, old: Any) -> Any:
+    """Per trial: `new` where mask, else `old` (leaves with leading axis T)."""
+    def pick(n, o):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o)
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+class Batching(enum.Enum):
+    """How a program computes its T trials.
+
+    VMAP: `jax.vmap` over the trial axis: batched ops, the fast way on accelerators; on XLA:CPU
+    some batched reductions (e.g. an eval's sum over examples) round differently from the
+    unbatched op, so a trial in a group can differ from itself alone in the last bits.
+    MAP: `lax.map` over the trial axis inside the one compiled program: each trial is computed
+    by the unbatched ops, bit for bit what it computes alone, one trial after the other.
+    AUTO: MAP on CPU (where batching T small matmuls gains little), VMAP elsewhere.
+    In both, one trial (T = 1) is computed unbatched (its result given the axis back): XLA:CPU
+    computes some ops with a batch of one (e.g. the transposed matmul of a weight gradient)
+    differently from the unbatched op, so a trial alone runs exactly its unbatched program.
+    """
+
+    AUTO = "auto"
+    VMAP = "vmap"
+    MAP = "map"
+
+    def resolve(self) -> Batching:
+        if self is not Batching.AUTO:
+            return self
+        return Batching.MAP if jax.default_backend() == "cpu" else Batching.VMAP
+
+
+def trial_map(fn: Callable, in_axes: Sequence[int | None], batching: Batching) -> Callable:
+    """fn over the trial axis (leading axis of the arguments whose in_axes is 0), as `batching`
+    says; arguments with in_axes None are shared by every trial."""
+    in_axes = tuple(in_axes)
+
+    def call(*args):
+        sizes = {jax.tree_util.tree_leaves(a)[0].shape[0]
+                 for a, ax in zip(args, in_axes) if ax is not None and jax.tree_util.tree_leaves(a)}
+        if sizes == {1}:
+            one = [take(a, 0) if ax is not None else a for a, ax in zip(args, in_axes)]
+            return jax.tree_util.tree_map(lambda x: jnp.expand_dims(x, 0), fn(*one))
+        if batching is Batching.VMAP:
+            return jax.vmap(fn, in_axes=in_axes)(*args)
+        mapped = tuple(a for a, ax in zip(args, in_axes) if ax is not None)
+
+        def one(xs):
+            it = iter(xs)
+            return fn(*[next(it) if ax is not None else a for a, ax in zip(args, in_axes)])
+
+        return jax.lax.map(one, mapped)
+
+    return call
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *trees)
+
+
+def take(tree: Any, i: int) -> Any:
+    """Trial i's slice of a stacked pytree."""
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+@dataclasses.dataclass
+class Options:
+    """What a program needs of TrialOptions, resolved."""
+
+    max_steps: int
+    eval_every: int
+    stop_at_target: bool
+    divergence_factor: float | None
+
+
+class Program:
+    """The compiled functions of one (workload variant, submission, batch size, static
+    hyperparameters, chunk mode): shared by every piece of trials run with them, so trials
+    run one after the other compile once (the trial axis length is part of the shape)."""
+
+    def __init__(self, workload: Workload, submission: Submission, static: Mapping[str, Any],
+                 traced: Sequence[str], batch_size: int, mode: str, options: Options,
+                 in_loop_eval: bool, batching: Batching = Batching.AUTO):
+        self.workload, self.module = workload, submission.module
+        self.static, self.traced = dict(static), tuple(traced)
+        self.batch_size, self.mode, self.options = batch_size, mode, options
+        self.host = workload.input_mode == "host"
+        self.in_loop_eval = in_loop_eval
+        self.batching = batching.resolve()
+        self._segment = CompileCache(self._segment_fn, donate_argnums=(0,))
+        self._eval = CompileCache(trial_map(workload.eval_batch, (0, 0, None), self.batching))
+        self._chunks: dict[int, CompileCache] = {}
+
+    # -- traced functions ------------------------------------------------------------------
+
+    def hparams(self, hp: Mapping[str, jax.Array]) -> dict[str, Any]:
+        return {**self.static, **hp}
+
+    def _step(self, carry: Carry, step, data, fed, hp, train_keys) -> tuple[Carry, jax.Array]:
+        """One training step of every active trial; finished trials keep their state."""
+        w, sub = self.workload, self.module
+
+        def one(state, hp_i, key_i, fed_i):
+            params, model_state, opt_state = state
+            data_rng, update_rng = jax.random.split(jax.random.fold_in(key_i, step))
+            if self.host:
+                def next_batch(_rng):
+                    return fed_i
+            else:
+                def next_batch(rng):
+                    return w.sample_batch(data, rng, self.batch_size)
+            hparams = self.hparams(hp_i)
+            batch = sub.data_selection(w, next_batch, opt_state, params, model_state, hparams,
+                                       step, data_rng)
+            params, model_state, opt_state, metrics = sub.update_params(
+                w, params, model_state, opt_state, batch, hparams, step, update_rng)
+            return (params, model_state, opt_state), metrics["loss"]
+
+        new_state, loss = trial_map(one, (0, 0, 0, 0 if self.host else None), self.batching)(
+            carry.state, hp, train_keys, fed)
+        loss0 = jnp.where(step == 0, loss, carry.loss0)
+        bad = ~jnp.isfinite(loss)
+        factor = self.options.divergence_factor
+        if factor is not None:
+            bad = bad | (jnp.isfinite(loss0) & (loss > factor * loss0))
+        active = carry.active
+        return Carry(state=_select(active, new_state, carry.state), active=active & ~bad,
+                     loss0=loss0, final_step=jnp.where(active, step + 1, carry.final_step),
+                     reached_step=carry.reached_step,
+                     stop=jnp.where(active & bad, int(Stop.LOSS_DIVERGED), carry.stop)), loss
+
+    def _eval_all(self, state, eval_data):
+        """eval_batch of every trial on every (stacked) eval batch: leaves (batches, T)."""
+        params, model_state, _ = state
+
+        def per_batch(_, batch):
+            return None, trial_map(self.workload.eval_batch, (0, 0, None), self.batching)(
+                params, model_state, batch)
+
+        return jax.lax.scan(per_batch, None, eval_data)[1]
+
+    def _after_eval(self, carry: Carry, outs, step) -> tuple[Carry, jax.Array]:
+        """The device's stop decision after an eval at `step`; returns which trials it saw."""
+        target = self.workload.target
+        seen = carry.active
+        sums = {k: v.sum(0) for k, v in outs.items()}
+        finite = jnp.all(jnp.stack([jnp.isfinite(v) for v in sums.values()]), axis=0)
+        value = sums[target.metric] / jnp.maximum(sums["count"], 1.0)
+        met = value >= target.value if target.direction == "max" else value <= target.value
+        met = met & seen & finite
+        reached_step = jnp.where(met & (carry.reached_step < 0), step, carry.reached_step)
+        not_finite = seen & ~finite
+        stop = jnp.where(not_finite, int(Stop.EVAL_NOT_FINITE), carry.stop)
+        active = carry.active & ~not_finite
+        if self.options.stop_at_target:
+            stop = jnp.where(met & active, int(Stop.REACHED), stop)
+            active = active & ~met
+        return carry._replace(active=active, reached_step=reached_step, stop=stop), seen
+
+    def _segment_fn(self, carry: Carry, data, eval_data, hp, train_keys, start, stop,
+                    eval_every, max_steps):
+        """Steps start..stop-1 (fewer if every trial stops) with in-loop evals: the carry, the
+        losses (SEGMENT_STEPS, T), which trials each step's eval saw, and its per-batch outputs."""
+        t = carry.active.shape[0]
+        out_shapes = jax.eval_shape(self._eval_all, carry.state, eval_data)
+        empty_outs = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), out_shapes)
+        buffers = (jnp.full((SEGMENT_STEPS, t), jnp.nan, jnp.float32),
+                   jnp.zeros((SEGMENT_STEPS, t), bool),
+                   jax.tree_util.tree_map(lambda s: jnp.zeros((SEGMENT_STEPS,) + s.shape, s.dtype),
+                                          out_shapes))
+
+        def cond(loop):
+            step, carry, _ = loop
+            return (step < stop) & jnp.any(carry.active)
+
+        def body(loop):
+            step, carry, (losses, seen, outs) = loop
+            carry, loss = self._step(carry, step, data, None, hp, train_keys)
+            offset = step - start
+
+            def evaluate(carry):
+                o = self._eval_all(carry.state, eval_data)
+                carry, seen_now = self._after_eval(carry, o, step + 1)
+                return carry, seen_now, o
+
+            def skip(carry):
+                return carry, jnp.zeros((t,), bool), empty_outs
+
+            is_eval = ((step + 1) % eval_every == 0) | (step + 1 == max_steps)
+            carry, seen_now, o = jax.lax.cond(is_eval & jnp.any(carry.active), evaluate, skip, carry)
+            losses = losses.at[offset].set(loss)
+            seen = seen.at[offset].set(seen_now)
+            outs = jax.tree_util.tree_map(lambda b, x: b.at[offset].set(x), outs, o)
+            return step + 1, carry, (losses, seen, outs)
+
+        _, carry, buffers = jax.lax.while_loop(cond, body, (start, carry, buffers))
+        return (carry,) + buffers
+
+    def _chunk_fn(self, n: int) -> Callable:
+        """n masked steps in one compiled call: a rolled lax.scan ("scan"), or the body traced
+        n times with no loop at all ("step", "unroll") — XLA:CPU runs convolutions inside any
+        loop, even a one-trip scan, on a slow path."""
+
+        def chunk(carry, data, fed, hp, train_keys, start):
+            steps = start + jnp.arange(n, dtype=jnp.int32)
+            if fed is None:
+                fed = jnp.zeros((n,))
+
+            def body(c, xs):
+                step, fed_step = xs
+                return self._step(c, step, data, fed_step if self.host else None, hp, train_keys)
+
+            if self.mode == "scan":
+                return jax.lax.scan(body, carry, (steps, fed))
+            losses = []
+            for i in range(n):
+                carry, loss = body(carry, (steps[i], jax.tree_util.tree_map(lambda x: x[i], fed)))
+                losses.append(loss)
+            return carry, jnp.stack(losses)
+
+        return chunk
+
+    # -- host side -------------------------------------------------------------------------
+
+    def init(self, keys: Sequence[Mapping[str, jax.Array]],
+             hparams: Sequence[Mapping[str, Any]]) -> Carry:
+        """Each trial's initial state, computed as a trial alone computes it (op by op, with its
+        hyperparameters as Python values), stacked on the trial axis."""
+        w, sub = self.workload, self.module
+        states = []
+        for k, hp in zip(keys, hparams):
+            params, model_state = w.init(k["init"])
+            states.append((params, model_state,
+                           sub.init_optimizer_state(w, params, model_state, hp, k["optimizer"])))
+        t = len(states)
+        return Carry(state=jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states),
+                     active=jnp.ones((t,), bool), loss0=jnp.full((t,), jnp.nan, jnp.float32),
+                     final_step=jnp.zeros((t,), jnp.int32),
+                     reached_step=jnp.full((t,), -1, jnp.int32), stop=jnp.zeros((t,), jnp.int32))
+
+    def segment(self, carry, data, eval_data, hp, train_keys, start: int, stop: int):
+        return self._segment(carry, data, eval_data, hp, train_keys, jnp.int32(start),
+                             jnp.int32(stop), jnp.int32(self.options.eval_every),
+                             jnp.int32(self.options.max_steps))
+
+    def chunks(self, carry: Carry, data, hp, train_keys, start: int, n: int,
+               host_batches: Sequence[Iterator] | None) -> tuple[Carry, jax.Array]:
+        """Advance n masked steps from `start`; the new carry and the (n, T) losses."""
+        per_call = 1 if self.mode == "step" else min(n, HOST_CHUNK_STEPS) if self.host else n
+        losses = []
+        for offset in range(0, n, per_call):
+            cache = self._chunks.get(per_call)
+            if cache is None:
+                cache = self._chunks[per_call] = CompileCache(self._chunk_fn(per_call),
+                                                              donate_argnums=(0,))
+            fed = None
+            if self.host:
+                fed = _stack([_stack([next(it) for it in host_batches]) for _ in range(per_call)])
+            carry, loss = cache(carry, data, fed, hp, train_keys, jnp.int32(start + offset))
+            losses.append(loss)
+        return carry, jnp.concatenate(losses) if len(losses) > 1 else losses[0]
+
+    def evaluate(self, carry: Carry, eval_batches: Sequence[Any]) -> list[Any]:
+        """Per-batch eval outputs of every trial (leading axis T), on the host."""
+        params, model_state, _ = carry.state
+        return jax.device_get([self._eval(params, model_state, b) for b in eval_batches])
+
+    def probe(self, data: Any, fed: Any, example: Mapping[str, Any]) -> str | None:
+        """Trace (without compiling) one training step with the hyperparameters traced,
+        `example` giving their dtypes; the error text if the submission needs one of them as a
+        Python value (it branches on it), else None. Other errors are left to the run, which
+        records them in the trials' rows."""
+        hp = jax.eval_shape(lambda: hparam_arrays([example], self.traced))
+        key = jax.ShapeDtypeStruct((1, 2), jnp.uint32)
+        keys = jax.random.split(jax.random.PRNGKey(0))
+        carry = jax.eval_shape(lambda: self.init([{"init": keys[0], "optimizer": keys[1]}],
+                                                 [example]))
+        try:
+            jax.eval_shape(lambda c, f, h, k: self._step(c, jnp.int32(0), data, f, h, k),
+                           carry, fed, hp, key)
+        except TRACE_ERRORS as e:
+            return f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+        except Exception:  # noqa: BLE001 - any other error recurs in the run, which records it
+            return None
+        return None
+
+    @property
+    def compile_s(self) -> float:
+        return sum(c.compile_s for c in self._caches())
+
+    @property
+    def compiles(self) -> int:
+        return sum(c.compiles for c in self._caches())
+
+    def _caches(self) -> list[CompileCache]:
+        return [self._segment, self._eval, *self._chunks.values()]
+
+
+def hparam_arrays(hparams: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, jax.Array]:
+    """The traced hyperparameters of T trials: {name: array (T,)} (float32 or int32)."""
+    out = {}
+    for k in names:
+        values = [h[k] for h in hparams]
+        dtype = jnp.int32 if all(isinstance(v, int) for v in values) else jnp.float32
+        out[k] = jnp.asarray(np.asarray(values), dtype)
+    return out
+
+
+def stacked_eval_data(batches: Sequence[Any]) -> tuple[Any, int]:
+    """Eval batches stacked on a leading axis (for the in-loop eval), and their size in bytes."""
+    stacked = _stack(list(batches))
+    nbytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(stacked))
+    return stacked, nbytes
