@@ -9,7 +9,8 @@ Tiers, in order (the first three of the statistical ones decide the verdict):
 2. bit-exact: where the environment is the same (library versions, backend, device kind,
    CPU model, XLA flags, precision, chunk mode) on CPU, or on GPU with
    --xla_gpu_deterministic_ops=true, a candidate and a reference run of the same seed must
-   have identical eval curves.
+   have identical eval curves. Runs of different group sizes (trials per compiled program)
+   are skipped as not bit-comparable: a batched program may round differently.
 3. convergence: at most one candidate run misses the target (and at least one reaches it).
 4. steps-to-target: two-sided pooled trimmed-mean t-test (Yuen 1974, pooled form) at
    alpha = 0.05 of candidate vs reference steps-to-target; fails only when significant
@@ -226,6 +227,11 @@ def _bit_exact_env(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _group_size(record: dict[str, Any]) -> int:
+    """Trials in the compiled program the run was in (records made before it was stored: 1)."""
+    return record["run"].get("group_size") or 1
+
+
 def bit_exact(refset: RefSet, candidates: list[dict[str, Any]]) -> Tier:
     """Identical eval curves for same-seed runs in the same deterministic environment."""
     compared = "same-seed eval curves"
@@ -236,6 +242,11 @@ def bit_exact(refset: RefSet, candidates: list[dict[str, Any]]) -> Tier:
                     {"differs": env_diff})
     if ref_env["cpu"] is None:
         return Tier("bit-exact", "skip", compared, "CPU model not recorded with the references")
+    sizes = sorted({_group_size(c) for c in candidates} | {_group_size(r) for r in refset.records})
+    if len(sizes) > 1:
+        return Tier("bit-exact", "skip", compared,
+                    f"runs of different group sizes ({', '.join(map(str, sizes))} trials per compiled "
+                    "program) are not bit-comparable", {"group_sizes": sizes})
     if ref_env["backend"] != "cpu" and "xla_gpu_deterministic_ops=true" not in (ref_env["xla_flags"] or ""):
         return Tier("bit-exact", "skip", compared,
                     f"{ref_env['backend']} without --xla_gpu_deterministic_ops=true")

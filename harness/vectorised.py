@@ -2,9 +2,12 @@
 
 A program's trials (seeds, and numeric hyperparameters) are a leading axis of length T of
 every array of the training state; the step (`data_selection` + `update_params`) and the
-evaluation are `jax.vmap`ped over it, so hyperparameters reach `update_params` as traced
-scalars and one compile serves every seed and every value. A group of one (T = 1) is the
-same program, so a trial run alone and a trial run in a group compute the same thing.
+evaluation are mapped over it (`Batching`: `jax.vmap`, or `lax.map` inside the program, the
+CPU default, which computes each trial bit for bit as alone), so hyperparameters reach
+`update_params` as traced scalars and one compile serves every seed and every value. A trial
+alone (T = 1) is computed by the unbatched ops: the program it ran before vectorisation.
+Initial states are computed per trial as alone (op by op, hyperparameters as Python values)
+and stacked.
 
 Each trial stops on its own: a per-trial `active` flag is cleared by its first target-reaching
 eval (unless stop_at_target is off), by divergence (a non-finite loss, or a loss above
@@ -15,22 +18,26 @@ of its stop step; the program ends when every trial has stopped or at the budget
 Two ways to drive a program, chosen per workload (`Program.in_loop_eval`):
 
 * in-loop evaluation (device-mode workloads in "scan" chunk mode whose metrics are sums over
-  eval batches, the default `finalize_metrics`): the training loop, the evaluations and the
-  stopping decisions all run inside one compiled `lax.while_loop` over steps, so evaluating
-  every step costs no host round trip and steps-to-target is exact to the step. The loop
-  returns to the host every SEGMENT_STEPS steps (and at snapshot steps) to write rows. The
-  stop decision compares the float32 metric (sum over batches / count) with the target on
-  the device; the recorded metrics are `finalize_metrics` of the same per-batch values.
+  eval batches, the default `finalize_metrics`, with the eval split stacked on the device up
+  to EVAL_IN_LOOP_MAX_BYTES): the training loop, the evaluations and the stopping decisions
+  all run inside one compiled `lax.while_loop` over steps, so evaluating every step costs no
+  host round trip and steps-to-target is exact to the step. The loop returns to the host every
+  SEGMENT_STEPS steps (and at snapshot steps) to write rows. The stop decision compares the
+  float32 metric (sum over batches / count) with the target on the device; the recorded
+  metrics are `finalize_metrics` of the same per-batch values. Training and eval time are one
+  compiled loop here: a trial's train_s includes its evals (eval_s is 0).
 * host evaluation (host-mode graph workloads, whose mAP is computed on the host; conv nets on
   XLA:CPU, whose "step"/"unroll" chunk modes have no loop to put an eval in): compiled chunks of
-  masked, vmapped steps up to each eval, then a vmapped eval and the decision on the host.
+  masked steps up to each eval, then a mapped eval and the decision on the host.
 
 Host-mode (graph) workloads are vectorised too: their batcher yields fixed-shape padded
-batches, so one batch iterator per seed is stacked along the trial axis.
+batches, so one batch iterator per seed (each the iterator that seed has alone) is stacked
+along the trial axis.
 
-Where vmapping changes how XLA computes an operation (e.g. a convolution over T kernels),
-a trial in a group can differ from the same trial alone at float rounding; the run row's
-`group_size` says which programs were shared, so bit-exact comparisons compare like with like.
+Where vmapping changes how XLA computes an operation (batched reductions and convolutions
+on XLA:CPU), a trial in a group can differ from the same trial alone at float rounding; the
+run row's `group_size` says which programs were shared, so bit-exact comparisons compare like
+with like.
 """
 
 from __future__ import annotations
@@ -97,7 +104,8 @@ class Batching(enum.Enum):
     some batched reductions (e.g. an eval's sum over examples) round differently from the
     unbatched op, so a trial in a group can differ from itself alone in the last bits.
     MAP: `lax.map` over the trial axis inside the one compiled program: each trial is computed
-    by the unbatched ops, bit for bit what it computes alone, one trial after the other.
+    by the unbatched ops, bit for bit what it computes alone, one trial after the other (in the
+    loop-free "step"/"unroll" chunk modes of conv nets on XLA:CPU: one traced copy per trial).
     AUTO: MAP on CPU (where batching T small matmuls gains little), VMAP elsewhere.
     In both, one trial (T = 1) is computed unbatched (its result given the axis back): XLA:CPU
     computes some ops with a batch of one (e.g. the transposed matmul of a weight gradient)
@@ -114,9 +122,11 @@ class Batching(enum.Enum):
         return Batching.MAP if jax.default_backend() == "cpu" else Batching.VMAP
 
 
-def trial_map(fn: Callable, in_axes: Sequence[int | None], batching: Batching) -> Callable:
+def trial_map(fn: Callable, in_axes: Sequence[int | None], batching: Batching,
+              loop: bool = True) -> Callable:
     """fn over the trial axis (leading axis of the arguments whose in_axes is 0), as `batching`
-    says; arguments with in_axes None are shared by every trial."""
+    says; arguments with in_axes None are shared by every trial. MAP with loop=False traces fn
+    once per trial with no loop (for conv nets on XLA:CPU, slow inside any loop)."""
     in_axes = tuple(in_axes)
 
     def call(*args):
@@ -127,6 +137,11 @@ def trial_map(fn: Callable, in_axes: Sequence[int | None], batching: Batching) -
             return jax.tree_util.tree_map(lambda x: jnp.expand_dims(x, 0), fn(*one))
         if batching is Batching.VMAP:
             return jax.vmap(fn, in_axes=in_axes)(*args)
+        if not loop:
+            size = sizes.pop()
+            outs = [fn(*[take(a, i) if ax is not None else a for a, ax in zip(args, in_axes)])
+                    for i in range(size)]
+            return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
         mapped = tuple(a for a, ax in zip(args, in_axes) if ax is not None)
 
         def one(xs):
@@ -172,7 +187,8 @@ class Program:
         self.in_loop_eval = in_loop_eval
         self.batching = batching.resolve()
         self._segment = CompileCache(self._segment_fn, donate_argnums=(0,))
-        self._eval = CompileCache(trial_map(workload.eval_batch, (0, 0, None), self.batching))
+        self._eval = CompileCache(trial_map(workload.eval_batch, (0, 0, None), self.batching,
+                                            loop=mode == "scan"))
         self._chunks: dict[int, CompileCache] = {}
 
     # -- traced functions ------------------------------------------------------------------
@@ -200,7 +216,8 @@ class Program:
                 w, params, model_state, opt_state, batch, hparams, step, update_rng)
             return (params, model_state, opt_state), metrics["loss"]
 
-        new_state, loss = trial_map(one, (0, 0, 0, 0 if self.host else None), self.batching)(
+        new_state, loss = trial_map(one, (0, 0, 0, 0 if self.host else None), self.batching,
+                                   loop=self.mode == "scan")(
             carry.state, hp, train_keys, fed)
         loss0 = jnp.where(step == 0, loss, carry.loss0)
         bad = ~jnp.isfinite(loss)

@@ -23,6 +23,14 @@ def test_runner_speed_prints_all_ratios():
         assert label in out
 
 
+def test_vmap_seeds_prints_every_path_against_one_seed():
+    out = run_script("vmap_seeds.py", "--seeds", "2", "--steps", "3", "--eval-every", "3",
+                     "--repeats", "1", "--workload", "mnist_mlp:width=16")
+    for label in ("1 seed alone", "2 seeds vmapped", "2 seeds mapped in one program",
+                  "2 seeds sequential, shared compile", "x alone"):
+        assert label in out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,args,expect", [
     ("curvature_overhead.py", ("--repeats", "1"), "snapshot / (m x product)"),
