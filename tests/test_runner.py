@@ -96,7 +96,7 @@ def test_budget_exhausted_is_not_reached(db, mnist_sample):
 def test_snapshot_steps_cut_chunks(mnist_sample):
     seen = []
     result = run_trial(get_workload("mnist_mlp"), load_submission(SUBMISSIONS / "adam"), mnist_sample,
-                       0, max_steps=20, snapshot_steps=[0, 1, 3, 15, 99],
+                       0, max_steps=20, eval_every=10, snapshot_steps=[0, 1, 3, 15, 99],
                        on_snapshot=lambda run_id, step, params, state: seen.append(step))
     assert seen == [0, 1, 3, 15] or (result.status == "reached" and seen == [0, 1, 3])
     assert [s for s, _ in result.evals] == [10, 20][: len(result.evals)]
