@@ -119,8 +119,22 @@ def _jsonable(obj):
     return obj
 
 
-def _command_line() -> str:
-    return " ".join(["curvebench", *sys.argv[1:]])
+def _command_line(ctx: typer.Context) -> str:
+    """The running command with the options it was given, as stored with the sweep row."""
+    import shlex
+
+    parts = ["curvebench", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        flag = [] if param.param_type_name == "argument" else [param.opts[0]]
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is True:
+                parts += flag
+            elif v is False and param.secondary_opts:
+                parts.append(param.secondary_opts[0])
+            elif v not in (None, False):
+                parts += [*flag, shlex.quote(str(v))]
+    return " ".join(parts)
 
 
 def _trial_options(origin: str, *, max_steps: int | None = None, eval_every: int | None = None,
@@ -232,6 +246,7 @@ def _parse_single(workload: str, hparam: list[str], command: str) -> dict[str, A
 
 @app.command()
 def run(
+    ctx: typer.Context,
     workload: Annotated[str, typer.Option(help="workload[:knob=value,...], e.g. mnist_mlp:width=200")],
     submission: Annotated[str, typer.Option(help="submission folder (submission.py + hparams.json)")],
     seeds: Annotated[int, typer.Option(min=1, help="number of seeds: 0..N-1 from --seed-start")] = 1,
@@ -272,7 +287,7 @@ def run(
     requests = [TrialRequest(workload, submission, overrides, seed)
                 for seed in range(seed_start, seed_start + seeds)]
     sweep = _sweep(requests, options, database.url, quiet=quiet or as_json,
-                   command=_command_line(), data_dir=data_dir, data_source=data_source,
+                   command=_command_line(ctx), data_dir=data_dir, data_source=data_source,
                    curvature=config, compile_cache=compile_cache)
     trials = sweep.trials
     if as_json:
@@ -306,6 +321,7 @@ def _time_note(trials) -> None:
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     workload: Annotated[list[str], typer.Option(
         help="workload grid NAME[:KNOB=V1|V2,...] ('|' between values, the product over knobs; "
              "repeat to add grids), e.g. 'mnist_mlp:activation=relu|gelu,width=100|200'")] = [],
@@ -375,7 +391,7 @@ def sweep(
     except (SpecError, TypeError, ValueError) as e:
         _fail(str(e))
     result = _sweep(requests_for(specs, subs, hparams, seed_list), options, database.url,
-                    quiet=quiet or as_json, name=name or cfg.name, command=_command_line(),
+                    quiet=quiet or as_json, name=name or cfg.name, command=_command_line(ctx),
                     data_dir=o.get("data_dir"), data_source=o.get("data_source"),
                     curvature=curv, compile_cache=o.get("compile_cache"))
     if as_json:
@@ -384,7 +400,7 @@ def sweep(
     varying = _varying_hparams([c.hparams for c in result.cells()])
     table = _table(f"sweep {result.name or result.sweep_id[:8]}: {len(result.trials)} trials",
                    ("workload", "submission", *varying, "reached", "median steps",
-                    "[min-max] steps", "median time (s)", "group"))
+                    r"\[min-max] steps", "median time (s)", "group"))
     for c in result.cells():
         span = "-" if c.min_steps is None else f"[{c.min_steps}-{c.max_steps}]"
         table.add_row(c.workload, c.submission, *(str(c.hparams.get(k)) for k in varying),
@@ -406,6 +422,7 @@ def _varying_hparams(hparams: list[dict[str, Any]]) -> list[str]:
 
 @app.command("score")
 def score_cmd(
+    ctx: typer.Context,
     submission: Annotated[str, typer.Argument(help="submission folder")],
     workloads: Annotated[list[str], typer.Option(
         help="workload variants: repeat the option or separate them with ';' (',' separates one "
@@ -441,7 +458,7 @@ def score_cmd(
         _fail("no workload to score: none has its data here (see the messages above)")
     result = _sweep(requests_for(specs, [submission], [overrides], range(seeds)),
                     _trial_options("score"), database.url, quiet=quiet or as_json,
-                    command=_command_line(), data_dir=data_dir, timed_alone=True,
+                    command=_command_line(ctx), data_dir=data_dir, timed_alone=True,
                     compile_cache=compile_cache)
     per_workload: dict[str, list] = {}
     for t in result.trials:
@@ -738,6 +755,7 @@ def _print_report(report) -> None:
 
 @app.command()
 def check(
+    ctx: typer.Context,
     workload: Annotated[str, typer.Option(help="workload variant, e.g. mnist_mlp")],
     submission: Annotated[str, typer.Option(help="submission folder")],
     seeds: Annotated[Optional[int], typer.Option(min=1, help="rerun seeds 0..N-1 (default 5)")] = None,
@@ -788,7 +806,7 @@ def check(
                                 data_dir=data_dir, data_source=data_source,
                                 resamples=resamples, skip_bit_exact=skip_bit_exact,
                                 on_event=on_event, compile_cache=compile_cache,
-                                command=_command_line())
+                                command=_command_line(ctx))
     except (checking.CheckError, refs.RefsError, SpecError, DataUnavailable, DatabaseError,
             ScheduleError) as e:
         if as_json:
