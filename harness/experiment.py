@@ -371,7 +371,8 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
 
     Requests repeating an earlier one (same canonical variant, submission, full hparams and
     seed) are run once. `timed_alone`: one trial per compiled program (runs.group_size 1).
-    Raises SpecError before anything runs when a request does not fit."""
+    Raises SpecError (a request that does not fit) or, with the local executor,
+    DataUnavailable before anything is recorded or trained."""
     if not requests:
         raise SpecError("the sweep has no trials: give at least one workload, submission and seed")
     canonical, full = validate_requests(requests)
@@ -386,6 +387,11 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
             kept.append(i)
     todo = [canonical[i] for i in kept]
     hparams = [full[i] for i in kept]
+    if executor is None:  # data missing here fails now, before the sweep is recorded
+        from workloads import get_workload
+
+        for spec in dict.fromkeys(r.workload for r in todo):
+            load_dataset(get_workload(spec), data_dir, data_source)
     sweep_id = str(uuid.uuid4())
     options = dataclasses.replace(options, sweep_id=sweep_id)
     if db_url is not None:
