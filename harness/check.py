@@ -45,8 +45,10 @@ import numpy as np
 from scipy import stats
 
 from harness import environment, refs
+from harness.db import RunOrigin
+from harness.experiment import SweepEvent, TrialRequest, load_dataset, run_sweep
 from harness.refs import RefSet
-from harness.runner import RNG_DERIVATION, run_trial
+from harness.runner import RNG_DERIVATION, TrialOptions
 
 ALPHA = 0.05
 TRIM = 0.2
@@ -451,10 +453,15 @@ def candidate_records(db, run_ids: Sequence[str], variant: str, submission: str)
     return records
 
 
-def check(db, sets: list[RefSet], workload, submission, dataset, *, seeds: Sequence[int] = (),
-          run_ids: Sequence[str] = (), resamples: int = RESAMPLES, skip_bit_exact: bool = False,
-          on_trial: Callable | None = None) -> Report:
-    """Rerun `seeds` (or take `run_ids`) of workload x submission and compare with the set."""
+def check(db, sets: list[RefSet], workload, submission, *, seeds: Sequence[int] = (),
+          run_ids: Sequence[str] = (), data_dir: str | None = None,
+          data_source: str | None = None, resamples: int = RESAMPLES,
+          skip_bit_exact: bool = False, on_event: Callable[[SweepEvent], None] | None = None,
+          compile_cache: str | None = None, command: str = "") -> Report:
+    """Rerun `seeds` (or take `run_ids`) of workload x submission and compare with the set.
+
+    Reruns go through the experiment layer, each trial alone (runs.group_size 1) like the
+    references, so the bit-exact tier compares like with like."""
     if bool(seeds) == bool(run_ids):
         raise CheckError("give either seeds to rerun or run ids to check, not both")
     if run_ids:
@@ -463,6 +470,7 @@ def check(db, sets: list[RefSet], workload, submission, dataset, *, seeds: Seque
         code = records[0]["run"]
     else:
         env = environment.fingerprint()
+        dataset = load_dataset(workload, data_dir, data_source)
         code = {"workload_version": workload.version, "submission_hash": submission.code_hash,
                 "data_fingerprint": dataset.fingerprint, "hparams": submission.hparams,
                 "batch_size": submission.batch_size(workload.name, workload.batch_size),
@@ -477,11 +485,10 @@ def check(db, sets: list[RefSet], workload, submission, dataset, *, seeds: Seque
             return Report("not_comparable", workload.spec, submission.name, refset.id, refset.origin,
                           refset.hardware, [r["run"]["id"] for r in refset.records], [], [tier],
                           message="nothing was rerun: the references were made with other code or data")
-        ids = []
-        for seed in seeds:
-            result = run_trial(workload, submission, dataset, seed, db=db)
-            ids.append(result.run_id)
-            if on_trial is not None:
-                on_trial(result)
-        records = refs.records_from_db(db, ids)
+        requests = [TrialRequest(workload.spec, str(submission.path), submission.hparams, seed)
+                    for seed in seeds]
+        sweep = run_sweep(requests, TrialOptions(origin=RunOrigin.CHECK), db.url,
+                          command=command, data_dir=data_dir, data_source=data_source,
+                          on_event=on_event, timed_alone=True, compile_cache=compile_cache)
+        records = refs.records_from_db(db, [t.result.run_id for t in sweep.trials])
     return compare(refset, records, resamples=resamples, skip_bit_exact=skip_bit_exact)

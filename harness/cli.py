@@ -1,4 +1,9 @@
-"""The `curvebench` command line: parse, call the harness, print (tables or --json)."""
+"""The `curvebench` command line: parse, call the harness, print (tables or --json).
+
+Only typer and rich are imported at start-up: JAX, Flax, SQLAlchemy, the runner and the
+workloads are imported inside the commands that need them, so `--help` and malformed input
+answer at once. Training goes through the experiment layer (harness.experiment.run_sweep).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,16 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from harness import score as scoring
-from harness.curvature import (DEFAULT_SCHEDULE, ScheduleError, SnapshotConfig, snapshot_callback,
-                               snapshot_steps)
-from harness.db import Database, DatabaseError, open_database
-from harness.runner import CHUNK_MODES, TrialResult, run_trial
-from harness.spec import Dataset, DataUnavailable, SpecError
-from harness.submissions import load_submission
-from workloads import REGISTRY, get_workload
+from harness import grid as grids
+
+if TYPE_CHECKING:
+    from harness.db import Database
+    from harness.experiment import CurvatureRequest, SweepEvent, SweepResult
 
 app = typer.Typer(help="curvebench: score training algorithms, check reruns, record curvature.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -29,9 +29,41 @@ app.add_typer(db_app, name="db")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
+#: defaults of the library, repeated here so that --help needs no JAX import; tests/test_cli.py
+#: checks each against its source (harness.runner, harness.curvature)
+CHUNK_MODES = ("auto", "scan", "unroll", "step")
+DIVERGENCE_FACTOR = 1e5
+CURVATURE_EVERY = "init,log:4:1000,every:1000"
+
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path "
                                               "(default $CURVEBENCH_DB, else ./curvebench.db)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+QuietOpt = Annotated[bool, typer.Option(help="no progress bars")]
+DataDirOpt = Annotated[Optional[str], typer.Option(help="directory with the dataset files")]
+DataSourceOpt = Annotated[Optional[str], typer.Option(help="dataset source (workload-specific)")]
+MaxStepsOpt = Annotated[Optional[int], typer.Option(min=1, help="step budget (default: the workload's)")]
+EvalEveryOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="steps between evals (default: the workload's)")]
+ChunkModeOpt = Annotated[Optional[str], typer.Option(help=f"one of {', '.join(CHUNK_MODES)} (default auto)")]
+StopOpt = Annotated[Optional[bool], typer.Option(
+    "--stop-at-target/--no-stop-at-target",
+    help="stop at the first eval that meets the target (default), or train the whole budget and "
+         "still record the first step that met it")]
+DivergenceOpt = Annotated[Optional[float], typer.Option(
+    min=0.0, help=f"diverged when the training loss exceeds K x its step-0 loss (default "
+                  f"{DIVERGENCE_FACTOR:g}, the rule of Kalra & Barkeshli 2023); 0: only a "
+                  "non-finite loss diverges", metavar="K")]
+CompileCacheOpt = Annotated[Optional[str], typer.Option(
+    help="persistent compilation cache directory, or 'off' (default $CURVEBENCH_COMPILE_CACHE, "
+         "else $XDG_CACHE_HOME/curvebench/jax)", metavar="DIR|off")]
+CurvatureOpt = Annotated[Optional[str], typer.Option(
+    help="curvature snapshots: comma-separated hessian, ggn, cov (each may be KIND@PARAM_PATTERN)")]
+CurvatureEveryOpt = Annotated[Optional[str], typer.Option(
+    help=f"snapshot steps: init | every:N | log:K:END | at:S1/S2, comma-separated "
+         f"(default {CURVATURE_EVERY})")]
+CurvatureBatchOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="examples in the fixed curvature batch (default 2048)")]
+LanczosOpt = Annotated[Optional[int], typer.Option(min=2, help="Lanczos steps per snapshot (default 20)")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -40,13 +72,17 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _open(db: str | None) -> Database:
+    from harness.db import DatabaseError, open_database
+
     try:
         return open_database(db)
     except DatabaseError as e:
         _fail(str(e))
 
 
-def _table(title: str, columns: tuple[str, ...] | list[str]) -> Table:
+def _table(title: str, columns: tuple[str, ...] | list[str]):
+    from rich.table import Table
+
     table = Table(title=title)
     for col in columns:
         table.add_column(col, overflow="fold")
@@ -62,7 +98,14 @@ def _fmt_steps(x: float | None) -> str:
 
 
 def _median(values: list[float | None]) -> float:
+    """Median with None (a miss) counted as +inf."""
+    from harness import score as scoring
+
     return scoring.median_or_inf(values)
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _jsonable(obj):
@@ -76,158 +119,361 @@ def _jsonable(obj):
     return obj
 
 
-def _train(workload_spec: str, submission_path: str, seeds: list[int], database: Database, *,
-           hparams: list[str], data_dir: str | None, data_source: str | None, max_steps: int | None,
-           eval_every: int | None, chunk_mode: str, quiet: bool,
-           dataset: Dataset | None = None, curvature: SnapshotConfig | None = None,
-           curvature_every: str = DEFAULT_SCHEDULE) -> list[TrialResult]:
+def _command_line(ctx: typer.Context) -> str:
+    """The running command with the options it was given, as stored with the sweep row."""
+    import shlex
+
+    parts = ["curvebench", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        flag = [] if param.param_type_name == "argument" else [param.opts[0]]
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is True:
+                parts += flag
+            elif v is False and param.secondary_opts:
+                parts.append(param.secondary_opts[0])
+            elif v not in (None, False):
+                parts += [*flag, shlex.quote(str(v))]
+    return " ".join(parts)
+
+
+def _trial_options(origin: str, *, max_steps: int | None = None, eval_every: int | None = None,
+                   chunk_mode: str | None = None, stop_at_target: bool | None = None,
+                   divergence_factor: float | None = None, tag: str | None = None):
+    from harness.db import RunOrigin
+    from harness.runner import TrialOptions
+
+    fields: dict[str, Any] = {"origin": RunOrigin(origin), "tag": tag, "max_steps": max_steps,
+                              "eval_every": eval_every}
+    if chunk_mode is not None:
+        fields["chunk_mode"] = chunk_mode
+    if stop_at_target is not None:
+        fields["stop_at_target"] = stop_at_target
+    if divergence_factor is not None:
+        fields["divergence_factor"] = divergence_factor or None
+    return TrialOptions(**fields)
+
+
+def _curvature_request(curvature: str | None, every: str | None, batch: int | None,
+                       order: int | None) -> CurvatureRequest | None:
+    if not curvature:
+        return None
+    from harness.curvature import SnapshotConfig
+    from harness.experiment import CurvatureRequest
+
+    order = order or SnapshotConfig.lanczos_order
+    config = SnapshotConfig(kinds=tuple(k.strip() for k in curvature.split(",") if k.strip()),
+                            curvature_batch=batch or SnapshotConfig.curvature_batch,
+                            lanczos_order=order,
+                            top_k=tuple(k for k in SnapshotConfig.top_k if k <= order))
+    return CurvatureRequest(config=config.to_json(), every=every or CURVATURE_EVERY)
+
+
+def _check_chunk_mode(chunk_mode: str | None) -> None:
+    if chunk_mode is not None and chunk_mode not in CHUNK_MODES:
+        _fail(f"unknown chunk mode {chunk_mode!r}; valid: {', '.join(CHUNK_MODES)}")
+
+
+class _Progress:
+    """Rich progress bars, one per trial, fed by the sweep's events."""
+
+    def __init__(self, disabled: bool):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[metric]}"),
+                                 TimeElapsedColumn(), console=err,
+                                 disable=disabled or not err.is_terminal)
+        self.tasks: dict[tuple, Any] = {}
+        self.metric: dict[str, str] = {}
+        self.budget: dict[str, int] = {}
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    @staticmethod
+    def _key(r) -> tuple:
+        return (r.workload, r.submission, json.dumps(r.hparams, sort_keys=True, default=str), r.seed)
+
+    def __call__(self, event: SweepEvent) -> None:
+        from harness.experiment import GroupFinished, GroupStarted, TrialEvaluated
+        from workloads import get_workload
+
+        if isinstance(event, GroupStarted):
+            w = get_workload(event.group.workload)
+            self.metric[w.spec] = w.target.metric
+            budget = event.group.options.max_steps or w.max_steps
+            for r in event.requests:
+                hp = ",".join(f"{k}={v}" for k, v in r.hparams.items())
+                label = f"{r.workload} / {Path(r.submission).name}{' ' + hp if hp else ''} / seed {r.seed}"
+                self.tasks[self._key(r)] = self.progress.add_task(label, total=budget, metric="")
+        elif isinstance(event, TrialEvaluated):
+            metric = self.metric.get(event.request.workload)
+            shown = f"{metric}={event.metrics[metric]:.4f}" if metric in event.metrics else ""
+            self.progress.update(self.tasks[self._key(event.request)], completed=event.step,
+                                 metric=shown)
+        elif isinstance(event, GroupFinished):
+            for t in event.outcomes:
+                self.progress.update(self.tasks[self._key(t.request)], completed=t.result.final_step)
+
+
+def _sweep(requests, options, db_url: str, *, quiet: bool, **kwargs) -> SweepResult:
+    """run_sweep with progress bars; bad input (unknown workload, knob, hparam, data) exits 2."""
+    from harness.curvature import ScheduleError
+    from harness.experiment import run_sweep
+    from harness.spec import DataUnavailable, SpecError
+
     try:
-        workload = get_workload(workload_spec)
-        submission = load_submission(submission_path, hparams)
-        dataset = dataset or workload.load_data(data_dir, data_source)
-    except (SpecError, DataUnavailable, ValueError) as e:
+        with _Progress(quiet) as progress:
+            return run_sweep(requests, options, db_url, on_event=progress, **kwargs)
+    except (SpecError, DataUnavailable, ScheduleError) as e:
         _fail(str(e))
-    results = []
-    budget = max_steps or workload.max_steps
-    snapshot_kw: dict = {}
-    if curvature is not None:
-        try:
-            steps = snapshot_steps(curvature_every, budget)
-            on_snapshot = snapshot_callback(
-                workload, dataset, curvature, db=database, hparams=submission.hparams,
-                batch_size=submission.batch_size(workload.name, workload.batch_size))
-        except (SpecError, ValueError) as e:
-            _fail(str(e))
-        snapshot_kw = {"snapshot_steps": steps, "on_snapshot": on_snapshot}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[metric]}"), TimeElapsedColumn(),
-                  console=err, disable=quiet or not err.is_terminal) as progress:
-        for seed in seeds:
-            task = progress.add_task(f"{workload.spec} / {submission.name} / seed {seed}",
-                                     total=budget, metric="")
 
-            def on_eval(step, metrics, task=task):
-                shown = f"{workload.target.metric}={metrics[workload.target.metric]:.4f}"
-                progress.update(task, completed=step, metric=shown)
 
-            try:
-                results.append(run_trial(workload, submission, dataset, seed, db=database,
-                                         max_steps=max_steps, eval_every=eval_every,
-                                         chunk_mode=chunk_mode, on_eval=on_eval, **snapshot_kw))
-            except SpecError as e:
-                _fail(str(e))
-            progress.update(task, completed=results[-1].final_step)
-    return results
+def _parse_single(workload: str, hparam: list[str], command: str) -> dict[str, Any]:
+    try:
+        grids.single_values([workload, *hparam], command)
+        [overrides] = grids.parse_hparam_grid(hparam)
+    except grids.GridError as e:
+        _fail(str(e))
+    return overrides
 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     workload: Annotated[str, typer.Option(help="workload[:knob=value,...], e.g. mnist_mlp:width=200")],
     submission: Annotated[str, typer.Option(help="submission folder (submission.py + hparams.json)")],
     seeds: Annotated[int, typer.Option(min=1, help="number of seeds: 0..N-1 from --seed-start")] = 1,
     seed_start: Annotated[int, typer.Option(min=0, help="first seed")] = 0,
     db: DbOpt = None,
-    data_dir: Annotated[Optional[str], typer.Option(help="directory with the dataset files")] = None,
-    data_source: Annotated[Optional[str], typer.Option(help="dataset source (workload-specific)")] = None,
-    hparam: Annotated[list[str], typer.Option(help="override a hyperparameter: name=value")] = [],
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="step budget")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(min=1, help="steps between evals")] = None,
-    chunk_mode: Annotated[str, typer.Option(help=f"one of {', '.join(CHUNK_MODES)}")] = "auto",
+    data_dir: DataDirOpt = None,
+    data_source: DataSourceOpt = None,
+    hparam: Annotated[list[str], typer.Option(help="override a hyperparameter: name=value "
+                                              "(a grid of values: `curvebench sweep`)")] = [],
+    max_steps: MaxStepsOpt = None,
+    eval_every: EvalEveryOpt = None,
+    chunk_mode: ChunkModeOpt = None,
+    stop_at_target: StopOpt = None,
+    divergence_factor: DivergenceOpt = None,
+    compile_cache: CompileCacheOpt = None,
+    tag: Annotated[Optional[str], typer.Option(help="label stored with every run")] = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
-    curvature: Annotated[Optional[str], typer.Option(
-        help="curvature snapshots: comma-separated hessian, ggn, cov (each may be KIND@PARAM_PATTERN)")] = None,
-    curvature_every: Annotated[str, typer.Option(
-        help="snapshot steps: init | every:N | log:K:END | at:S1/S2, comma-separated")] = DEFAULT_SCHEDULE,
-    curvature_batch: Annotated[int, typer.Option(min=1, help="examples in the fixed curvature batch")] = 2048,
-    lanczos_order: Annotated[int, typer.Option(min=2, help="Lanczos steps per snapshot")] = 20,
+    quiet: QuietOpt = False,
+    curvature: CurvatureOpt = None,
+    curvature_every: CurvatureEveryOpt = None,
+    curvature_batch: CurvatureBatchOpt = None,
+    lanczos_order: LanczosOpt = None,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
+    overrides = _parse_single(workload, hparam, "run")
+    _check_chunk_mode(chunk_mode)
     database = _open(db)
-    config = None
-    if curvature:
-        try:
-            config = SnapshotConfig(kinds=tuple(k.strip() for k in curvature.split(",") if k.strip()),
-                                    curvature_batch=curvature_batch, lanczos_order=lanczos_order,
-                                    top_k=tuple(k for k in SnapshotConfig.top_k if k <= lanczos_order))
-            snapshot_steps(curvature_every, 1)
-        except (SpecError, ScheduleError) as e:
-            _fail(str(e))
-    results = _train(workload, submission, list(range(seed_start, seed_start + seeds)), database,
-                     hparams=hparam, data_dir=data_dir, data_source=data_source,
-                     max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
-                     quiet=quiet or as_json, curvature=config, curvature_every=curvature_every)
+    from harness.experiment import TrialRequest
+    from harness.spec import SpecError
+
+    try:
+        config = _curvature_request(curvature, curvature_every, curvature_batch, lanczos_order)
+    except SpecError as e:
+        _fail(str(e))
+    options = _trial_options("run", max_steps=max_steps, eval_every=eval_every,
+                             chunk_mode=chunk_mode, stop_at_target=stop_at_target,
+                             divergence_factor=divergence_factor, tag=tag)
+    requests = [TrialRequest(workload, submission, overrides, seed)
+                for seed in range(seed_start, seed_start + seeds)]
+    sweep = _sweep(requests, options, database.url, quiet=quiet or as_json,
+                   command=_command_line(ctx), data_dir=data_dir, data_source=data_source,
+                   curvature=config, compile_cache=compile_cache)
+    trials = sweep.trials
     if as_json:
-        print(json.dumps(_jsonable([r.to_json() for r in results]), indent=2))
+        print(json.dumps(_jsonable([t.to_json() for t in trials]), indent=2))
         return
-    table = _table(f"{results[0].workload} / {results[0].submission}",
+    table = _table(f"{trials[0].result.workload} / {trials[0].result.submission}",
                    ("seed", "status", "steps to target", "time to target (s)", "compile (s)",
-                    "chunk mode", "run id"))
-    for r in results:
+                    "group", "chunk mode", "run id"))
+    for t in trials:
+        r = t.result
         table.add_row(str(r.seed), r.status, _fmt_steps(r.steps_to_target),
-                      _fmt_s(r.time_to_target_s), f"{r.compile_s:.2f}", r.chunk_mode, r.run_id[:8])
-    table.add_row("median", "", _fmt_steps(_median([r.steps_to_target for r in results])),
-                  _fmt_s(_median([r.time_to_target_s for r in results])),
-                  _fmt_s(_median([r.compile_s for r in results])), "", "", style="bold")
+                      _fmt_s(r.time_to_target_s), _fmt_compile(r.compile_s, t.compile_cache_hit),
+                      str(t.group_size), r.chunk_mode, r.run_id[:8])
+    table.add_row("median", "", _fmt_steps(_median([t.result.steps_to_target for t in trials])),
+                  _fmt_s(_median([t.result.time_to_target_s for t in trials])),
+                  _fmt_s(_median([t.result.compile_s for t in trials])), "", "", "", style="bold")
     out.print(table)
+    _time_note(trials)
     out.print(f"results in {database.url}")
 
 
-def _load_available(names: list[str], data_dir: str | None) -> tuple[dict[str, Dataset], dict[str, str]]:
-    """Datasets of the workloads whose data is here, and why the others were skipped."""
-    found, skipped = {}, {}
-    for name in names:
-        try:
-            found[name] = get_workload(name).load_data(data_dir)
-        except DataUnavailable as e:
-            skipped[name] = str(e)
-    return found, skipped
+def _fmt_compile(seconds: float, hit: bool | None) -> str:
+    return f"{seconds:.2f}" + (" (cache hit)" if hit else "")
+
+
+def _time_note(trials) -> None:
+    if any((t.group_size or 1) > 1 for t in trials):
+        out.print("time to target of a trial in a group > 1 is its group's training time "
+                  "(score counts only trials timed alone)", highlight=False)
+
+
+@app.command()
+def sweep(
+    ctx: typer.Context,
+    workload: Annotated[list[str], typer.Option(
+        help="workload grid NAME[:KNOB=V1|V2,...] ('|' between values, the product over knobs; "
+             "repeat to add grids), e.g. 'mnist_mlp:activation=relu|gelu,width=100|200'")] = [],
+    submission: Annotated[list[str], typer.Option(help="submission folder (repeat for several)")] = [],
+    hparam: Annotated[list[str], typer.Option(
+        help="hyperparameter grid NAME=V1|V2 (product over options), e.g. 'learning_rate=1e-3|3e-3'")] = [],
+    seeds: Annotated[Optional[int], typer.Option(min=1, help="seeds per cell: N from --seed-start (default 1)")] = None,
+    seed_start: Annotated[int, typer.Option(min=0, help="first seed")] = 0,
+    config: Annotated[Optional[Path], typer.Option(
+        help="TOML file with the grid and options (see examples/mnist_ablations.toml); "
+             "options given here win")] = None,
+    name: Annotated[Optional[str], typer.Option(help="name stored with the sweep")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="label stored with every run")] = None,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+    data_source: DataSourceOpt = None,
+    max_steps: MaxStepsOpt = None,
+    eval_every: EvalEveryOpt = None,
+    chunk_mode: ChunkModeOpt = None,
+    stop_at_target: StopOpt = None,
+    divergence_factor: DivergenceOpt = None,
+    compile_cache: CompileCacheOpt = None,
+    curvature: CurvatureOpt = None,
+    curvature_every: CurvatureEveryOpt = None,
+    curvature_batch: CurvatureBatchOpt = None,
+    lanczos_order: LanczosOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a grid: workload variants x submissions x hyperparameters x seeds, one row per cell.
+
+    Trials sharing a compiled shape run together; every trial is a run row of this sweep.
+    """
+    try:
+        cfg = grids.load_config(config) if config is not None else grids.SweepConfig()
+        specs = grids.parse_workload_list(workload) or list(cfg.workloads)
+        hparams = grids.parse_hparam_grid(hparam) if hparam else list(cfg.hparams)
+    except grids.GridError as e:
+        _fail(str(e))
+    subs = list(submission) or list(cfg.submissions)
+    if not specs:
+        _fail(f"no workload: give --workload {grids.WORKLOAD_FORM!r} or a --config file")
+    if not subs:
+        _fail("no submission: give --submission FOLDER (repeat for several) or a --config file")
+    seed_list = (tuple(range(seed_start, seed_start + seeds)) if seeds is not None
+                 else cfg.seeds or (seed_start,))
+    given = {"max_steps": max_steps, "eval_every": eval_every, "chunk_mode": chunk_mode,
+             "stop_at_target": stop_at_target, "divergence_factor": divergence_factor,
+             "data_dir": data_dir, "data_source": data_source, "db": db,
+             "curvature": curvature, "curvature_every": curvature_every,
+             "curvature_batch": curvature_batch, "lanczos_order": lanczos_order,
+             "compile_cache": compile_cache}
+    o = {**cfg.options, **{k: v for k, v in given.items() if v is not None}}
+    _check_chunk_mode(o.get("chunk_mode"))
+    database = _open(o.get("db"))
+    from harness.experiment import requests_for
+    from harness.spec import SpecError
+
+    try:
+        curv = _curvature_request(o.get("curvature"), o.get("curvature_every"),
+                                  o.get("curvature_batch"), o.get("lanczos_order"))
+        options = _trial_options("sweep", max_steps=o.get("max_steps"),
+                                 eval_every=o.get("eval_every"), chunk_mode=o.get("chunk_mode"),
+                                 stop_at_target=o.get("stop_at_target"),
+                                 divergence_factor=o.get("divergence_factor"),
+                                 tag=tag or cfg.tag)
+    except (SpecError, TypeError, ValueError) as e:
+        _fail(str(e))
+    result = _sweep(requests_for(specs, subs, hparams, seed_list), options, database.url,
+                    quiet=quiet or as_json, name=name or cfg.name, command=_command_line(ctx),
+                    data_dir=o.get("data_dir"), data_source=o.get("data_source"),
+                    curvature=curv, compile_cache=o.get("compile_cache"))
+    if as_json:
+        print(json.dumps(_jsonable([t.to_json() for t in result.trials]), indent=2))
+        return
+    varying = _varying_hparams([c.hparams for c in result.cells()])
+    table = _table(f"sweep {result.name or result.sweep_id[:8]}: {len(result.trials)} trials",
+                   ("workload", "submission", *varying, "reached", "median steps",
+                    r"\[min-max] steps", "median time (s)", "group"))
+    for c in result.cells():
+        span = "-" if c.min_steps is None else f"[{c.min_steps}-{c.max_steps}]"
+        table.add_row(c.workload, c.submission, *(str(c.hparams.get(k)) for k in varying),
+                      f"{c.reached}/{c.seeds}", _fmt_steps(c.median_steps), span,
+                      _fmt_s(c.median_time_s), ",".join(str(g) for g in c.group_sizes))
+    out.print(table)
+    if result.dropped_duplicates:
+        out.print(f"{result.dropped_duplicates} trials repeated earlier cells and ran once",
+                  highlight=False)
+    _time_note(result.trials)
+    out.print(f"sweep {result.sweep_id} in {database.url}", highlight=False)
+
+
+def _varying_hparams(hparams: list[dict[str, Any]]) -> list[str]:
+    """Hyperparameter names whose value differs between cells (the grid's axes)."""
+    keys = dict.fromkeys(k for h in hparams for k in h)
+    return [k for k in keys if len({json.dumps(h.get(k), default=str) for h in hparams}) > 1]
 
 
 @app.command("score")
 def score_cmd(
+    ctx: typer.Context,
     submission: Annotated[str, typer.Argument(help="submission folder")],
-    workloads: Annotated[Optional[str], typer.Option(
-        help="comma-separated workload variants (default: every registered workload whose data "
-             "is here, toy problems excepted)")] = None,
+    workloads: Annotated[list[str], typer.Option(
+        help="workload variants: repeat the option or separate them with ';' (',' separates one "
+             "variant's knobs), e.g. 'mnist_mlp:width=200,activation=gelu;fashion_mnist_mlp' "
+             "(default: every registered workload whose data is here, toy problems excepted)")] = [],
     seeds: Annotated[int, typer.Option(min=1)] = 3,
     db: DbOpt = None,
     data_dir: Annotated[Optional[str], typer.Option(help="dataset directory (single-workload scoring)")] = None,
     hparam: Annotated[list[str], typer.Option(help="override a hyperparameter: name=value")] = [],
+    compile_cache: CompileCacheOpt = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """The main job: run a submission on each workload, then score it against the database."""
+    """The main job: run a submission on each workload (each trial timed alone), then score
+    it against the database."""
+    try:
+        specs = grids.parse_workload_list(workloads)
+    except grids.GridError as e:
+        _fail(str(e))
+    overrides = _parse_single("", hparam, "score")
     database = _open(db)
-    datasets: dict[str, Dataset] = {}
+    from harness import score as scoring
+    from harness.experiment import available_workloads, requests_for
+    from workloads import REGISTRY
+
     skipped: dict[str, str] = {}
-    if workloads:
-        specs = [w.strip() for w in workloads.split(",") if w.strip()]
-    else:
-        datasets, skipped = _load_available(
+    if not specs:
+        specs, skipped = available_workloads(
             sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
-        specs = list(datasets)
         for name, why in skipped.items():
             err.print(f"[yellow]skipping {name}:[/] {why}", highlight=False)
     if not specs:
         _fail("no workload to score: none has its data here (see the messages above)")
-    per_workload: dict[str, list[TrialResult]] = {}
-    for spec in specs:
-        per_workload[spec] = _train(spec, submission, list(range(seeds)), database, hparams=hparam,
-                                    data_dir=data_dir, data_source=None, max_steps=None,
-                                    eval_every=None, chunk_mode="auto", quiet=quiet or as_json,
-                                    dataset=datasets.get(spec))
+    result = _sweep(requests_for(specs, [submission], [overrides], range(seeds)),
+                    _trial_options("score"), database.url, quiet=quiet or as_json,
+                    command=_command_line(ctx), data_dir=data_dir, timed_alone=True,
+                    compile_cache=compile_cache)
+    per_workload: dict[str, list] = {}
+    for t in result.trials:
+        per_workload.setdefault(t.result.workload, []).append(t.result)
     identity = {}
     for results in per_workload.values():
         run = database.get_run(results[0].run_id)
         identity[run.variant] = (run.workload_version, run.data_fingerprint)
     variants = list(identity)
     times = scoring.time_table(database, identity)
-    name = per_workload[specs[0]][0].submission
+    name = result.trials[0].result.submission
     scores = scoring.performance_profile_scores(times, variants)
     rows = []
-    for spec, results in per_workload.items():
-        rows.append({"workload": results[0].workload, "seeds": len(results),
+    for variant, results in per_workload.items():
+        rows.append({"workload": variant, "seeds": len(results),
                      "reached": sum(r.status == "reached" for r in results),
                      "median_steps_to_target": _median([r.steps_to_target for r in results]),
                      "median_time_to_target_s": _median([r.time_to_target_s for r in results]),
@@ -281,10 +527,6 @@ CURVATURE_COLUMNS = ("max_eig", "min_eig", "mer_10", "ter_10", "pgr_10", "pnr", 
                      "gram_condition", "gram_trace", "normalized_sharpness")
 
 
-def _finite_or_none(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
 @app.command("curvature")
 def curvature_cmd(
     run_id: Annotated[str, typer.Argument(help="run id (or a unique prefix)")],
@@ -292,6 +534,10 @@ def curvature_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a run's curvature snapshot metrics over steps."""
+    from rich.table import Table
+
+    from harness.db import DatabaseError
+
     database = _open(db)
     try:
         run_row = database.get_run(run_id)
@@ -325,6 +571,8 @@ def curvature_cmd(
 @app.command()
 def workloads(as_json: JsonOpt = False) -> None:
     """List registered workloads with their knobs, targets and budgets."""
+    from workloads import REGISTRY
+
     items = []
     for name, cls in sorted(REGISTRY.items()):
         t = cls.target
@@ -346,6 +594,8 @@ def workloads(as_json: JsonOpt = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt = None) -> None:
     """Migrate the results database to this curvebench's schema revision."""
+    from harness.db import DatabaseError, open_database
+
     try:
         database = open_database(db, upgrade=True)
     except DatabaseError as e:
@@ -379,6 +629,8 @@ def refs_freeze(
 ) -> None:
     """Make a reference set from finished runs in the database."""
     from harness import refs
+    from harness.spec import SpecError
+    from workloads import get_workload
 
     database = _open(db)
     try:
@@ -447,6 +699,8 @@ def _reference_sets(database: Database, refs_dir: str | None) -> list:
 @refs_app.command("list")
 def refs_list(db: DbOpt = None, refs_dir: RefsDirOpt = None, as_json: JsonOpt = False) -> None:
     """List reference sets in the reference directory and the database."""
+    from rich.table import Table
+
     from harness import refs
 
     database = _open(db)
@@ -472,6 +726,8 @@ _TIER_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "d
 
 
 def _print_report(report) -> None:
+    from rich.table import Table
+
     out.print(f"[bold]check[/] {report.workload} / {report.submission}", highlight=False, soft_wrap=True)
     if report.reference_set:
         out.print(f"reference set {report.reference_set} ({len(report.reference_runs)} runs, "
@@ -499,6 +755,7 @@ def _print_report(report) -> None:
 
 @app.command()
 def check(
+    ctx: typer.Context,
     workload: Annotated[str, typer.Option(help="workload variant, e.g. mnist_mlp")],
     submission: Annotated[str, typer.Option(help="submission folder")],
     seeds: Annotated[Optional[int], typer.Option(min=1, help="rerun seeds 0..N-1 (default 5)")] = None,
@@ -507,39 +764,51 @@ def check(
     hparam: Annotated[list[str], typer.Option(help="override a hyperparameter: name=value")] = [],
     db: DbOpt = None,
     refs_dir: RefsDirOpt = None,
-    data_dir: Annotated[Optional[str], typer.Option(help="directory with the dataset files")] = None,
-    data_source: Annotated[Optional[str], typer.Option(help="dataset source (workload-specific)")] = None,
+    data_dir: DataDirOpt = None,
+    data_source: DataSourceOpt = None,
     resamples: Annotated[int, typer.Option(min=100, help="bootstrap draws for the false-reject rate")] = 2000,
     skip_bit_exact: Annotated[bool, typer.Option(help="skip the bit-exact tier (a harness change "
                                                  "known to alter floating-point results)")] = False,
+    compile_cache: CompileCacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rerun (or take stored runs) and compare with the matching reference set.
 
     Exit code 0: pass; 1: fail; 2: not comparable, no references, or bad input.
     """
-    from harness import check as checking
-    from harness import refs
-
     run_ids = _split_ids(runs)
     if run_ids and seeds:
         _fail("give --seeds or --runs, not both")
+    overrides = _parse_single("", hparam, "check")
     database = _open(db)
+    from harness import check as checking
+    from harness import refs
+    from harness.curvature import ScheduleError
+    from harness.db import DatabaseError
+    from harness.experiment import GroupFinished
+    from harness.spec import DataUnavailable, SpecError
+    from harness.submissions import load_submission
+    from workloads import get_workload
+
+    def on_event(event) -> None:
+        if isinstance(event, GroupFinished) and not as_json:
+            for t in event.outcomes:
+                r = t.result
+                err.print(f"seed {r.seed}: {r.status} at step {r.final_step} (run {r.run_id[:8]})",
+                          highlight=False, soft_wrap=True)
+
     try:
         w = get_workload(workload)
-        sub = load_submission(submission, hparam)
+        sub = load_submission(submission, overrides)
         sets = _reference_sets(database, refs_dir)
-        dataset = None if run_ids else w.load_data(data_dir, data_source)
-
-        def on_trial(result):
-            if not as_json:
-                err.print(f"seed {result.seed}: {result.status} at step {result.final_step} "
-                          f"(run {result.run_id[:8]})", highlight=False, soft_wrap=True)
-
-        report = checking.check(database, sets, w, sub, dataset,
+        report = checking.check(database, sets, w, sub,
                                 seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,
-                                resamples=resamples, skip_bit_exact=skip_bit_exact, on_trial=on_trial)
-    except (checking.CheckError, refs.RefsError, SpecError, DataUnavailable, DatabaseError) as e:
+                                data_dir=data_dir, data_source=data_source,
+                                resamples=resamples, skip_bit_exact=skip_bit_exact,
+                                on_event=on_event, compile_cache=compile_cache,
+                                command=_command_line(ctx))
+    except (checking.CheckError, refs.RefsError, SpecError, DataUnavailable, DatabaseError,
+            ScheduleError) as e:
         if as_json:
             print(json.dumps({"verdict": "error", "exit_code": 2, "message": str(e)}))
             raise typer.Exit(2)

@@ -5,6 +5,11 @@ finished runs of s's latest code+hparams on w (a miss counts as infinite). With
 r[s][w] = t[s][w] / min_s t[s][w], the performance profile is
 rho_s(tau) = |{w : r[s][w] <= tau}| / |W| and the score is its normalised
 integral (1 / (tau_max - 1)) * int_1^tau_max rho_s(tau) dtau, computed exactly.
+
+Only trials timed alone count (runs.group_size == 1): a vectorised group's wall time is shared
+by all its trials and is no single trial's time-to-target, so runs trained in a group of
+several (`curvebench sweep`, `run --seeds N`) never enter t[s][w]. `curvebench score` runs
+every trial alone for this reason.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ def median_time_to_target(runs: Iterable[Run]) -> float:
 
 
 def time_table(db: Database, variants: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, float]]:
-    """t[submission][variant] over runs of the same workload version and data fingerprint.
+    """t[submission][variant] over runs timed alone, of the same workload version and data
+    fingerprint.
 
     `variants` maps each workload variant to its (workload_version, data_fingerprint), so that
     runs of an older definition of a workload, or on other data, are never compared.
@@ -50,7 +56,8 @@ def time_table(db: Database, variants: Mapping[str, tuple[str, str]]) -> dict[st
     for variant, (version, fingerprint) in variants.items():
         by_submission: dict[str, list[Run]] = {}
         for run in db.runs(variant=variant):
-            if (run.workload_version, run.data_fingerprint) == (version, fingerprint):
+            if ((run.workload_version, run.data_fingerprint) == (version, fingerprint)
+                    and run.group_size == 1):
                 by_submission.setdefault(run.submission, []).append(run)
         for submission, runs in by_submission.items():
             chosen = latest_runs(runs)

@@ -1,7 +1,9 @@
-"""Shared fixtures: a fresh SQLite results database per test, the real offline MNIST sample."""
+"""Shared fixtures: a fresh SQLite results database per test, the real offline MNIST sample;
+JAX's persistent compilation cache in a directory of the test session, not the user's."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,11 @@ from harness.db import open_database
 
 REPO = Path(__file__).resolve().parent.parent
 SUBMISSIONS = REPO / "submissions"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_compile_cache(tmp_path_factory):
+    os.environ["CURVEBENCH_COMPILE_CACHE"] = str(tmp_path_factory.mktemp("jax-cache"))
 
 
 @pytest.fixture

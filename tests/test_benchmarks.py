@@ -37,6 +37,7 @@ def test_vmap_seeds_prints_every_path_against_one_seed():
     ("ogbg_pipeline.py", ("--batch-size", "32", "--steps", "2", "--repeats", "1"), "pipeline/step"),
     ("cifar_speed.py", ("--workloads", "cifar_simplecnn", "--steps", "1", "--batch-size", "8",
                         "--modes", "runner:auto,bare-step"), "bare-step"),
+    ("sweep_grid.py", ("--quick",), "goal: sweep / one variant's seeds"),
 ])
 def test_slow_benchmarks_run(name, args, expect):
     assert expect in run_script(name, *args)

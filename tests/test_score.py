@@ -22,7 +22,7 @@ def test_misses_and_missing_workloads_count_as_infinite():
     assert scores["b"] == pytest.approx(0.0)
 
 
-def test_time_table_ignores_runs_of_other_versions_or_data(db, mnist_sample):
+def test_time_table_ignores_runs_of_other_versions_data_or_timed_in_a_group(db, mnist_sample):
     from harness.runner import run_trial
     from harness.score import time_table
     from harness.submissions import load_submission
@@ -35,3 +35,5 @@ def test_time_table_ignores_runs_of_other_versions_or_data(db, mnist_sample):
     assert time_table(db, {"mnist_mlp": ident})["adam"]["mnist_mlp"] == result.time_to_target_s
     assert time_table(db, {"mnist_mlp": ("older-version", mnist_sample.fingerprint)}) == {}
     assert time_table(db, {"mnist_mlp": (workload.version, "other-data")}) == {}
+    db.update_run(result.run_id, group_size=4)  # timed inside a vectorised group: not its own time
+    assert time_table(db, {"mnist_mlp": ident}) == {}

