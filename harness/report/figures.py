@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure as PlotFigure
+from matplotlib.ticker import MaxNLocator
 
 from harness import score as scoring
 from harness.db import Run
@@ -34,6 +35,8 @@ from harness.spec import SpecError, Target
 
 #: training losses are averaged in at most this many bins per seed (SVG size stays bounded)
 LOSS_BINS = 300
+#: curves of at most this many points are drawn with markers
+FEW_POINTS = 12
 #: SLQ densities at this many snapshot steps when none are chosen
 DENSITY_STEPS = 5
 #: densities are drawn down to this fraction of the highest peak in their panel (log scale)
@@ -106,7 +109,8 @@ def _draw_band(ax, curves, grid, color, label, x: np.ndarray | None = None) -> N
     ok = np.isfinite(mid) & np.isfinite(x)
     if not ok.any():
         return
-    mark_data(ax.plot(x[ok], mid[ok], color=color, label=label, lw=1.6))
+    few = ok.sum() <= FEW_POINTS  # a short curve (e.g. evals of a trial that stopped early) gets markers
+    mark_data(ax.plot(x[ok], mid[ok], color=color, label=label, lw=1.6, marker="o" if few else None, ms=3))
     if len(curves) > 1:
         mark_data(ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.2, lw=0))
 
@@ -189,11 +193,15 @@ def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> li
         for ax, xlabel in ((axes[0, 0], "step"), (axes[0, 1], "training seconds"),
                            (axes[1, 0], "step"), (axes[1, 1], "training seconds")):
             ax.set_xlabel(xlabel)
+            ax.xaxis.set_major_locator(MaxNLocator(6))
             ax.grid(alpha=0.3)
         for ax in axes[0]:
             ax.set_ylabel(f"{split} {metric}" if metric else "no eval rows")
+            values = [line.get_ydata() for line in ax.get_lines()]
             if target is not None and metric == target.metric:
                 ax.axhline(target.value, color="black", ls="--", lw=1, label=f"target {target.value:g}")
+                values.append(np.array([target.value]))
+            _log_if_positive(ax, values, spread=100.0)
         for ax in axes[1]:
             ax.set_ylabel("training loss")
             lines = [line.get_ydata() for line in ax.get_lines()]
@@ -256,7 +264,7 @@ def steps_to_target_figures(configs: Sequence[Config]) -> list[Figure]:
                               height=4.0, bottom=1.6 if rotate else 0.55)
         ax = axes[0, 0]
         width = 0.8 / len(labels)
-        missed_label = "not reached (at its final step)"
+        labelled: set[str] = set()
         for config in finished:
             j = labels.index(config.label)
             x0 = variants.index(config.variant) - 0.4 + width * (j + 0.5)
@@ -267,15 +275,19 @@ def steps_to_target_figures(configs: Sequence[Config]) -> list[Figure]:
             jitter = np.linspace(-0.25, 0.25, len(runs)) * width if len(runs) > 1 else np.zeros(1)
             if hit:
                 mark_data(ax.scatter(x0 + jitter[:len(hit)], hit, color=color, s=22, zorder=3,
-                                     label=config.label))
+                                     label=config.label if config.label not in labelled else None))
+                labelled.add(config.label)
                 median = scoring.median_or_inf([r.steps_to_target if r.status == "reached" else None
                                                 for r in runs])
                 if math.isfinite(median):
                     mark_data(ax.hlines(median, x0 - width * 0.4, x0 + width * 0.4, color=color, lw=2))
             if miss:
                 mark_data(ax.scatter(x0 + jitter[len(hit):], miss, color=color, marker="x", s=28,
-                                     zorder=3, label=missed_label if missed_label else None))
-                missed_label = None
+                                     zorder=3, label=config.label if config.label not in labelled else None))
+                labelled.add(config.label)
+        if any(r.status != "reached" or not r.steps_to_target for c in finished for r in c.runs
+               if r.status in scoring.FINISHED):
+            ax.scatter([], [], color="black", marker="x", s=28, label="not reached (at its final step)")
         ax.set_xticks(range(len(variants)), variants, rotation=25 if rotate else 0,
                       ha="right" if rotate else "center", fontsize=8)
         ax.set_xlim(-0.6, len(variants) - 0.4)
