@@ -132,7 +132,7 @@ def test_empty_database_and_filters_that_match_nothing_give_a_page_saying_so(tri
     cases = [
         (["--workload", "cifar_resnet18"], "--workload: no selected run is of workload"),
         (["--submission", "submissions/momentum"], "no selected run is of submission"),
-        (["--sweep", "lr-grid"], "the database has no sweeps"),
+        (["--sweep", "lr-grid"], "--sweep: no sweep named or with id &#x27;lr-grid&#x27;"),
         (["--runs", "ffffffff"], "no run with id ffffffff"),
         (["--workload", "uv", "--submission", "adam"], "--submission: no selected run is of submission"),
     ]
@@ -158,6 +158,13 @@ def test_filters_select_runs(trials, tmp_path):
     assert one in html and trials["adam"][0]["run_id"] not in html
     result = build_report(db, Filters(workload="mnist_mlp", submission="sgd"), tmp_path / "sgd")
     assert result.runs == 1
+    db.add_sweep("sweep-1", "curvebench sweep ...", {}, name="grid")
+    db.update_run(one, sweep_id="sweep-1")
+    for key in ("grid", "sweep-1"):
+        result = build_report(db, Filters(sweep=key), tmp_path / "sweep")
+        assert result.runs == 1 and one in result.index.read_text()
+    result = build_report(db, Filters(sweep="grid", submission="adam"), tmp_path / "sweep")
+    assert result.runs == 0 and "--submission: no selected run is of submission 'adam'" in result.empty_reason
     bad = CLI.invoke(app, ["report", "--db", trials["db"], "--out", str(tmp_path / "x"),
                            "--density-steps", "ten"])
     assert bad.exit_code == 2 and "--density-steps takes comma-separated integers" in bad.output
