@@ -57,10 +57,6 @@ class Config:
     runs: list[Run]
     label: str = ""
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return self.variant, self.submission, _hparams_key(self.hparams)
-
 
 def _hparams_key(hparams: dict) -> str:
     return json.dumps(hparams, sort_keys=True, default=str)
