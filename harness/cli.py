@@ -548,7 +548,8 @@ def curvature_cmd(
         print(json.dumps({"run_id": run_row.id, "snapshots": [
             {"step": x["step"], "kind": x["kind"], "compute_s": x["compute_s"],
              "includes_compile": x["includes_compile"], "metrics": {k: _finite_or_none(v) for k, v in x["metrics"].items()},
-             "arrays": {k: {"dtype": str(a.dtype), "shape": list(a.shape)} for k, a in x["arrays"].items()},
+             "arrays": {k: {"dtype": str(a.dtype), "shape": list(a.shape), "values": _jsonable(a.tolist())}
+                        for k, a in x["arrays"].items()},
              "config": x["config"]} for x in snaps]}, indent=2))
         return
     if not snaps:
@@ -566,6 +567,42 @@ def curvature_cmd(
     out.print(table)
     if any(x["includes_compile"] for x in snaps):
         out.print("* includes compiling that kind's operators (its first snapshot in the run)")
+
+
+@app.command()
+def report(
+    out_dir: Annotated[str, typer.Option("--out", help="directory for index.html and the figures' "
+                                         "SVG files")] = "curvebench-report",
+    runs: Annotated[list[str], typer.Option("--runs", help="run ids or prefixes (repeat or "
+                                            "comma-separate)")] = [],
+    sweep: Annotated[Optional[str], typer.Option(help="sweep name or id")] = None,
+    workload: Annotated[Optional[str], typer.Option(help="workload name or variant")] = None,
+    submission: Annotated[Optional[str], typer.Option(help="submission name or folder")] = None,
+    density_steps: Annotated[Optional[str], typer.Option(
+        help="steps at which to draw SLQ densities, comma-separated (default: 5 spread)")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write an offline HTML report (index.html + one SVG per figure) of the selected runs.
+
+    A database or filter with no runs gives a page saying which filter matched nothing (exit 0).
+    """
+    from harness.report import Filters, ReportError, build_report
+
+    try:
+        steps = [int(s) for s in _split_ids([density_steps])] if density_steps else None
+    except ValueError:
+        _fail(f"--density-steps takes comma-separated integers, got {density_steps!r}")
+    database = _open(db)
+    filters = Filters(runs=tuple(_split_ids(runs)), sweep=sweep, workload=workload,
+                      submission=submission)
+    try:
+        result = build_report(database, filters, out_dir, density_steps=steps)
+    except (ReportError, DatabaseError) as e:
+        _fail(str(e))
+    if result.empty_reason:
+        err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
+    out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
+              soft_wrap=True)
 
 
 @app.command()

@@ -35,6 +35,7 @@ def test_vmap_seeds_prints_every_path_against_one_seed():
 @pytest.mark.parametrize("name,args,expect", [
     ("curvature_overhead.py", ("--repeats", "1"), "snapshot / (m x product)"),
     ("ogbg_pipeline.py", ("--batch-size", "32", "--steps", "2", "--repeats", "1"), "pipeline/step"),
+    ("report_build.py", ("--runs", "4", "--small", "2", "--steps", "10"), "ratio 4/2 runs"),
     ("cifar_speed.py", ("--workloads", "cifar_simplecnn", "--steps", "1", "--batch-size", "8",
                         "--modes", "runner:auto,bare-step"), "bare-step"),
     ("sweep_grid.py", ("--quick",), "goal: sweep / one variant's seeds"),

@@ -1,0 +1,121 @@
+"""`curvebench report`: an offline HTML page of plots from the results database.
+
+    curvebench report [--out DIR] [--runs ID,...] [--sweep NAME_OR_ID] [--workload W]
+                      [--submission S] [--density-steps 0,100,1000] [--db URL]
+
+writes DIR (default `./curvebench-report`) holding `index.html` and one SVG per figure
+(`NN-slug.svg`). The page has no script and loads nothing: every figure's SVG is inlined, so
+`index.html` alone opens offline; the SVG files beside it are the same figures for papers.
+
+Figures (`harness.report.figures`): training curves (target metric and training loss vs
+step and vs training seconds, seeds as a band, the target as a line); steps to target per
+variant with every seed's point; performance profiles ρ_s(τ) as `curvebench score`
+computes them; every curvature metric over steps (2/η on the Hessian's λ_max); the SLQ
+density at chosen steps on a log scale. Each figure lists the run ids, workload versions
+and environments it came from.
+
+**Nothing to show.** A database with no runs, or filters that match nothing, still gives a
+page (and exit code 0): it says which filter emptied the selection and what it could have
+matched, so a scripted report never fails on an empty database. An ambiguous run id prefix
+is bad input instead (one-line error, exit 2).
+
+**Plotting library: matplotlib, static SVG.** The figures are static (no interaction is
+needed to read a curve or a spectrum), SVG is sharp at any zoom and renders without
+JavaScript, so the page opens in any browser offline and the browser test only has to check
+that SVG data paths rendered. Vega-Lite would need ~800 KB of JavaScript inlined per page
+and a browser to render at all. matplotlib is already installed by the core dependency
+`mlxtend`, so it costs nothing; it is declared as a core dependency because this package
+imports it. Text stays text (`svg.fonttype=none`), keeping files small.
+
+**Adding to a report (the API for analyses).** A report is a list of `Section`s; the HTML
+writer knows nothing else:
+
+    from harness.report import Figure, Provenance, Section, Table, build_report, mark_data
+    from matplotlib.figure import Figure as PlotFigure
+
+    plot = PlotFigure(figsize=(6, 4), layout="constrained")
+    ax = plot.subplots()
+    mark_data(ax.plot(steps, sharpness))                 # data artists: checked in the browser
+    section = Section(
+        "Catapult phase (Kalra & Barkeshli, 2023)",
+        text="Verdict per claim ...",                    # paragraphs, `code` spans allowed
+        tables=[Table(("claim", "verdict"), (("c_loss ≈ 2", "holds"),))],
+        figures=[Figure("Loss and sharpness over c", "what it shows ...",
+                        Provenance.of(runs, "which rows / command"), plot, slug="catapult")])
+    build_report(db, filters, out_dir, extra_sections=[section])   # or write_report(...)
+
+`Figure(title, description, provenance, plot, slug)`: `plot` is a matplotlib figure (not
+pyplot: no global state); wrap each data artist in `mark_data` so the browser test can tell
+a plot with data from empty axes. `Provenance.of(runs, source)` collects run ids, workload
+versions and environments. `Section(title, text, figures, tables)`. `write_report(out_dir,
+title, sections, meta=..., empty_reason=...)` writes any sections without the standard ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from harness.db import Database
+from harness.report.data import Filters, Selection, load_series, select_runs
+from harness.report.records import DATA_GID, Environment, Figure, Provenance, Section, Table, mark_data
+
+DEFAULT_OUT = "curvebench-report"
+
+__all__ = ["DATA_GID", "DEFAULT_OUT", "Environment", "Figure", "Filters", "Provenance", "ReportError",
+           "ReportResult", "Section", "Selection", "Table", "build_report", "mark_data", "write_report"]
+
+
+class ReportError(RuntimeError):
+    """The report cannot be written as asked; the message says why and what to do."""
+
+
+@dataclasses.dataclass
+class ReportResult:
+    """Where the page is, how many runs and figures it shows, or why it is empty."""
+
+    index: Path
+    runs: int
+    figures: int
+    empty_reason: str | None
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ReportError("curvebench report needs matplotlib: pip install matplotlib "
+                          "(or reinstall curvebench: pip install -e .)") from None
+
+
+def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *,
+                 meta: Sequence[str] = (), empty_reason: str | None = None) -> Path:
+    """Write sections as `out_dir/index.html` plus one SVG per figure (see `harness.report.html`)."""
+    _need_matplotlib()
+    from harness.report import html
+
+    return html.write_report(out_dir, title, sections, meta=meta, empty_reason=empty_reason)
+
+
+def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_OUT, *,
+                 density_steps: Sequence[int] | None = None,
+                 extra_sections: Sequence[Section] = ()) -> ReportResult:
+    """Select runs, draw the standard figures and `extra_sections`, write the page."""
+    _need_matplotlib()
+    from harness.report.figures import standard_sections
+
+    selection = select_runs(db, filters)
+    meta = [f"database: {make_url(db.url).render_as_string(hide_password=True)}",
+            f"selection: {filters.describe()} — {len(selection.runs)} run(s)"]
+    sections: list[Section] = []
+    if selection.runs:
+        series = load_series(db, selection.runs)
+        sections = standard_sections(selection.runs, series, density_steps)
+    sections.extend(extra_sections)
+    index = write_report(out_dir, "curvebench report", sections, meta=meta,
+                         empty_reason=selection.empty_reason)
+    return ReportResult(index, len(selection.runs), sum(len(s.figures) for s in sections),
+                        selection.empty_reason)
