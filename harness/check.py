@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 
 from harness import environment, refs
+from harness.errors import UserError
 from harness.refs import RefSet
 from harness.runner import RNG_DERIVATION, run_trial
 
@@ -60,7 +61,7 @@ BIT_EXACT_ENV = ("jax_version", "jaxlib_version", "backend", "device_kind", "dev
                  "xla_flags", "x64", "cpu")
 
 
-class CheckError(ValueError):
+class CheckError(UserError, ValueError):
     """The check cannot run as asked (bad runs, no matching references); exit code 2."""
 
 

@@ -22,7 +22,9 @@ from harness.spec import Dataset, DataUnavailable, SpecError
 from harness.submissions import load_submission
 from workloads import REGISTRY, get_workload
 
-app = typer.Typer(help="curvebench: score training algorithms, check reruns, record curvature.",
+app = typer.Typer(help="curvebench: score training algorithms, check reruns, record curvature. "
+                  "Any failure prints one line `error: ...` (exit 2: bad input; 3: internal); "
+                  "--debug (or CURVEBENCH_DEBUG=1) before or after the command adds the traceback.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="Results database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -549,3 +551,14 @@ def check(
     else:
         _print_report(report)
     raise typer.Exit(report.exit_code)
+
+
+def main() -> None:
+    """The `curvebench` script: the app, with every failure reported as one line (harness.errors)."""
+    from harness.errors import run_cli
+
+    sys.exit(run_cli(app))
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
 from harness.environment import REPO_ROOT
+from harness.errors import UserError
 from workloads import REGISTRY
 
 FORMAT = "curvebench.reference_set"
@@ -41,7 +42,7 @@ _RUN_COLUMNS = tuple(c.name for c in Run.__table__.columns)
 _DATETIME_COLUMNS = ("started_at", "heartbeat_at", "finished_at")
 
 
-class RefsError(ValueError):
+class RefsError(UserError, ValueError):
     """A reference set or file that cannot be used as asked; the message says why."""
 
 

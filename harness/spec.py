@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness.errors import UserError
+
 Params = Any  # a pytree of arrays
 ModelState = Any  # a pytree of arrays (e.g. batch-norm statistics); {} when none
 OptState = Any
@@ -30,11 +32,11 @@ Batch = dict[str, Any]  # "inputs", "targets", "mask" (1.0 real example, 0.0 pad
 Hparams = Mapping[str, Any]
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A workload name, variant, knob or hyperparameter that does not fit the contract."""
 
 
-class DataUnavailable(RuntimeError):
+class DataUnavailable(UserError, RuntimeError):
     """The data a workload needs is not on this machine; the message says how to get it."""
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.errors import UserError
+
 DEFAULT_SCHEDULE = "init,log:4:1000,every:1000"
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UserError, ValueError):
     """A snapshot schedule SPEC that does not parse; the message shows the grammar."""
 
 
