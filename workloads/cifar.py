@@ -48,7 +48,6 @@ class CifarWorkload(Workload):
     cross-entropy loss of the CIFAR-10 workloads; subclasses define `model`."""
 
     slow_in_cpu_loops = True
-    version_sources = (cifar_models, linen, augment)
     #: divides the 5,000 validation and 10,000 test images: no padded eval rows.
     eval_batch_size = 1000
 

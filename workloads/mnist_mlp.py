@@ -71,7 +71,6 @@ class MnistMlp(Workload):
     batch_size = 1024
     max_steps = 2000
     eval_every = 10
-    version_sources = (linen,)
     steps_tolerance = 0.25  # ~34 steps to target, seen every 10: one eval interval is ~30%
 
     def load_data(self, data_dir=None, source=None):
