@@ -82,7 +82,8 @@ def _train(workload_spec: str, submission_path: str, seeds: list[int], database:
            hparams: list[str], data_dir: str | None, data_source: str | None, max_steps: int | None,
            eval_every: int | None, chunk_mode: str, quiet: bool,
            dataset: Dataset | None = None, curvature: SnapshotConfig | None = None,
-           curvature_every: str = DEFAULT_SCHEDULE) -> list[TrialResult]:
+           curvature_every: str = DEFAULT_SCHEDULE, origin: str = "run",
+           tag: str | None = None) -> list[TrialResult]:
     try:
         workload = get_workload(workload_spec)
         submission = load_submission(submission_path, hparams)
@@ -115,7 +116,8 @@ def _train(workload_spec: str, submission_path: str, seeds: list[int], database:
             try:
                 results.append(run_trial(workload, submission, dataset, seed, db=database,
                                          max_steps=max_steps, eval_every=eval_every,
-                                         chunk_mode=chunk_mode, on_eval=on_eval, **snapshot_kw))
+                                         chunk_mode=chunk_mode, on_eval=on_eval, origin=origin,
+                                         tag=tag, **snapshot_kw))
             except SpecError as e:
                 _fail(str(e))
             progress.update(task, completed=results[-1].final_step)
@@ -196,36 +198,66 @@ def score_cmd(
     db: DbOpt = None,
     data_dir: Annotated[Optional[str], typer.Option(help="dataset directory (single-workload scoring)")] = None,
     hparam: Annotated[list[str], typer.Option(help="override a hyperparameter: name=value")] = [],
+    sweep: Annotated[Optional[str], typer.Option(
+        help="score the runs of this sweep (name or id) instead of training")] = None,
+    tag: Annotated[Optional[str], typer.Option(
+        help="tag the runs made now, and compare only runs with this tag")] = None,
+    origins: Annotated[str, typer.Option(
+        help="which runs to compare (no --sweep/--tag): comma-separated origins among "
+             "score, run, sweep, check, analysis")] = "score",
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
-    """The main job: run a submission on each workload, then score it against the database."""
+    """The main job: run a submission on each workload, then score it against the database.
+
+    Compares declared sets of runs: by default those `score` made (all seeds of one
+    code+hparams per submission), or a --sweep, or a --tag; prints where each time comes from.
+    """
+    from harness.db.models import RunOrigin
+
     database = _open(db)
+    try:
+        chosen = tuple(RunOrigin(o.strip()) for o in origins.split(",") if o.strip())
+    except ValueError as e:
+        _fail(f"--origins: {e}; valid: {', '.join(o.value for o in RunOrigin)}")
+    try:
+        sweep_id = scoring.resolve_sweep(database, sweep) if sweep else None
+    except scoring.SelectionError as e:
+        _fail(str(e))
+    selection = scoring.RunSelection(origins=chosen, sweep_id=sweep_id, tag=tag)
     datasets: dict[str, Dataset] = {}
     skipped: dict[str, str] = {}
-    if workloads:
-        specs = [w.strip() for w in workloads.split(",") if w.strip()]
-    else:
-        datasets, skipped = _load_available(
-            sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
-        specs = list(datasets)
-        for name, why in skipped.items():
-            err.print(f"[yellow]skipping {name}:[/] {why}", highlight=False)
-    if not specs:
-        _fail("no workload to score: none has its data here (see the messages above)")
     per_workload: dict[str, list[TrialResult]] = {}
-    for spec in specs:
-        per_workload[spec] = _train(spec, submission, list(range(seeds)), database, hparams=hparam,
-                                    data_dir=data_dir, data_source=None, max_steps=None,
-                                    eval_every=None, chunk_mode="auto", quiet=quiet or as_json,
-                                    dataset=datasets.get(spec))
-    identity = {}
-    for results in per_workload.values():
-        run = database.get_run(results[0].run_id)
-        identity[run.variant] = (run.workload_version, run.data_fingerprint)
+    if sweep:
+        identity = scoring.selected_variants(database, selection)
+        name = Path(submission).name
+    else:
+        if workloads:
+            specs = [w.strip() for w in workloads.split(",") if w.strip()]
+        else:
+            datasets, skipped = _load_available(
+                sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
+            specs = list(datasets)
+            for skipped_name, why in skipped.items():
+                err.print(f"[yellow]skipping {skipped_name}:[/] {why}", highlight=False)
+        if not specs:
+            _fail("no workload to score: none has its data here (see the messages above)")
+        for spec in specs:
+            per_workload[spec] = _train(spec, submission, list(range(seeds)), database,
+                                        hparams=hparam, data_dir=data_dir, data_source=None,
+                                        max_steps=None, eval_every=None, chunk_mode="auto",
+                                        quiet=quiet or as_json, dataset=datasets.get(spec),
+                                        origin=RunOrigin.SCORE.value, tag=tag)
+        identity = {}
+        for results in per_workload.values():
+            run = database.get_run(results[0].run_id)
+            identity[run.variant] = (run.workload_version, run.data_fingerprint)
+        name = per_workload[specs[0]][0].submission
+    if not identity:
+        _fail(f"no finished runs of {selection.describe()} in {database.url}")
     variants = list(identity)
-    times = scoring.time_table(database, identity)
-    name = per_workload[specs[0]][0].submission
+    compared = scoring.compared_runs(database, identity, selection)
+    times = {sub: {v: rs.time_s for v, rs in per.items()} for sub, per in compared.items()}
     scores = scoring.performance_profile_scores(times, variants)
     rows = []
     for spec, results in per_workload.items():
@@ -234,18 +266,32 @@ def score_cmd(
                      "median_steps_to_target": _median([r.steps_to_target for r in results]),
                      "median_time_to_target_s": _median([r.time_to_target_s for r in results]),
                      "run_ids": [r.run_id for r in results]})
+    sources = [rs for per in compared.values() for rs in per.values()]
     if as_json:
         payload = {"submission": name, "workloads": rows, "skipped": skipped,
+                   "compared": {"selection": selection.describe(),
+                                "sets": [rs.to_json() for rs in sources]},
                    "performance_profile": {"tau_max": scoring.TAU_MAX, "scores": scores,
                                            "times": times}}
         print(json.dumps(_jsonable(payload), indent=2))
         return
-    table = _table(f"score: {name}", ("workload", "reached", "median steps to target",
-                                       "median time to target (s)"))
-    for row in rows:
-        table.add_row(row["workload"], f"{row['reached']}/{row['seeds']}",
-                      _fmt_steps(row["median_steps_to_target"]), _fmt_s(row["median_time_to_target_s"]))
-    out.print(table)
+    if rows:
+        table = _table(f"score: {name}", ("workload", "reached", "median steps to target",
+                                           "median time to target (s)"))
+        for row in rows:
+            table.add_row(row["workload"], f"{row['reached']}/{row['seeds']}",
+                          _fmt_steps(row["median_steps_to_target"]),
+                          _fmt_s(row["median_time_to_target_s"]))
+        out.print(table)
+    compared_table = _table(f"times compared ({selection.describe()}; one code+hparams per "
+                            "submission, one run per seed)",
+                            ("submission", "workload", "median time (s)", "seeds", "code", "hparams",
+                             "runs"))
+    for rs in sorted(sources, key=lambda rs: (rs.variant, rs.submission)):
+        compared_table.add_row(rs.submission, rs.variant, _fmt_s(rs.time_s), str(len(rs.seeds)),
+                               rs.submission_hash[:8], json.dumps(rs.hparams, sort_keys=True),
+                               ", ".join(r[:8] for r in rs.run_ids))
+    out.print(compared_table)
     if len(scores) > 1:
         prof = _table(f"performance-profile score (tau_max={scoring.TAU_MAX:g}; 1 = fastest everywhere)",
                       ("submission", "score"))
