@@ -101,8 +101,12 @@ def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> i
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.ClickException as e:  # usage errors: click's own one-line message
-        e.show()
+    except click.UsageError as e:  # a bad option or value: click's message, on one line
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        print(f"error: {one_line(e.format_message())}{where}", file=sys.stderr)
+        return e.exit_code
+    except click.ClickException as e:
+        print(f"error: {one_line(e.format_message())}", file=sys.stderr)
         return e.exit_code
     except click.exceptions.Abort as e:
         cause = e.__cause__ or e.__context__

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness import environment
+from harness import environment, guards
 from harness.data.prefetch import prefetch
 from harness.db import Database
 from harness.db.models import RunOrigin, utcnow
@@ -248,6 +248,7 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
         raise SpecError(f"dataset {dataset.name} has no {target.split!r} split for the target")
     mode = pick_chunk_mode(workload, chunk_mode)
     batch_size = submission.batch_size(workload.name, workload.batch_size)
+    guards.check_trial_fits(workload, dataset, batch_size, max_steps, eval_every)
     run_id = str(uuid.uuid4())
     result = TrialResult(run_id=run_id, workload=workload.spec, submission=submission.name,
                          seed=seed, chunk_mode=mode)
@@ -366,7 +367,7 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
         finish("interrupted", "interrupted by the user")
         raise
     except Exception as e:
-        finish("failed", "".join(traceback.format_exception_only(type(e), e)).strip())
+        finish("failed", traceback.format_exc().strip())  # the full traceback, for the row
         raise
     finally:
         if host_batches is not None:

@@ -327,7 +327,7 @@ class Workload(abc.ABC):
              rng: jax.Array | None = None) -> tuple[jax.Array, ModelState]:
         """Summed per-example loss over `loss_normalizer(batch)`, and the new model state."""
         outputs, new_state = self.apply(params, model_state, batch["inputs"], train=train, rng=rng)
-        per_example = self.loss_per_example(outputs, batch)
+        per_example = check_per_example(self, self.loss_per_example(outputs, batch), batch)
         return per_example.sum() / jnp.maximum(self.loss_normalizer(batch), 1.0), new_state
 
     # -- evaluation ---------------------------------------------------------------------
@@ -339,7 +339,7 @@ class Workload(abc.ABC):
         outputs, _ = self.apply(params, model_state, batch["inputs"], train=False)
         mask = batch["mask"]
         correct = (jnp.argmax(outputs, -1) == batch["targets"]) * mask
-        return {"loss": self.loss_per_example(outputs, batch).sum(),
+        return {"loss": check_per_example(self, self.loss_per_example(outputs, batch), batch).sum(),
                 "accuracy": correct.sum(), "count": mask.sum()}
 
     def finalize_metrics(self, per_batch: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -351,6 +351,16 @@ class Workload(abc.ABC):
     def metric_ranges(self) -> dict[str, tuple[float, float]]:
         """Valid range of each eval metric (checked by the contract tests)."""
         return {"loss": (0.0, float("inf")), "accuracy": (0.0, 1.0)}
+
+
+def check_per_example(workload: Workload, losses: jax.Array, batch: Batch) -> jax.Array:
+    """`loss_per_example` must give one loss per example, shape (batch,): a (batch, 1) or
+    scalar result would broadcast silently into a wrong loss. Checked while tracing (free)."""
+    expected = np.shape(batch["mask"])
+    if np.shape(losses) != expected:
+        raise SpecError(f"workload {workload.name}: loss_per_example returned shape "
+                        f"{np.shape(losses)}, expected {expected} (one loss per example)")
+    return losses
 
 
 def _pad_rows(a: np.ndarray, n: int) -> np.ndarray:
