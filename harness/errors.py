@@ -12,6 +12,7 @@ This module imports nothing of the harness, so every layer can raise its errors.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -91,16 +92,18 @@ def debug_requested(argv: Sequence[str]) -> bool:
 def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> int:
     """Run a click/typer app on argv (default sys.argv[1:]) and return its exit code, printing
     any failure as one line on stderr (the traceback too under --debug / $CURVEBENCH_DEBUG)."""
-    import click
-
+    click = _click_exceptions()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(argv)
     argv = [a for a in argv if a != DEBUG_FLAG]
     try:
         code = main(args=argv, prog_name="curvebench", standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except click.exceptions.Exit as e:
+    except click.Exit as e:
         return e.exit_code
+    except click.NoArgsIsHelpError as e:  # `curvebench` or a group alone: the help text
+        e.show()
+        return 0
     except click.UsageError as e:  # a bad option or value: click's message, on one line
         where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
         print(f"error: {one_line(e.format_message())}{where}", file=sys.stderr)
@@ -108,7 +111,7 @@ def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> i
     except click.ClickException as e:
         print(f"error: {one_line(e.format_message())}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Abort as e:
+    except click.Abort as e:
         cause = e.__cause__ or e.__context__
         if cause is None or isinstance(cause, KeyboardInterrupt):
             print("error: interrupted", file=sys.stderr)
@@ -119,6 +122,25 @@ def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> i
         return EXIT_INTERRUPTED
     except Exception as e:
         return _report(e, debug)
+
+
+class _ClickExceptions:
+    """click's exception classes as tuples: typer vendors its own click (typer._click, with
+    Exit and Abort in typer.exceptions), and an app may be built on the real click."""
+
+    def __init__(self):
+        modules = []
+        for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+            try:
+                modules.append(importlib.import_module(name))
+            except ImportError:
+                continue
+        for cls in ("Exit", "UsageError", "ClickException", "Abort", "NoArgsIsHelpError"):
+            setattr(self, cls, tuple(getattr(m, cls) for m in modules if hasattr(m, cls)))
+
+
+def _click_exceptions() -> _ClickExceptions:
+    return _ClickExceptions()
 
 
 def _report(exc: BaseException, debug: bool) -> int:

@@ -89,7 +89,11 @@ def _variant_key(workload: Workload) -> tuple:
 
 
 def _nbytes(shape_dtype: Any) -> int:
-    return int(math.prod(shape_dtype.shape)) * np.dtype(shape_dtype.dtype).itemsize
+    try:
+        itemsize = np.dtype(shape_dtype.dtype).itemsize
+    except TypeError:  # extended dtypes (PRNG keys): a few words each
+        itemsize = 8
+    return int(math.prod(shape_dtype.shape)) * itemsize
 
 
 def _activation_bytes(workload: Workload, shape: tuple, dtype: Any) -> int:

@@ -142,8 +142,8 @@ def _archive_reader(archive: Path) -> Callable[[str], bytes]:
         tar = tarfile.open(archive, "r:*")
         members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{archive}: not a readable tar archive ({type(e).__name__}: {e}); "
-                        f"download it again. {HOW_TO_GET}") from None
+        raise DataError(f"{archive}: not a readable tar archive, truncated or corrupt "
+                        f"({type(e).__name__}: {e}); download it again. {HOW_TO_GET}") from None
 
     def read(fname: str) -> bytes:
         member = members.get(f"{FOLDER_NAME}/{fname}")
