@@ -469,7 +469,7 @@ def check(db, sets: list[RefSet], workload, submission, dataset, *, seeds: Seque
                           message="nothing was rerun: the references were made with other code or data")
         ids = []
         for seed in seeds:
-            result = run_trial(workload, submission, dataset, seed, db=db)
+            result = run_trial(workload, submission, dataset, seed, db=db, origin="check")
             ids.append(result.run_id)
             if on_trial is not None:
                 on_trial(result)
