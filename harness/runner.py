@@ -366,7 +366,7 @@ def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed
     except KeyboardInterrupt:
         finish("interrupted", "interrupted by the user")
         raise
-    except Exception as e:
+    except Exception:
         finish("failed", traceback.format_exc().strip())  # the full traceback, for the row
         raise
     finally:

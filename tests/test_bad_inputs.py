@@ -40,15 +40,20 @@ RUN = ["run", "--workload", "mnist_mlp", "--submission", ADAM, "--max-steps", "4
 
 def _idx_dir(root: Path, damage: str | None = None) -> Path:
     """The four MNIST IDX files (small, valid shapes), one of them damaged as asked."""
+    base = root / "idx-valid"
+    if not base.exists():  # written once (uncompressed: fast), copied per damage
+        base.mkdir()
+        rng = np.random.default_rng(0)
+        for name, n in (("train", 10_010), ("t10k", 10)):
+            write_idx(base / f"{name}-images-idx3-ubyte",
+                      rng.integers(0, 255, (n, 28, 28), dtype=np.uint8))
+            write_idx(base / f"{name}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
     d = root / f"idx-{damage}"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for name, n in (("train", 10_010), ("t10k", 10)):
-        write_idx(d / f"{name}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8))
-        labels = rng.integers(0, 10, n, dtype=np.uint8)
-        if damage == "labels" and name == "train":
-            labels[0] = 255
-        write_idx(d / f"{name}-labels-idx1-ubyte.gz", labels)
+    shutil.copytree(base, d)
+    if damage == "labels":
+        labels = np.zeros(10_010, np.uint8)
+        labels[0] = 255
+        write_idx(d / "train-labels-idx1-ubyte.gz", labels)
     target = d / "t10k-labels-idx1-ubyte.gz"
     if damage == "truncated":
         target.write_bytes(target.read_bytes()[:-12])
