@@ -8,7 +8,7 @@ unless --batch-size is given) it times, excluding compilation:
   bare-unroll    one jitted function with the steps unrolled by a Python loop (no lax.scan);
   bare-step      one jitted step per Python call.
 and prints ms/step plus each mode's speed relative to bare-step and bare-scan.
-Rolled scans of convolutions are ~36x slower on XLA:CPU (DESIGN.md), so on CPU keep
+Rolled scans of convolutions are ~36x slower on XLA:CPU (docs/architecture.md), so on CPU keep
 --steps small for the scan modes of ResNet-18, or leave them out with --modes.
 
 Run: python benchmarks/cifar_speed.py [--workloads cifar_simplecnn,cifar_resnet18] [--steps 4]

@@ -46,6 +46,7 @@ from scipy import stats
 
 from harness import environment, refs
 from harness.db import RunOrigin
+from harness.errors import UserError
 from harness.experiment import SweepEvent, TrialRequest, load_dataset, run_sweep
 from harness.refs import RefSet
 from harness.runner import RNG_DERIVATION, TrialOptions
@@ -63,7 +64,7 @@ BIT_EXACT_ENV = ("jax_version", "jaxlib_version", "backend", "device_kind", "dev
                  "xla_flags", "x64", "cpu")
 
 
-class CheckError(ValueError):
+class CheckError(UserError, ValueError):
     """The check cannot run as asked (bad runs, no matching references); exit code 2."""
 
 

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from harness.db import Database
     from harness.experiment import CurvatureRequest, SweepEvent, SweepResult
 
-app = typer.Typer(help="curvebench: score training algorithms, check reruns, record curvature.",
+app = typer.Typer(help="curvebench: score training algorithms, check reruns, record curvature. "
+                  "Any failure prints one line `error: ...` (exit 2: bad input; 3: internal); "
+                  "--debug (or CURVEBENCH_DEBUG=1) before or after the command adds the traceback.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="Results database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -433,11 +435,22 @@ def score_cmd(
     data_dir: Annotated[Optional[str], typer.Option(help="dataset directory (single-workload scoring)")] = None,
     hparam: Annotated[list[str], typer.Option(help="override a hyperparameter: name=value")] = [],
     compile_cache: CompileCacheOpt = None,
+    sweep: Annotated[Optional[str], typer.Option(
+        help="score the runs of this sweep (name or id) instead of training")] = None,
+    tag: Annotated[Optional[str], typer.Option(
+        help="tag the runs made now, and compare only runs with this tag")] = None,
+    origins: Annotated[str, typer.Option(
+        help="which runs to compare (no --sweep/--tag): comma-separated origins among "
+             "score, run, sweep, check, analysis")] = "score",
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """The main job: run a submission on each workload (each trial timed alone), then score
-    it against the database."""
+    it against the database.
+
+    Compares declared sets of runs: by default those `score` made (all seeds of one
+    code+hparams per submission), or a --sweep, or a --tag; prints where each time comes from.
+    """
     try:
         specs = grids.parse_workload_list(workloads)
     except grids.GridError as e:
@@ -445,31 +458,48 @@ def score_cmd(
     overrides = _parse_single("", hparam, "score")
     database = _open(db)
     from harness import score as scoring
+    from harness.db import RunOrigin
     from harness.experiment import available_workloads, requests_for
     from workloads import REGISTRY
 
+    try:
+        chosen = tuple(RunOrigin(o.strip()) for o in origins.split(",") if o.strip())
+    except ValueError as e:
+        _fail(f"--origins: {e}; valid: {', '.join(o.value for o in RunOrigin)}")
+    try:
+        sweep_id = scoring.resolve_sweep(database, sweep) if sweep else None
+    except scoring.SelectionError as e:
+        _fail(str(e))
+    selection = scoring.RunSelection(origins=chosen, sweep_id=sweep_id, tag=tag)
     skipped: dict[str, str] = {}
-    if not specs:
-        specs, skipped = available_workloads(
-            sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
-        for name, why in skipped.items():
-            err.print(f"[yellow]skipping {name}:[/] {why}", highlight=False)
-    if not specs:
-        _fail("no workload to score: none has its data here (see the messages above)")
-    result = _sweep(requests_for(specs, [submission], [overrides], range(seeds)),
-                    _trial_options("score"), database.url, quiet=quiet or as_json,
-                    command=_command_line(ctx), data_dir=data_dir, timed_alone=True,
-                    compile_cache=compile_cache)
     per_workload: dict[str, list] = {}
-    for t in result.trials:
-        per_workload.setdefault(t.result.workload, []).append(t.result)
-    identity = {}
-    for results in per_workload.values():
-        run = database.get_run(results[0].run_id)
-        identity[run.variant] = (run.workload_version, run.data_fingerprint)
+    if sweep:
+        identity = scoring.selected_variants(database, selection)
+        name = Path(submission).name
+    else:
+        if not specs:
+            specs, skipped = available_workloads(
+                sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
+            for skipped_name, why in skipped.items():
+                err.print(f"[yellow]skipping {skipped_name}:[/] {why}", highlight=False)
+        if not specs:
+            _fail("no workload to score: none has its data here (see the messages above)")
+        result = _sweep(requests_for(specs, [submission], [overrides], range(seeds)),
+                        _trial_options("score", tag=tag), database.url, quiet=quiet or as_json,
+                        command=_command_line(ctx), data_dir=data_dir, timed_alone=True,
+                        compile_cache=compile_cache)
+        for t in result.trials:
+            per_workload.setdefault(t.result.workload, []).append(t.result)
+        identity = {}
+        for results in per_workload.values():
+            run = database.get_run(results[0].run_id)
+            identity[run.variant] = (run.workload_version, run.data_fingerprint)
+        name = result.trials[0].result.submission
+    if not identity:
+        _fail(f"no finished runs of {selection.describe()} in {database.url}")
     variants = list(identity)
-    times = scoring.time_table(database, identity)
-    name = result.trials[0].result.submission
+    compared = scoring.compared_runs(database, identity, selection)
+    times = {sub: {v: rs.time_s for v, rs in per.items()} for sub, per in compared.items()}
     scores = scoring.performance_profile_scores(times, variants)
     rows = []
     for variant, results in per_workload.items():
@@ -478,18 +508,32 @@ def score_cmd(
                      "median_steps_to_target": _median([r.steps_to_target for r in results]),
                      "median_time_to_target_s": _median([r.time_to_target_s for r in results]),
                      "run_ids": [r.run_id for r in results]})
+    sources = [rs for per in compared.values() for rs in per.values()]
     if as_json:
         payload = {"submission": name, "workloads": rows, "skipped": skipped,
+                   "compared": {"selection": selection.describe(),
+                                "sets": [rs.to_json() for rs in sources]},
                    "performance_profile": {"tau_max": scoring.TAU_MAX, "scores": scores,
                                            "times": times}}
         print(json.dumps(_jsonable(payload), indent=2))
         return
-    table = _table(f"score: {name}", ("workload", "reached", "median steps to target",
-                                       "median time to target (s)"))
-    for row in rows:
-        table.add_row(row["workload"], f"{row['reached']}/{row['seeds']}",
-                      _fmt_steps(row["median_steps_to_target"]), _fmt_s(row["median_time_to_target_s"]))
-    out.print(table)
+    if rows:
+        table = _table(f"score: {name}", ("workload", "reached", "median steps to target",
+                                           "median time to target (s)"))
+        for row in rows:
+            table.add_row(row["workload"], f"{row['reached']}/{row['seeds']}",
+                          _fmt_steps(row["median_steps_to_target"]),
+                          _fmt_s(row["median_time_to_target_s"]))
+        out.print(table)
+    compared_table = _table(f"times compared ({selection.describe()}; one code+hparams per "
+                            "submission, one run per seed)",
+                            ("submission", "workload", "median time (s)", "seeds", "code", "hparams",
+                             "runs"))
+    for rs in sorted(sources, key=lambda rs: (rs.variant, rs.submission)):
+        compared_table.add_row(rs.submission, rs.variant, _fmt_s(rs.time_s), str(len(rs.seeds)),
+                               rs.submission_hash[:8], json.dumps(rs.hparams, sort_keys=True),
+                               ", ".join(r[:8] for r in rs.run_ids))
+    out.print(compared_table)
     if len(scores) > 1:
         prof = _table(f"performance-profile score (tau_max={scoring.TAU_MAX:g}; 1 = fastest everywhere)",
                       ("submission", "score"))
@@ -586,6 +630,7 @@ def report(
 
     A database or filter with no runs gives a page saying which filter matched nothing (exit 0).
     """
+    from harness.db import DatabaseError
     from harness.report import Filters, ReportError, build_report
 
     try:
@@ -855,3 +900,14 @@ def check(
     else:
         _print_report(report)
     raise typer.Exit(report.exit_code)
+
+
+def main() -> None:
+    """The `curvebench` script: the app, with every failure reported as one line (harness.errors)."""
+    from harness.errors import run_cli
+
+    sys.exit(run_cli(app))
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
 from harness.environment import REPO_ROOT
+from harness.errors import UserError
 from workloads import REGISTRY
 
 FORMAT = "curvebench.reference_set"
@@ -39,10 +40,32 @@ KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submissi
 #: (recorded in a set at freeze time; `curvebench check` never goes below one eval interval)
 _RUN_COLUMNS = tuple(c.name for c in Run.__table__.columns)
 _DATETIME_COLUMNS = ("started_at", "heartbeat_at", "finished_at")
+#: columns added to `runs` after reference files were first written, and the value a run
+#: written before them has (what the migration gives existing rows)
+_ADDED_COLUMN_DEFAULTS = {"origin": "run", "tag": None, "sweep_id": None, "group_size": 1,
+                          "stop_at_target": True, "divergence_factor": None,
+                          "compile_cache_hit": None}
 
 
-class RefsError(ValueError):
+class RefsError(UserError, ValueError):
     """A reference set or file that cannot be used as asked; the message says why."""
+
+
+#: a set id becomes a file name: letters, digits and _.=+- only, no "..", bounded length
+SET_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*")
+MAX_SET_ID = 200
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+
+def check_set_id(set_id: Any, where: str) -> str:
+    """A set id that is safe as a file name (no path separators, no "..", at most MAX_SET_ID
+    characters); raise RefsError naming `where` otherwise."""
+    if (not isinstance(set_id, str) or not SET_ID_PATTERN.fullmatch(set_id) or ".." in set_id
+            or len(set_id) > MAX_SET_ID):
+        shown = repr(set_id) if len(repr(set_id)) < 80 else repr(set_id)[:77] + "..."
+        raise RefsError(f"{where}: set id {shown} is not allowed: use at most {MAX_SET_ID} letters, "
+                        "digits and _.=+- (no path separators, no '..'), as `curvebench refs freeze` makes")
+    return set_id
 
 
 def precision(environment: dict[str, Any]) -> str:
@@ -139,9 +162,9 @@ def set_id(key: dict[str, Any], run_ids: Iterable[str]) -> str:
     """Readable, filename-safe and content-derived: variant--submission--hardware--precision--hash."""
     digest = hashlib.sha256(json.dumps({"key": key, "runs": sorted(run_ids)}, sort_keys=True)
                             .encode()).hexdigest()[:8]
-    return "--".join(_slug(x) for x in (key["variant"], key["submission"],
-                                        f"{key['backend']}-{key['device_kind']}",
-                                        key["precision"], digest))
+    parts = [_slug(x)[:40] for x in (key["variant"], key["submission"],
+                                     f"{key['backend']}-{key['device_kind']}", key["precision"])]
+    return check_set_id("--".join([*parts, digest]).replace("..", "."), "new reference set")
 
 
 def _describe_key_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
@@ -241,12 +264,19 @@ def db_sets(db: Database, ids: Iterable[str] | None = None) -> list[RefSet]:
 # -- files --------------------------------------------------------------------------------
 
 def set_path(directory: Path, refset: RefSet) -> Path:
-    return Path(directory) / f"{refset.id}.jsonl"
+    """Where a set's file goes: always directly inside `directory` (the id is checked)."""
+    directory = Path(directory)
+    path = directory / f"{check_set_id(refset.id, refset.origin)}.jsonl"
+    if path.resolve().parent != directory.resolve():
+        raise RefsError(f"set {refset.id} would be written outside {directory}; nothing written")
+    return path
 
 
 def write_set(refset: RefSet, directory: str | os.PathLike = DEFAULT_DIR) -> Path:
     """Write a set as JSON Lines (header line, then one run per line), atomically."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise RefsError(f"--out {directory} is a file, not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     path = set_path(directory, refset)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "set": refset.header}
@@ -265,6 +295,8 @@ def export_sets(db: Database, directory: str | os.PathLike = DEFAULT_DIR,
     sets = db_sets(db, ids or None)
     if not sets:
         raise RefsError(f"no reference sets in {db.url}; make one with `curvebench refs freeze`")
+    for s in sets:  # every path checked before the first file is written
+        set_path(Path(directory), s)
     return [write_set(s, directory) for s in sets]
 
 
@@ -289,6 +321,9 @@ def _check_record(record: Any, where: str) -> None:
     _require(record, {"run": dict, "eval_curve": list, "curvature": list, "hashes": dict}, where)
     run = record["run"]
     _require(run, _RUN_FIELDS, where + " run")
+    _check_lengths(run, where)
+    for name, default in _ADDED_COLUMN_DEFAULTS.items():  # files written before a migration
+        run.setdefault(name, default)
     missing = [c for c in _RUN_COLUMNS if c not in run]
     if missing:
         raise RefsError(f"{where}: run {run['id']} lacks column(s) {', '.join(missing)}")
@@ -320,9 +355,11 @@ def read_set(path: str | os.PathLike) -> RefSet:
         if not line.strip():
             continue
         try:
-            objects.append((n, json.loads(line)))
+            objects.append((n, json.loads(line, parse_constant=_refuse_constant)))
         except json.JSONDecodeError as e:
             raise RefsError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        except ValueError as e:
+            raise RefsError(f"{path}:{n}: {e}") from None
     if not objects:
         raise RefsError(f"{path}: empty reference file")
     n, head = objects[0]
@@ -334,6 +371,7 @@ def read_set(path: str | os.PathLike) -> RefSet:
                         f"this curvebench reads version {FORMAT_VERSION}")
     header = head.get("set")
     _require(header, _HEADER_FIELDS, f"{path}:{n} set")
+    check_set_id(header["id"], f"{path}:{n}")
     records = []
     for n, record in objects[1:]:
         _check_record(record, f"{path}:{n}")
@@ -344,10 +382,38 @@ def read_set(path: str | os.PathLike) -> RefSet:
         records.append(record)
     if len(records) < 2:
         raise RefsError(f"{path}: a reference set needs at least 2 runs, found {len(records)}")
-    ids = [r["run"]["id"] for r in records]
-    if len(set(ids)) != len(ids):
-        raise RefsError(f"{path}: a run appears twice")
+    seen: dict[Any, int] = {}
+    for (n, _), record in zip(objects[1:], records):
+        for what in ("id", "seed"):
+            value = record["run"][what]
+            if (what, value) in seen:
+                raise RefsError(f"{path}:{n}: run {what} {value!r} appears twice (first on line "
+                                f"{seen[(what, value)]}); a set holds one run per seed")
+            seen[(what, value)] = n
+    expected = set_id({k: header[k] for k in KEY_FIELDS}, [r["run"]["id"] for r in records])
+    if header["id"] != expected:
+        raise RefsError(f"{path}:{objects[0][0]}: set id {header['id']!r} does not match its contents "
+                        f"(they make {expected!r}): the file was edited; restore it or refreeze the "
+                        "runs with `curvebench refs freeze`")
     return RefSet(header, records, str(path))
+
+
+def _refuse_constant(name: str) -> None:
+    """json.loads hook for NaN/Infinity: a reference set holds finite numbers (null for none)."""
+    raise ValueError(f"non-finite number {name} (write null for a missing or non-finite metric)")
+
+
+def _check_lengths(run: dict[str, Any], where: str) -> None:
+    """Run ids are uuids; every string fits its database column."""
+    if not RUN_ID_PATTERN.fullmatch(run["id"]) or len(run["id"]) > 36:
+        shown = run["id"] if len(run["id"]) < 60 else run["id"][:57] + "..."
+        raise RefsError(f"{where}: run id {shown!r} is not a run id (at most 36 letters, digits and -)")
+    for column in Run.__table__.columns:
+        limit = getattr(column.type, "length", None)
+        value = run.get(column.name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            raise RefsError(f"{where}: run field {column.name!r} has {len(value)} characters, "
+                            f"at most {limit} fit")
 
 
 def read_sets(directory: str | os.PathLike = DEFAULT_DIR) -> list[RefSet]:

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness import environment
+from harness import environment, guards
 from harness.data.prefetch import prefetch
 from harness.db import Database
 from harness.db.models import RunOrigin, utcnow
@@ -342,8 +342,8 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
             if ledger.running:
                 finish(j, "interrupted", "interrupted by the user")
         raise
-    except Exception as e:
-        error = "".join(traceback.format_exception_only(type(e), e)).strip()
+    except Exception:
+        error = traceback.format_exc().strip()  # the full traceback, for the rows
         for j, ledger in enumerate(ledgers):
             if ledger.running:
                 finish(j, "failed", error)
@@ -390,6 +390,9 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
     if len(sizes) > 1:
         raise SpecError(f"a group's trials must share one batch size, got {sorted(sizes)}; "
                         "run each batch size as its own group")
+    batch_size = sizes.pop()
+    guards.check_trial_fits(workload, dataset, batch_size, max_steps, eval_every,
+                            trials=min(len(trials), options.max_group_size or len(trials)))
     mode = pick_chunk_mode(workload, options.chunk_mode)
     try:
         batching = Batching(options.batching)
@@ -413,7 +416,7 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
                    hparams=hparams, options=options,
                    resolved=Options(max_steps, eval_every, options.stop_at_target,
                                     options.divergence_factor),
-                   mode=mode, batch_size=sizes.pop(), batching=batching, train_data=train_data,
+                   mode=mode, batch_size=batch_size, batching=batching, train_data=train_data,
                    eval_batches=eval_batches, eval_stacked=eval_stacked, db=db,
                    snapshot_steps=sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= max_steps}),
                    on_snapshot=on_snapshot, on_eval=on_eval)

@@ -1,8 +1,14 @@
 """Benchmark score: per-workload time-to-target and AlgoPerf's performance-profile score.
 
-For submission s and workload w, t[s][w] is the median time-to-target over the
-finished runs of s's latest code+hparams on w (a miss counts as infinite). With
-r[s][w] = t[s][w] / min_s t[s][w], the performance profile is
+`score` compares *declared* sets of runs, never "whatever is newest": by default the runs that
+`curvebench score` itself made (origin "score"), or the runs of one named sweep, or of one tag
+(`RunSelection`). Within the selection, submission s on workload w contributes one set: all
+seeds of one code hash + hparams (the most recent such set, one run per seed), and
+t[s][w] is the median time-to-target over them (a miss counts as infinite). Ad-hoc `run`
+runs and `check` reruns are left out unless their origin is asked for. Each time carries
+its `RunSet`, so the caller can print which runs and how many seeds it comes from.
+
+With r[s][w] = t[s][w] / min_s t[s][w], the performance profile is
 rho_s(tau) = |{w : r[s][w] <= tau}| / |W| and the score is its normalised
 integral (1 / (tau_max - 1)) * int_1^tau_max rho_s(tau) dtau, computed exactly.
 
@@ -14,24 +20,131 @@ every trial alone for this reason.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from harness.db import Database, Run
+from sqlalchemy import select
+
+from harness.db import Database, Run, RunOrigin, Sweep
+from harness.errors import UserError
 
 FINISHED = ("reached", "not_reached", "diverged")
 TAU_MAX = 4.0
 
 
-def latest_runs(runs: Iterable[Run]) -> list[Run]:
-    """The finished runs of the most recent (code hash, hparams) of one submission on one workload."""
-    finished = [r for r in runs if r.status in FINISHED]
+class SelectionError(UserError, ValueError):
+    """A sweep or tag to score that the database does not hold; the message says what it has."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSelection:
+    """Which stored runs `score` compares: runs of these origins (default: made by `score`),
+    or of one sweep (its id), or of one tag. A sweep or a tag replaces the origin filter."""
+
+    origins: tuple[RunOrigin, ...] = (RunOrigin.SCORE,)
+    sweep_id: str | None = None
+    tag: str | None = None
+
+    def admits(self, run: Run) -> bool:
+        if self.sweep_id is not None:
+            return run.sweep_id == self.sweep_id
+        if self.tag is not None:
+            return run.tag == self.tag
+        return run.origin in {RunOrigin(o).value for o in self.origins}
+
+    def describe(self) -> str:
+        if self.sweep_id is not None:
+            return f"sweep {self.sweep_id}"
+        if self.tag is not None:
+            return f"tag {self.tag!r}"
+        return "runs made by " + " / ".join(f"`{RunOrigin(o).value}`" for o in self.origins)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSet:
+    """The runs one time comes from: one submission's code + hparams on one variant, one run
+    per seed (the newest), and the median time-to-target over them."""
+
+    submission: str
+    variant: str
+    submission_hash: str
+    hparams: dict[str, Any]
+    run_ids: tuple[str, ...]
+    seeds: tuple[int, ...]
+    time_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _code_key(run: Run) -> tuple[str, str]:
+    return run.submission_hash, json.dumps(run.hparams, sort_keys=True, default=str)
+
+
+def declared_set(runs: Iterable[Run]) -> list[Run]:
+    """Of one submission's selected finished runs on one variant: the most recent
+    code hash + hparams, all its seeds, one run per seed (the newest)."""
+    finished = sorted((r for r in runs if r.status in FINISHED), key=lambda r: r.started_at)
     if not finished:
         return []
-    newest = max(finished, key=lambda r: r.started_at)
-    key = (newest.submission_hash, repr(sorted(newest.hparams.items())))
-    return [r for r in finished if (r.submission_hash, repr(sorted(r.hparams.items()))) == key]
+    key = _code_key(finished[-1])
+    by_seed = {r.seed: r for r in finished if _code_key(r) == key}
+    return [by_seed[s] for s in sorted(by_seed)]
+
+
+def resolve_sweep(db: Database, name_or_id: str) -> str:
+    """The id of the sweep with this id (or unique id prefix) or name (the newest of that name)."""
+    with db.session() as s:
+        sweeps = list(s.scalars(select(Sweep).order_by(Sweep.created_at)))
+    by_id = [w for w in sweeps if w.id.startswith(name_or_id)]
+    by_name = [w for w in sweeps if w.name == name_or_id]
+    if by_name:
+        return by_name[-1].id
+    if len(by_id) == 1:
+        return by_id[0].id
+    known = ", ".join(f"{w.name or '-'} ({w.id[:8]})" for w in sweeps[-10:]) or "none"
+    why = "is ambiguous" if by_id else "is not in the database"
+    raise SelectionError(f"sweep {name_or_id!r} {why}; sweeps in {db.url}: {known}")
+
+
+def compared_runs(db: Database, variants: Mapping[str, tuple[str, str]],
+                  selection: RunSelection = RunSelection()) -> dict[str, dict[str, RunSet]]:
+    """sets[submission][variant]: the declared set of each submission on each variant, over
+    selected runs of the given workload version and data fingerprint.
+
+    `variants` maps each workload variant to its (workload_version, data_fingerprint), so that
+    runs of an older definition of a workload, or on other data, are never compared.
+    """
+    sets: dict[str, dict[str, RunSet]] = {}
+    for variant, (version, fingerprint) in variants.items():
+        by_submission: dict[str, list[Run]] = {}
+        for run in db.runs(variant=variant):
+            if ((run.workload_version, run.data_fingerprint) == (version, fingerprint)
+                    and run.group_size == 1 and selection.admits(run)):
+                by_submission.setdefault(run.submission, []).append(run)
+        for submission, runs in by_submission.items():
+            chosen = declared_set(runs)
+            if chosen:
+                sets.setdefault(submission, {})[variant] = RunSet(
+                    submission=submission, variant=variant,
+                    submission_hash=chosen[0].submission_hash, hparams=dict(chosen[0].hparams),
+                    run_ids=tuple(r.id for r in chosen), seeds=tuple(r.seed for r in chosen),
+                    time_s=median_time_to_target(chosen))
+    return sets
+
+
+def selected_variants(db: Database, selection: RunSelection) -> dict[str, tuple[str, str]]:
+    """(workload_version, data_fingerprint) of each variant among the selected runs: the
+    newest run's, so a sweep or tag made before a workload changed is scored on its own terms."""
+    newest: dict[str, Run] = {}
+    for run in db.runs():
+        if selection.admits(run) and run.status in FINISHED:
+            newest[run.variant] = run  # runs come oldest first
+    return {v: (r.workload_version, r.data_fingerprint) for v, r in sorted(newest.items())}
 
 
 def median_or_inf(values: Iterable[float | None]) -> float:
@@ -45,25 +158,11 @@ def median_time_to_target(runs: Iterable[Run]) -> float:
     return median_or_inf(r.time_to_target_s if r.status == "reached" else None for r in runs)
 
 
-def time_table(db: Database, variants: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, float]]:
-    """t[submission][variant] over runs timed alone, of the same workload version and data
-    fingerprint.
-
-    `variants` maps each workload variant to its (workload_version, data_fingerprint), so that
-    runs of an older definition of a workload, or on other data, are never compared.
-    """
-    table: dict[str, dict[str, float]] = {}
-    for variant, (version, fingerprint) in variants.items():
-        by_submission: dict[str, list[Run]] = {}
-        for run in db.runs(variant=variant):
-            if ((run.workload_version, run.data_fingerprint) == (version, fingerprint)
-                    and run.group_size == 1):
-                by_submission.setdefault(run.submission, []).append(run)
-        for submission, runs in by_submission.items():
-            chosen = latest_runs(runs)
-            if chosen:
-                table.setdefault(submission, {})[variant] = median_time_to_target(chosen)
-    return table
+def time_table(db: Database, variants: Mapping[str, tuple[str, str]],
+               selection: RunSelection = RunSelection()) -> dict[str, dict[str, float]]:
+    """t[submission][variant]: the median time of each declared set (see `compared_runs`)."""
+    return {sub: {v: rs.time_s for v, rs in per.items()}
+            for sub, per in compared_runs(db, variants, selection).items()}
 
 
 def performance_profile_scores(times: Mapping[str, Mapping[str, float]], workloads: Iterable[str],

@@ -12,16 +12,21 @@ import abc
 import ast
 import dataclasses
 import hashlib
+import importlib
+import importlib.util
 import inspect
 import json
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
 from typing import Any, ClassVar, Literal, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from harness.errors import UserError
 
 Params = Any  # a pytree of arrays
 ModelState = Any  # a pytree of arrays (e.g. batch-norm statistics); {} when none
@@ -30,11 +35,11 @@ Batch = dict[str, Any]  # "inputs", "targets", "mask" (1.0 real example, 0.0 pad
 Hparams = Mapping[str, Any]
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A workload name, variant, knob or hyperparameter that does not fit the contract."""
 
 
-class DataUnavailable(RuntimeError):
+class DataUnavailable(UserError, RuntimeError):
     """The data a workload needs is not on this machine; the message says how to get it."""
 
 
@@ -145,6 +150,61 @@ def source_hash(obj: Any) -> str:
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
+#: top-level packages of this project: their modules are part of a workload's version
+PROJECT_PACKAGES = ("harness", "workloads")
+
+
+def _imported_names(module: ModuleType) -> list[str]:
+    """Dotted names of the project modules an import statement anywhere in `module` names
+    (function-level imports included): `from P import n` names P.n when that is a module,
+    else P (so importing a submodule does not pull in its package's __init__)."""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError):
+        return []
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = (module.__package__ or "").split(".")
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                names.append(candidate if _is_project_module(candidate) else base)
+    return [n for n in dict.fromkeys(names) if n.split(".")[0] in PROJECT_PACKAGES]
+
+
+def _is_project_module(name: str) -> bool:
+    if name.split(".")[0] not in PROJECT_PACKAGES:
+        return False
+    parent = sys.modules.get(name.rpartition(".")[0])
+    if parent is not None and not hasattr(parent, "__path__"):
+        return False  # a name inside a plain module, not a submodule
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def version_modules(workload_class: type) -> list[ModuleType]:
+    """The project modules that define a workload class: the modules of its class hierarchy
+    and every project module they import, transitively, sorted by name. Found by walking the
+    import statements, so a new helper module is covered the moment a workload imports it."""
+    pending = [sys.modules[c.__module__] for c in workload_class.__mro__
+               if isinstance(c, type) and issubclass(c, Workload)]
+    seen: dict[str, ModuleType] = {}
+    while pending:
+        module = pending.pop()
+        if module.__name__ in seen:
+            continue
+        seen[module.__name__] = module
+        pending += [importlib.import_module(n) for n in _imported_names(module) if n not in seen]
+    return [seen[n] for n in sorted(seen)]
+
+
 class Workload(abc.ABC):
     """A model, its data, loss, evaluation and target; one subclass per workload family.
 
@@ -160,9 +220,6 @@ class Workload(abc.ABC):
     max_steps: ClassVar[int]
     eval_every: ClassVar[int]
     eval_batch_size: ClassVar[int] = 1024
-    #: modules (or functions) outside the class hierarchy's modules whose code defines the
-    #: workload, e.g. model definitions kept apart: their code is part of `version`
-    version_sources: ClassVar[tuple[Any, ...]] = ()
     #: part of `curvebench score`'s default workload set (toy curvature test-beds are not)
     scored_by_default: ClassVar[bool] = True
     #: relative steps-to-target difference the regression check tolerates (harness/check.py)
@@ -199,13 +256,11 @@ class Workload(abc.ABC):
 
     @property
     def version(self) -> str:
-        """Changes whenever the workload's definition changes: the code of the modules that
-        define its class hierarchy (models included, prose excluded), of the base class's
-        default loss and evaluation (not the rest of this contract file), target, budget, variant."""
-        defining = dict.fromkeys([Workload if c is Workload else sys.modules[c.__module__]
-                                  for c in type(self).__mro__ if issubclass(c, Workload)]
-                                 + list(self.version_sources))
-        parts = [source_hash(d) for d in defining]
+        """Changes whenever the workload's definition changes: the code (prose excluded) of
+        every project module its class hierarchy's modules import, transitively — models,
+        metrics, shared helpers, data loaders, this contract — found by walking their import
+        statements (`version_modules`), plus target, budget and variant."""
+        parts = [source_hash(m) for m in version_modules(type(self))]
         parts.append(json.dumps({"target": dataclasses.asdict(self.target),
                                   "batch_size": self.batch_size, "max_steps": self.max_steps,
                                   "eval_every": self.eval_every,
@@ -272,7 +327,7 @@ class Workload(abc.ABC):
              rng: jax.Array | None = None) -> tuple[jax.Array, ModelState]:
         """Summed per-example loss over `loss_normalizer(batch)`, and the new model state."""
         outputs, new_state = self.apply(params, model_state, batch["inputs"], train=train, rng=rng)
-        per_example = self.loss_per_example(outputs, batch)
+        per_example = check_per_example(self, self.loss_per_example(outputs, batch), batch)
         return per_example.sum() / jnp.maximum(self.loss_normalizer(batch), 1.0), new_state
 
     # -- evaluation ---------------------------------------------------------------------
@@ -284,7 +339,7 @@ class Workload(abc.ABC):
         outputs, _ = self.apply(params, model_state, batch["inputs"], train=False)
         mask = batch["mask"]
         correct = (jnp.argmax(outputs, -1) == batch["targets"]) * mask
-        return {"loss": self.loss_per_example(outputs, batch).sum(),
+        return {"loss": check_per_example(self, self.loss_per_example(outputs, batch), batch).sum(),
                 "accuracy": correct.sum(), "count": mask.sum()}
 
     def finalize_metrics(self, per_batch: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -296,6 +351,16 @@ class Workload(abc.ABC):
     def metric_ranges(self) -> dict[str, tuple[float, float]]:
         """Valid range of each eval metric (checked by the contract tests)."""
         return {"loss": (0.0, float("inf")), "accuracy": (0.0, 1.0)}
+
+
+def check_per_example(workload: Workload, losses: jax.Array, batch: Batch) -> jax.Array:
+    """`loss_per_example` must give one loss per example, shape (batch,): a (batch, 1) or
+    scalar result would broadcast silently into a wrong loss. Checked while tracing (free)."""
+    expected = np.shape(batch["mask"])
+    if np.shape(losses) != expected:
+        raise SpecError(f"workload {workload.name}: loss_per_example returned shape "
+                        f"{np.shape(losses)}, expected {expected} (one loss per example)")
+    return losses
 
 
 def _pad_rows(a: np.ndarray, n: int) -> np.ndarray:

@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import math
+import numbers
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,10 +32,16 @@ class Submission:
 
     def batch_size(self, workload_name: str, default: int) -> int:
         """hparams["batch_size"] (null: not set), else get_batch_size(workload), else the workload default."""
-        size = self.hparams.get("batch_size") or self.module.get_batch_size(workload_name) or default
-        if not isinstance(size, int) or size < 1:
-            raise SpecError(f"submission {self.name}: batch size {size!r} must be a positive int")
-        return size
+        size = self.hparams.get("batch_size")
+        where = "hparams batch_size"
+        if size is None:
+            size, where = self.module.get_batch_size(workload_name), "get_batch_size"
+        if size is None:
+            size, where = default, "the workload's default batch size"
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise SpecError(f"submission {self.name}: batch size {size!r} (from {where}) must be a "
+                            "positive integer, e.g. --hparam batch_size=128")
+        return int(size)
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -50,6 +58,28 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"non-finite number {name}; hyperparameters must be finite")
+
+
+def check_override(key: str, value: Any, default: Any) -> None:
+    """An override must be finite and of the kind hparams.json gives (a number for a number,
+    true/false for a flag); hparams.json's null admits any value (e.g. batch_size)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"--hparam {key}={value}: hyperparameters must be finite numbers")
+    if _is_number(default) and not _is_number(value):
+        raise SpecError(f"--hparam {key}={value!r}: {key} is a number in hparams.json "
+                        f"({default!r}); give a number, e.g. {key}={default!r}")
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise SpecError(f"--hparam {key}={value!r}: {key} is true/false in hparams.json")
+    if isinstance(default, str) and not isinstance(value, str):
+        raise SpecError(f"--hparam {key}={value!r}: {key} is text in hparams.json ({default!r})")
+
+
 def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] = ()) -> Submission:
     """Import `path/submission.py`, read `path/hparams.json`, apply overrides of known keys only."""
     path = Path(path)
@@ -61,9 +91,13 @@ def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] 
     if not hp_file.is_file():
         raise SpecError(f"submission {path} has no hparams.json beside submission.py")
     try:
-        hparams = json.loads(hp_file.read_text())
+        hparams = json.loads(hp_file.read_text(), parse_constant=_refuse_constant)
     except json.JSONDecodeError as e:
         raise SpecError(f"{hp_file}: invalid JSON ({e})") from None
+    except ValueError as e:
+        raise SpecError(f"{hp_file}: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read {hp_file}: {e}") from None
     if not isinstance(hparams, dict):
         raise SpecError(f"{hp_file}: must hold a JSON object of hyperparameters")
     if not isinstance(overrides, dict):
@@ -72,6 +106,8 @@ def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] 
     if unknown:
         raise SpecError(f"submission {path.name} has no hyperparameter {', '.join(unknown)}; "
                         f"valid: {', '.join(sorted(hparams))}")
+    for key, value in overrides.items():
+        check_override(key, value, hparams[key])
     hparams.update(overrides)
     module_name = f"curvebench_submission_{path.resolve().name}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, source)

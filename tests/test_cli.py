@@ -45,6 +45,13 @@ def test_score_against_another_submission(tmp_path):
     assert payload["workloads"][0]["reached"] == 1
     scores = payload["performance_profile"]["scores"]
     assert set(scores) == {"adam", "sgd"} and max(scores.values()) == 1.0
+    compared = payload["compared"]
+    assert compared["selection"] == "runs made by `score`"
+    assert sorted((s["submission"], s["seeds"]) for s in compared["sets"]) == [("adam", [0]),
+                                                                             ("sgd", [0])]
+    table = invoke("score", SUBMISSIONS / "adam", "--workloads", "mnist_mlp", "--seeds", 1,
+                   "--db", db, "--sweep", "no-such-sweep")
+    assert table.exit_code == 2 and "sweep 'no-such-sweep' is not in the database" in table.output
 
 
 def test_workloads_listing():

@@ -39,7 +39,7 @@ def test_trial_stores_snapshots_with_metrics_arrays_and_time(db):
     assert "normalized_sharpness" in first and "stability_ratio" in first
     lr = submission.hparams["learning_rate"]
     assert first["normalized_sharpness"] == lr * first["max_eig"] / 2
-    # warmup escapes the sharp bad initialization (seed 000 §3): sharpness drops by step 200
+    # warmup escapes the sharp bad initialization (Young, Snider & Feng §3): sharpness drops by step 200
     by_step = {s["step"]: s["metrics"]["max_eig"] for s in snaps if s["kind"] == "hessian"}
     assert by_step[200] < by_step[0]
 

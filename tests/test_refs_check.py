@@ -199,7 +199,35 @@ BAD_FILES = {
     "unfinished run": (lambda p: _edit_record(p, 1, lambda o: o["run"].update(status="running")),
                        "not a finished run"),
     "empty": (lambda p: p.write_text(""), "empty reference file"),
+    "path in set id": (lambda p: _edit_record(p, 0, lambda o: o["set"].update(id="../../../x")),
+                       r"set.jsonl:1: set id '../../../x' is not allowed"),
+    "absolute set id": (lambda p: _edit_record(p, 0, lambda o: o["set"].update(id="/tmp/x")),
+                        "is not allowed"),
+    "long set id": (lambda p: _edit_record(p, 0, lambda o: o["set"].update(id="a" * 300)),
+                    "is not allowed"),
+    "long run id": (lambda p: _edit_record(p, 2, lambda o: o["run"].update(id="r" * 5000)),
+                    r"set.jsonl:3: run id 'rrr.*' is not a run id"),
+    "duplicate seed": (lambda p: _edit_record(p, 3, lambda o: o["run"].update(seed=0)),
+                       r"set.jsonl:4: run seed 0 appears twice \(first on line 2\)"),
+    "NaN metric": (lambda p: _edit_record(
+        p, 2, lambda o: o["eval_curve"][0]["metrics"].update(accuracy=float("nan"))),
+        r"set.jsonl:3: non-finite number NaN"),
+    "infinite time": (lambda p: _edit_record(p, 1, lambda o: o["run"].update(time_to_target_s=float("inf"))),
+                      r"set.jsonl:2: non-finite number Infinity"),
+    "re-versioned copy under the genuine id": (
+        lambda p: _edit_lines(p, lambda ls: [_reversion(line) for line in ls]),
+        r"set.jsonl:1: set id .* does not match its contents"),
 }
+
+
+def _reversion(line: str) -> str:
+    """The line with every workload_version replaced consistently (header and runs)."""
+    obj = json.loads(line)
+    if "set" in obj:
+        obj["set"]["workload_version"] = "0" * 16
+    else:
+        _other_version(obj)
+    return json.dumps(obj)
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES))
@@ -224,7 +252,11 @@ def test_import_conflicting_run_is_refused_and_nothing_lost(set_file, tmp_path):
     renamed = tmp_path / "other" / "set.jsonl"
     renamed.parent.mkdir()
     shutil.copy(set_file, renamed)
-    _edit_record(renamed, 0, lambda o: o["set"].update(id="another-set"))
+    _edit_lines(renamed, lambda ls: ls[:-1])  # a set of one run fewer: another (genuine) id
+    lines = [json.loads(line) for line in renamed.read_text().splitlines()]
+    header, fewer = lines[0]["set"], [obj["run"]["id"] for obj in lines[1:]]
+    new_id = refs.set_id({k: header[k] for k in refs.KEY_FIELDS}, fewer)
+    _edit_record(renamed, 0, lambda o: o["set"].update(id=new_id))
     _edit_record(renamed, 3, lambda o: o["eval_curve"][0]["metrics"].update(accuracy=0.0))
     with pytest.raises(refs.RefsError, match="different results; nothing imported"):
         refs.import_sets(db, [renamed])
@@ -232,6 +264,20 @@ def test_import_conflicting_run_is_refused_and_nothing_lost(set_file, tmp_path):
     (stored,) = refs.db_sets(db)
     assert [refs.curve(r) for r in stored.records] == [refs.curve(r) for r in
                                                        refs.read_set(set_file).records]
+
+
+def test_export_writes_only_inside_out(set_file, tmp_path):
+    """A set id stored by an older curvebench that did not check it is refused at export."""
+    db = open_database(f"sqlite:///{tmp_path / 'results.db'}")
+    refs.import_sets(db, [set_file])
+    genuine = refs.read_set(set_file)
+    with db.session() as s:
+        s.add(refs._set_row({**genuine.header, "id": "../escaped"},
+                            [r["run"]["id"] for r in genuine.records]))
+    out = tmp_path / "out" / "deep"
+    with pytest.raises(refs.RefsError, match="set id '../escaped' is not allowed"):
+        refs.export_sets(db, out)
+    assert not (tmp_path / "out" / "escaped.jsonl").exists() and not out.exists()
 
 
 # -- the check command against the shipped references (real trials) ----------------------

@@ -1,5 +1,5 @@
-"""CIFAR-10 convnet workloads: SimpleCNN(-BN) (seed 002), the thin ResNet with LayerNorm
-(seed 003) and ResNet-18 (AlgoPerf's CIFAR workload; without batch norm as in seed 004).
+"""CIFAR-10 convnet workloads: SimpleCNN(-BN) (Jastrzębski et al. 2020), the thin ResNet with LayerNorm
+(Ciuca) and ResNet-18 (AlgoPerf's CIFAR workload; without batch norm as in Kalra & Barkeshli (2023)).
 
 Data (harness.data.cifar): 45,000 train / 5,000 validation / 10,000 test, normalised per
 channel; `--data-dir DIR` with cifar-10-python.tar.gz or cifar-10-batches-py/ in DIR, or
@@ -7,10 +7,11 @@ channel; `--data-dir DIR` with cifar-10-python.tar.gz or cifar-10-batches-py/ in
 plus horizontal flip, done on the device inside `sample_batch` with the step's key.
 
 All three are conv nets: `slow_in_cpu_loops = True`, so on CPU the runner dispatches one
-compiled step per call instead of a rolled scan (see DESIGN.md). Measured with jax 0.10.2
-(benchmarks/cifar_speed.py): the runner's "step" chunk is a length-1 lax.scan and still
-takes XLA:CPU's slow convolution path (20x a bare jitted step for SimpleCNN at batch 128,
-64x for ResNet-18 at batch 16); its "unroll" chunk does not (1.5x and 0.7x).
+compiled step per call instead of a rolled scan (docs/architecture.md, "Chunk modes"). The
+runner's "step" and "unroll" chunks trace the step body with no loop around it: measured with
+jax 0.10.2 (benchmarks/cifar_speed.py), even a length-1 lax.scan takes XLA:CPU's slow
+convolution path (20x a bare jitted step for SimpleCNN at batch 128, 64x for ResNet-18 at
+batch 16), while the loop-free body does not (1.5x and 0.7x).
 Costs per training step on CPU are in each class docstring: one jitted plain-SGD step per
 Python call at the default batch (`python benchmarks/cifar_speed.py --modes bare-step`),
 jax 0.10.2, on 2 cores shared with other jobs (load average 6-10), so an idle machine is
@@ -32,12 +33,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from harness.data import augment
 from harness.data.augment import random_crop_flip
 from harness.data.cifar import IMAGE_SHAPE, NUM_CLASSES, load_cifar10
 from harness.data.synthetic import synthetic_image_dataset
 from harness.spec import Knob, Target, Workload
-from workloads import cifar_models, linen
 from workloads.cifar_models import ResNet, SimpleCNN
 from workloads.linen import apply_linen, init_linen
 
@@ -54,7 +53,6 @@ class CifarWorkload(Workload):
     cross-entropy loss of the CIFAR-10 workloads; subclasses define `model`."""
 
     slow_in_cpu_loops = True
-    version_sources = (cifar_models, linen, augment)
     #: divides the 5,000 validation and 10,000 test images: no padded eval rows.
     eval_batch_size = 1000
 
@@ -88,17 +86,17 @@ class CifarWorkload(Workload):
 
 
 class CifarSimpleCNN(CifarWorkload):
-    """SimpleCNN of seed 002 (App. D): four 3x3 convs (32, 32, 64, 64), 2x2 max-pool after
+    """SimpleCNN of Jastrzębski et al. (2020) (App. D): four 3x3 convs (32, 32, 64, 64), 2x2 max-pool after
     each pair, dense 128, dense 10, ReLU; `batchnorm=1` is SimpleCNN-BN (§4.3: BN after
-    every hidden layer). 361,898 parameters (362,218 with BN). Batch 128 (seed 002).
+    every hidden layer). 361,898 parameters (362,218 with BN). Batch 128 (Jastrzębski et al. 2020).
 
-    Target 0.65 validation accuracy: seed 002 follows its SGD trajectories up to 65%
+    Target 0.65 validation accuracy: Jastrzębski et al. (2020) follows its SGD trajectories up to 65%
     training accuracy; the same net without augmentation generalises to about 0.70-0.75,
     so 0.65 on validation is within reach of a tuned SGD baseline (not verified here:
     CIFAR-10 is not on this machine). Budget 10,000 steps (~28 epochs).
-    CPU cost, batch 128: 1.6-3.9 s per step (two runs; DESIGN.md's idle-machine figure is
-    0.36 s), so the 10,000-step budget is hours on CPU.
-    Run (seed 002's lr 0.01, batch 128): curvebench run --workload cifar_simplecnn
+    CPU cost, batch 128: 1.6-3.9 s per step (two runs on a loaded machine; 0.36 s measured
+    earlier on an idle one), so the 10,000-step budget is hours on CPU.
+    Run (Jastrzębski et al.'s lr 0.01, batch 128): curvebench run --workload cifar_simplecnn
     --submission submissions/sgd --hparam learning_rate=0.01 --hparam batch_size=128 --data-dir DIR
     """
 
@@ -119,7 +117,7 @@ class CifarSimpleCNN(CifarWorkload):
 
 
 class CifarResNetLN(CifarWorkload):
-    """The very thin ResNet with LayerNorm of seed 003 (no augmentation, SGD momentum 0.97,
+    """The very thin ResNet with LayerNorm of Ciuca (no augmentation, SGD momentum 0.97,
     lr 0.1, clipped gradients, batch 512, final top-1 80%).
 
     Seed 003 gives only "very thin ResNet with LayerNorm, 26000 parameters". Chosen
@@ -129,11 +127,11 @@ class CifarResNetLN(CifarWorkload):
     stages 2 and 3), global average pool, dense 10. LayerNorm normalises each pixel over
     its channels. 27,185 parameters at width 1.
 
-    Target 0.80 validation accuracy: seed 003's *final* top-1 after its full schedule
+    Target 0.80 validation accuracy: Ciuca's *final* top-1 after its full schedule
     with learning-rate drops, so a constant-rate run may need a larger step budget than
     the 30,000 steps (~340 epochs) set here to reach it.
     CPU cost, batch 512: 10.7 s per step: CPU runs of this budget are impractical.
-    Run (seed 003's lr 0.1, batch 512): curvebench run --workload cifar_resnet_ln
+    Run (Ciuca's lr 0.1, batch 512): curvebench run --workload cifar_resnet_ln
     --submission submissions/momentum --hparam learning_rate=0.1 --hparam batch_size=512 --data-dir DIR
     """
 
@@ -159,7 +157,7 @@ class CifarResNet18(CifarWorkload):
     """ResNet-18 for 32x32 inputs as AlgoPerf's CIFAR workload: conv3x3(64) stem without
     max-pool, stages (64, 128, 256, 512) x 2 basic blocks, global average pool, dense 10;
     11,173,962 parameters with batch norm (11,169,162 without). `norm=none` drops the norm layers (convs get
-    biases), the BN-free ResNets of seed 004; `width` is seed 004's k (first-stage channels).
+    biases), the BN-free ResNets of Kalra & Barkeshli (2023); `width` is Kalra & Barkeshli's k (first-stage channels).
 
     Target 0.85 validation accuracy, batch 1024, 4,883 steps (100 epochs), all AlgoPerf's;
     standard crop+flip augmentation on by default, as there.

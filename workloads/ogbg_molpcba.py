@@ -1,7 +1,7 @@
-"""ogbg-molpcba graph network on jraph (seed 000 §4.2; AlgoPerf's ogbg workload).
+"""ogbg-molpcba graph network on jraph (Young, Snider & Feng §4.2; AlgoPerf's ogbg workload).
 
 Molecular property prediction: 128 binary tasks with missing labels, OGB's scaffold
-split. Model (after flax's ogbg_molpcba GraphNet reference, which seed 000 used): node and edge
+split. Model (after flax's ogbg_molpcba GraphNet reference, which Young, Snider & Feng used): node and edge
 embedders to `latent` dims, `depth` GraphNetwork message-passing steps whose edge,
 node and global MLPs have `hidden` units and dropout, each step added residually and
 followed by LayerNorm (knob), globals updated from mean-pooled nodes and edges, and
@@ -12,7 +12,7 @@ Seed 000's ablations are the knobs: layernorm on/off, depth 4/5/6, latent and hi
 Loss: sigmoid binary cross-entropy per (graph, task), averaged over the measured
 labels of the real graphs (missing labels and padding graphs are masked out).
 Metric: mean average precision exactly as OGB's Evaluator('ogbg-molpcba').
-Target: 0.24 validation mAP (seed 000 Figure 6); AlgoPerf's current target is 0.28098.
+Target: 0.24 validation mAP (Young, Snider & Feng Figure 6); AlgoPerf's current target is 0.28098.
 
 Data: no copy here; `--data-dir` the OGB folder (pcba.zip unpacked), or
 `--data-source tfds`, or `--data-source smiles --data-dir molecules.csv`.
@@ -119,7 +119,7 @@ def measured_labels(batch: dict) -> jax.Array:
 
 
 class OgbgMolpcba(Workload):
-    """GNN on ogbg-molpcba (seed 000 §4.2); target 0.24 validation mAP."""
+    """GNN on ogbg-molpcba (Young, Snider & Feng §4.2); target 0.24 validation mAP."""
 
     name = "ogbg_molpcba"
     knobs = {

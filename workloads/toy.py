@@ -1,14 +1,14 @@
 """Toy workloads with exactly computable curvature, to check the curvature engine against truth.
 
-* ``lowrank`` (seed 000 §3): learn L, R ∈ R^{N×D} (N=100, D=10) with L Rᵀ ≈ M,
+* ``lowrank`` (Young, Snider & Feng §3): learn L, R ∈ R^{N×D} (N=100, D=10) with L Rᵀ ≈ M,
   M a fixed symmetric matrix with unit Gaussian entries; loss (1/2N)‖L Rᵀ − M‖²_F,
   one example per row of M, full-batch GD (batch = the N rows). Good init:
   entries N(0, 1); knob ``bad_init``: L ~ N(+2, 1), R ~ N(−2, 1), a much sharper
   start. Target: excess loss over the rank-D SVD optimum ≤ 0.5.
-* ``uv`` (seed 004 App. B): two-layer linear net f(x) = vᵀu x/√n, u, v ∈ R^n
+* ``uv`` (Kalra & Barkeshli (2023) App. B): two-layer linear net f(x) = vᵀu x/√n, u, v ∈ R^n
   (knob ``width`` n), NTP, N(0, 1) init, MSE ½(f − y)² on the one example
   (x, y) = (1, 0). Target: loss ≤ 1e-6.
-* ``noisy_quadratic`` (seed 003): f(x) = Σ_i λ_i (x_i + ε_i)², ε ~ N(0, σ²) per
+* ``noisy_quadratic`` (Ciuca): f(x) = Σ_i λ_i (x_i + ε_i)², ε ~ N(0, σ²) per
   example (a fixed pool of 4,096 draws per split); spectrum knob ``powerlaw``
   (λ_i = 1/i) or ``linear`` (λ_i = i/d). Target: excess loss Σ λ_i x_i² ≤ 0.01.
 
@@ -47,7 +47,7 @@ def _masked_sums(per_example: dict[str, jax.Array], mask: jax.Array) -> dict[str
 
 
 class LowRank(Workload):
-    """Low-rank approximation L Rᵀ ≈ M of seed 000 §3, full-batch; exact Hessian available."""
+    """Low-rank approximation L Rᵀ ≈ M of Young, Snider & Feng §3, full-batch; exact Hessian available."""
 
     name = "lowrank"
     scored_by_default = False
@@ -131,7 +131,7 @@ class LowRank(Workload):
 
 
 class UV(Workload):
-    """The uv model of seed 004 App. B: f = vᵀu x/√n on one example (1, 0); exact Hessian."""
+    """The uv model of Kalra & Barkeshli (2023) App. B: f = vᵀu x/√n on one example (1, 0); exact Hessian."""
 
     name = "uv"
     scored_by_default = False

@@ -8,17 +8,19 @@ A SPEC is a comma-separated list of items, unioned:
 * ``at:S1/S2/…``     these steps
 
 e.g. ``init,log:4:1000,every:1000`` (the default: 0, 1, 10, 100, 1000, 2000, …): dense early, when curvature changes fastest
-(seeds 002, 004), then every 500 steps. A step s means "after s updates".
+(Jastrzębski et al. 2020; Kalra & Barkeshli 2023), then every 1000 steps. A step s means "after s updates".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from harness.errors import UserError
+
 DEFAULT_SCHEDULE = "init,log:4:1000,every:1000"
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UserError, ValueError):
     """A snapshot schedule SPEC that does not parse; the message shows the grammar."""
 
 

@@ -6,7 +6,7 @@ the device and compiles the operators once. `snapshot(params, model_state)`
 then returns, per requested kind, the scalar metrics and the arrays to store.
 
 Kinds: "hessian", "ggn" (Lanczos on the operator over S) and "cov" (Lanczos on
-the gradient covariance of L mini-batches, plus seed 002's Gram metrics); any
+the gradient covariance of L mini-batches, plus Jastrzębski et al.'s Gram metrics); any
 kind may be restricted to parameters matching a pattern: "hessian@Dense_0/*".
 The Lanczos loop is one compiled `fori_loop`, except on CPU for workloads with
 `slow_in_cpu_loops` (conv nets), where a Python loop drives a jitted product.
@@ -54,10 +54,10 @@ class SnapshotConfig:
     #: Lanczos probes for the SLQ density (probe 0 also gives the Ritz metrics).
     probes: int = 1
     top_k: tuple[int, ...] = (1, 5, 10)
-    #: L mini-batch gradients for "cov" (seed 002 App. C: 25) of size M (None: training batch size).
+    #: L mini-batch gradients for "cov" (Jastrzębski et al. (2020) App. C: 25) of size M (None: training batch size).
     cov_batches: int = 25
     cov_batch_size: int | None = None
-    #: Lanczos on the centered K instead of the uncentered Σ (seed 000 §2.1) for "cov".
+    #: Lanczos on the centered K instead of the uncentered Σ (Young, Snider & Feng §2.1) for "cov".
     cov_centered: bool = False
     #: SLQ Gaussian kernel width relative to the spread of the Ritz values.
     density_sigma: float = 0.01

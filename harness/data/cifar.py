@@ -15,12 +15,14 @@ import io
 import os
 import pickle
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from harness.data.tfds import load_tfds_train_test
+from harness.errors import DataError
 from harness.spec import Dataset, DataUnavailable
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -67,17 +69,17 @@ def read_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         entry = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-        raise ValueError(f"{name}: not a CIFAR-10 python batch ({e})") from None
+        raise DataError(f"{name}: not a CIFAR-10 python batch ({e})") from None
     if not isinstance(entry, dict) or b"data" not in entry or b"labels" not in entry:
-        raise ValueError(f"{name}: not a CIFAR-10 python batch (no b'data'/b'labels' entries)")
+        raise DataError(f"{name}: not a CIFAR-10 python batch (no b'data'/b'labels' entries)")
     data = np.asarray(entry[b"data"])
     labels = np.asarray(entry[b"labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{name}: data is {data.dtype}{data.shape}, expected uint8 (N, 3072)")
+        raise DataError(f"{name}: data is {data.dtype}{data.shape}, expected uint8 (N, 3072)")
     if labels.shape != (len(data),):
-        raise ValueError(f"{name}: {labels.size} labels for {len(data)} images")
+        raise DataError(f"{name}: {labels.size} labels for {len(data)} images")
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"{name}: labels outside 0..{NUM_CLASSES - 1}")
+        raise DataError(f"{name}: labels outside 0..{NUM_CLASSES - 1}")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels.astype(np.int32)
 
@@ -138,16 +140,21 @@ def _folder_reader(folder: Path) -> Callable[[str], bytes]:
 def _archive_reader(archive: Path) -> Callable[[str], bytes]:
     try:
         tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError) as e:
-        raise ValueError(f"{archive}: not a readable tar archive ({e})") from None
-    members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+        members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{archive}: not a readable tar archive, truncated or corrupt "
+                        f"({type(e).__name__}: {e}); download it again. {HOW_TO_GET}") from None
 
     def read(fname: str) -> bytes:
         member = members.get(f"{FOLDER_NAME}/{fname}")
         if member is None:
             raise DataUnavailable(f"{archive} lacks {FOLDER_NAME}/{fname}: is it the python "
                                   f"version of CIFAR-10? {HOW_TO_GET}")
-        return tar.extractfile(member).read()
+        try:
+            return tar.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{archive}: {FOLDER_NAME}/{fname} is truncated or corrupt "
+                            f"({type(e).__name__}: {e}); download the archive again") from None
     return read
 
 
@@ -175,12 +182,12 @@ def split_and_normalise(train_images: np.ndarray, train_labels: np.ndarray,
     n = len(train_images)
     n_val = int(round(n * VALIDATION_FRACTION))
     if n_val < 1 or n_val >= n:
-        raise ValueError(f"CIFAR-10 training set of {n} images is too small to split")
+        raise DataError(f"CIFAR-10 training set of {n} images is too small to split")
     cut = n - n_val
     pixels = train_images[:cut].reshape(-1, 3).astype(np.float64)
     mean, std = pixels.mean(0), pixels.std(0)
     if np.any(std == 0):
-        raise ValueError("CIFAR-10 train split has a constant colour channel; cannot normalise")
+        raise DataError("CIFAR-10 train split has a constant colour channel; cannot normalise")
     scale = (1.0 / std).astype(np.float32)
 
     def arrays(images, labels):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.idx import read_idx
+from harness.errors import DataError
 from harness.data.tfds import load_tfds_train_test
 from harness.spec import Dataset, DataUnavailable
 
@@ -20,6 +21,8 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
 #: the last VALIDATION_SIZE training images form the validation split (as AlgoPerf's MNIST).
 VALIDATION_SIZE = 10_000
 #: the offline 5,000-image sample: a fixed permutation, the first 1,000 are validation.
@@ -39,6 +42,20 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def check_examples(images: np.ndarray, labels: np.ndarray, image_path: Path,
+                   label_path: Path) -> None:
+    """28x28 uint8 images, one label in 0..9 each; else DataError naming the file."""
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+        raise DataError(f"{image_path}: images are {images.dtype}{images.shape}, expected uint8 "
+                        f"(N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]})")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{label_path}: labels have shape {labels.shape}, expected "
+                        f"({len(images)},) to match {image_path.name}")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DataError(f"{label_path}: labels range over {labels.min()}..{labels.max()}, "
+                        f"expected 0..{NUM_CLASSES - 1}")
+
+
 def load_idx_dir(directory: str | os.PathLike, name: str) -> Dataset:
     """Standard IDX files in one directory: train (minus validation), validation, test."""
     directory = Path(directory)
@@ -53,11 +70,12 @@ def load_idx_dir(directory: str | os.PathLike, name: str) -> Dataset:
         paths[split] = found
     train_x, train_y = (read_idx(p) for p in paths["train"])
     test_x, test_y = (read_idx(p) for p in paths["test"])
-    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise ValueError(f"{name}: image and label counts differ in {directory}")
+    for (images, labels), (image_path, label_path) in (((train_x, train_y), paths["train"]),
+                                                       ((test_x, test_y), paths["test"])):
+        check_examples(images, labels, image_path, label_path)
     if len(train_x) <= VALIDATION_SIZE:
-        raise ValueError(f"{name}: {len(train_x)} training images in {directory}; "
-                         f"need more than the {VALIDATION_SIZE} held out for validation")
+        raise DataError(f"{name}: {len(train_x)} training images in {directory}; "
+                        f"need more than the {VALIDATION_SIZE} held out for validation")
     cut = len(train_x) - VALIDATION_SIZE
     splits = {"train": _arrays(train_x[:cut], train_y[:cut]),
               "validation": _arrays(train_x[cut:], train_y[cut:]),

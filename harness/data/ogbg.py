@@ -14,6 +14,7 @@ Node features are OGB's 9 integer atom features, edge features its 3 bond featur
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness.data.graphs import GraphSet, with_shared_stats
+from harness.errors import DataError
 from harness.spec import Dataset, DataUnavailable
 
 NAME = "ogbg_molpcba"
@@ -61,8 +63,8 @@ def _read_csv(path: Path, dtype) -> np.ndarray:
         table = pd.read_csv(path, header=None, dtype=dtype)
     except pd.errors.EmptyDataError:  # e.g. an empty split
         return np.empty((0, 1), dtype)
-    except (ValueError, pd.errors.ParserError) as e:
-        raise ValueError(f"{path}: not a numeric CSV of the OGB format ({e})") from e
+    except (ValueError, pd.errors.ParserError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a numeric CSV of the OGB format ({type(e).__name__}: {e})") from None
     return table.to_numpy()
 
 
@@ -77,10 +79,10 @@ def read_ogb_folder(data_dir: str | os.PathLike, split_type: str = "scaffold") -
     n_bond = _read_csv(raw / "num-edge-list.csv.gz", np.int64)[:, 0]
     labels = _read_csv(raw / "graph-label.csv.gz", np.float32)
     if labels.shape != (len(n_node), NUM_TASKS):
-        raise ValueError(f"{raw / 'graph-label.csv.gz'}: shape {labels.shape}, expected "
+        raise DataError(f"{raw / 'graph-label.csv.gz'}: shape {labels.shape}, expected "
                          f"({len(n_node)} graphs, {NUM_TASKS} tasks)")
     if bonds.shape[1:] != (2,) or len(bond_feat) != len(bonds):
-        raise ValueError(f"{raw}: edge.csv.gz has shape {bonds.shape} and edge-feat.csv.gz "
+        raise DataError(f"{raw}: edge.csv.gz has shape {bonds.shape} and edge-feat.csv.gz "
                          f"{len(bond_feat)} rows; expected (E, 2) and E rows")
     senders = np.stack([bonds[:, 0], bonds[:, 1]], 1).reshape(-1)
     receivers = np.stack([bonds[:, 1], bonds[:, 0]], 1).reshape(-1)
@@ -94,7 +96,7 @@ def read_ogb_folder(data_dir: str | os.PathLike, split_type: str = "scaffold") -
     for name, stem in SPLIT_FILES.items():
         idx = _read_csv(split_dir / f"{stem}.csv.gz", np.int64)[:, 0]
         if len(idx) and (idx.min() < 0 or idx.max() >= len(graphs)):
-            raise ValueError(f"{split_dir / stem}.csv.gz: graph index out of range 0..{len(graphs) - 1}")
+            raise DataError(f"{split_dir / stem}.csv.gz: graph index out of range 0..{len(graphs) - 1}")
         splits[name] = graphs.take(idx)
     return Dataset(name=NAME, source=f"ogb:{root}", splits=with_shared_stats(splits))
 
@@ -113,7 +115,7 @@ def write_ogb_folder(directory: str | os.PathLike, graphs: GraphSet,
               and np.array_equal(graphs.edge_feat[0::2], graphs.edge_feat[1::2])
               and not np.any(graphs.n_edge % 2))
     if not paired:
-        raise ValueError("edges are not in interleaved (i, j), (j, i) pairs; cannot store as bonds")
+        raise DataError("edges are not in interleaved (i, j), (j, i) pairs; cannot store as bonds")
     (root / "raw").mkdir(parents=True, exist_ok=True)
     tables = {
         "edge.csv.gz": np.stack([senders[0::2], receivers[0::2]], 1),
@@ -150,7 +152,7 @@ def graphs_from_tfds_examples(examples: Iterable[Mapping[str, np.ndarray]]) -> G
         receivers.append(index[:, 1])
         labels.append(np.asarray(ex["labels"], np.float32).reshape(NUM_TASKS))
     if not n_node:
-        raise ValueError("no TFDS examples")
+        raise DataError("no TFDS examples")
     return GraphSet(labels=np.stack(labels), n_node=np.asarray(n_node, np.int32),
                     n_edge=np.asarray(n_edge, np.int32),
                     node_feat=np.concatenate(nodes).astype(np.int16),
@@ -193,13 +195,13 @@ def graphs_from_smiles(smiles: Sequence[str], labels: np.ndarray) -> GraphSet:
     smiles2graph = _smiles2graph()
     labels = np.asarray(labels, np.float32)
     if labels.shape[0] != len(smiles):
-        raise ValueError(f"{len(smiles)} molecules but {labels.shape[0]} label rows")
+        raise DataError(f"{len(smiles)} molecules but {labels.shape[0]} label rows")
     mols = []
     for i, s in enumerate(smiles):
         try:
             mols.append(smiles2graph(s))
         except Exception as e:  # rdkit returns None for bad SMILES; smiles2graph then fails
-            raise ValueError(f"molecule {i}: cannot parse SMILES {s!r} ({type(e).__name__})") from e
+            raise DataError(f"molecule {i}: cannot parse SMILES {s!r} ({type(e).__name__})") from e
     return GraphSet(
         labels=labels,
         n_node=np.asarray([m["num_nodes"] for m in mols], np.int32),
@@ -218,15 +220,15 @@ def load_smiles_csv(path: str | os.PathLike) -> Dataset:
     table = pd.read_csv(path)
     missing = {"smiles", "split"} - set(table.columns)
     if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected smiles, split "
+        raise DataError(f"{path}: missing column(s) {sorted(missing)}; expected smiles, split "
                          f"and {NUM_TASKS} task columns")
     tasks = [c for c in table.columns if c not in ("smiles", "split", "mol_id")]
     if len(tasks) != NUM_TASKS:
-        raise ValueError(f"{path}: {len(tasks)} task columns, expected {NUM_TASKS}")
+        raise DataError(f"{path}: {len(tasks)} task columns, expected {NUM_TASKS}")
     split = table["split"].replace({"valid": "validation"})
     unknown = sorted(set(split) - set(SPLIT_FILES))
     if unknown:
-        raise ValueError(f"{path}: unknown split value(s) {unknown}; use train, validation, test")
+        raise DataError(f"{path}: unknown split value(s) {unknown}; use train, validation, test")
     graphs = graphs_from_smiles(list(table["smiles"]), table[tasks].to_numpy(np.float32))
     splits = {name: graphs.take(np.flatnonzero(split.to_numpy() == name)) for name in SPLIT_FILES}
     return Dataset(name=NAME, source=f"smiles:{path}", splits=with_shared_stats(splits))

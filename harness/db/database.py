@@ -17,22 +17,26 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from harness.db.models import (CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, Sweep,
                                TrainLosses, utcnow)
+from harness.errors import UserError, one_line
 
 DEFAULT_URL = "sqlite:///curvebench.db"
 #: a "running" run from another host whose heartbeat is older than this is marked interrupted
 STALE_HEARTBEAT = dt.timedelta(hours=2)
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: PostgreSQL advisory lock held while one process creates or migrates the schema
+SCHEMA_LOCK_KEY = 0x6375727665  # "curve"
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(UserError, RuntimeError):
     """The results database cannot be used as asked; the message says why and what to do."""
 
 
@@ -54,6 +58,12 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+def known_revisions() -> list[str]:
+    """Every schema revision this curvebench can migrate from, oldest first."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
 def _check_sqlite_file(url: str) -> None:
     database = make_url(url).database
     if not database or database == ":memory:":
@@ -67,8 +77,15 @@ def _check_sqlite_file(url: str) -> None:
                 raise DatabaseError(f"{path} is not a SQLite database (left untouched); "
                                     "pass another file with --db or $CURVEBENCH_DB")
         _check_sqlite_tables(path)
+        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+            raise DatabaseError(f"results database {path} is read-only (the file or its directory "
+                                f"{path.parent}): make both writable (SQLite writes a journal beside "
+                                "the file), or copy the file somewhere writable and pass that with --db")
     elif not path.parent.exists():
         raise DatabaseError(f"directory {path.parent} does not exist for database {path}")
+    elif not os.access(path.parent, os.W_OK):
+        raise DatabaseError(f"cannot create results database {path}: directory {path.parent} is "
+                            "not writable; pass another path with --db")
 
 
 def _check_sqlite_tables(path: Path) -> None:
@@ -88,26 +105,35 @@ def _check_sqlite_tables(path: Path) -> None:
 
 
 def _make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        _check_sqlite_file(url)
-        engine = create_engine(url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):
-            dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below take the locks
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlock
-
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            _check_sqlite_file(url)
+            engine = create_engine(url, connect_args={"timeout": 60})
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as e:
+        raise DatabaseError(f"cannot use --db {url!r}: {e}; give a SQLite path or an SQLAlchemy "
+                            "URL such as sqlite:///results.db or "
+                            "postgresql+psycopg://user@host/dbname") from None
+    if parsed.get_backend_name() != "sqlite":
         return engine
-    return create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below take the locks
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlock
+
+    return engine
 
 
 class Database:
@@ -127,29 +153,76 @@ class Database:
             return MigrationContext.configure(conn).get_current_revision()
 
     def _ensure_schema(self, upgrade: bool) -> None:
+        current, tables = self._schema_state()
+        if current == head_revision():
+            return
+        with self._schema_lock():
+            current, tables = self._schema_state()  # another process may have migrated meanwhile
+            head = head_revision()
+            if current == head:
+                return
+            if current is None and tables - {"alembic_version"}:
+                raise DatabaseError(f"{self.url} holds tables {sorted(tables)} but no curvebench "
+                                    "schema revision; it is not a curvebench results database "
+                                    "(left untouched)")
+            if current is not None and current not in known_revisions():
+                raise DatabaseError(f"results database {self.url} is at schema revision {current}, "
+                                    f"newer than this curvebench knows (up to {head}): use the "
+                                    "newer curvebench that wrote it, or another --db (left untouched)")
+            if current is not None and not upgrade:
+                raise DatabaseError(f"results database {self.url} is at schema revision {current}, "
+                                    f"this curvebench needs {head}: run "
+                                    f"`curvebench db upgrade --db {self.url}`")
+            self.upgrade()
+
+    def _schema_state(self) -> tuple[str | None, set[str]]:
         try:
             with self.engine.connect() as conn:
                 tables = set(inspect(conn).get_table_names())
-                current = MigrationContext.configure(conn).get_current_revision()
+                return MigrationContext.configure(conn).get_current_revision(), tables
         except SADatabaseError as e:
-            raise DatabaseError(f"cannot open results database {self.url}: {e.orig}") from None
-        head = head_revision()
-        if current == head:
+            raise DatabaseError(f"cannot open results database {self.url}: "
+                                f"{one_line(str(e.orig))}") from None
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """Serialise creating and migrating the schema across processes: a PostgreSQL
+        session-level advisory lock (SQLite: BEGIN IMMEDIATE in upgrade() already does)."""
+        if self.engine.dialect.name != "postgresql":
+            yield
             return
-        if current is None and tables - {"alembic_version"}:
-            raise DatabaseError(f"{self.url} holds tables {sorted(tables)} but no curvebench schema "
-                                "revision; it is not a curvebench results database (left untouched)")
-        if current is not None and not upgrade:
-            raise DatabaseError(f"results database {self.url} is at schema revision {current}, this "
-                                f"curvebench needs {head}: run `curvebench db upgrade --db {self.url}`")
-        self.upgrade()
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                conn.commit()
 
     def upgrade(self) -> None:
-        """Run the Alembic migrations up to head (creates a new database's tables)."""
+        """Run the Alembic migrations up to head (creates a new database's tables), in one
+        transaction. On SQLite, foreign keys are off meanwhile: a migration that rebuilds a
+        table (Alembic batch mode) would otherwise cascade-delete every row referring to it;
+        the foreign keys are checked before the transaction commits."""
         cfg = _alembic_config()
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as conn:
+            if sqlite:  # must happen outside a transaction, i.e. before SQLAlchemy's BEGIN
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+                    if sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise DatabaseError(f"migrating {self.url} would leave {len(broken)} "
+                                                f"rows with broken foreign keys (first: {broken[0]}); "
+                                                "nothing was changed")
+            finally:
+                if sqlite:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def session(self) -> Iterator[Session]:

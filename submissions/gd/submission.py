@@ -1,4 +1,4 @@
-"""Gradient descent with an optional linear warmup and cosine decay (seed 000 §3's "GD" and
+"""Gradient descent with an optional linear warmup and cosine decay (Young, Snider & Feng §3's "GD" and
 "warmup GD"). warmup_steps = decay_steps = 0 is plain GD at a constant learning rate; on the
 toy workloads the default batch is the whole training set, so this is full-batch GD."""
 

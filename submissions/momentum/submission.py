@@ -1,4 +1,4 @@
-"""Heavy-ball SGD, momentum 0.97, with global-norm gradient clipping (seed 003's optimizer)."""
+"""Heavy-ball SGD, momentum 0.97, with global-norm gradient clipping (Ciuca's optimizer)."""
 
 import jax
 import optax

@@ -1,0 +1,151 @@
+"""User errors and the one-line report of any failure at the command line.
+
+Every error the user can fix (a bad name, value, file or database) is a `UserError` raised
+where the bad input is detected; its message says what is wrong and how to fix it. The CLI's
+entry point (`run_cli`) prints any failure as one line `error: ...` — user errors with exit
+code 2, an exception raised inside a submission's code as such, anything else as an internal
+error with exit code 3 — and the full traceback only with `--debug` or $CURVEBENCH_DEBUG=1.
+A failed trial's database row keeps the full traceback in its `error` field regardless.
+
+This module imports nothing of the harness, so every layer can raise its errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+#: exit codes: 0 success; 1 a check that ran and failed (see `curvebench check`); 2 bad input
+#: (including an exception inside the user's submission); 3 an unexpected internal error;
+#: 130 interrupted by the user.
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+DEBUG_ENV = "CURVEBENCH_DEBUG"
+DEBUG_FLAG = "--debug"
+#: module-name prefix of loaded submissions (harness.submissions): frames from these files are
+#: the user's code
+SUBMISSION_MODULE_PREFIX = "curvebench_submission_"
+
+
+class UserError(Exception):
+    """Input the user can fix; the message says what is wrong and how to fix it (one line)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class DataError(UserError, ValueError):
+    """A dataset file that is there but unusable (truncated, corrupt, wrong shape or labels);
+    the message names the file."""
+
+
+class TooLarge(UserError, ValueError):
+    """A trial whose sizes cannot fit (memory, the int32 step counter); checked before compiling."""
+
+
+def one_line(text: str) -> str:
+    """Collapse a message to one line (messages from libraries may span several)."""
+    return " ".join(str(text).split())
+
+
+def _submission_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the traceback that runs a loaded submission's code, if any."""
+    found = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_globals.get("__name__", "").startswith(SUBMISSION_MODULE_PREFIX):
+            found = traceback.FrameSummary(frame.f_code.co_filename, lineno, frame.f_code.co_name)
+    return found
+
+
+def _innermost_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return frames[-1] if frames else None
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code for an exception that reached the command line."""
+    if isinstance(exc, UserError):
+        return one_line(str(exc)), exc.exit_code
+    what = one_line(f"{type(exc).__name__}: {exc}")
+    frame = _submission_frame(exc)
+    if frame is not None:
+        return (f"the submission's code raised {what} (in {Path(frame.filename).name}:{frame.lineno}, "
+                f"{frame.name}); fix the submission — the run's row keeps the full traceback "
+                f"(error field), {DEBUG_FLAG} prints it", EXIT_BAD_INPUT)
+    if isinstance(exc, MemoryError):
+        return ("out of memory: use a smaller batch size or model, or a machine with more memory "
+                f"({DEBUG_FLAG} prints the traceback)", EXIT_BAD_INPUT)
+    frame = _innermost_frame(exc)
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    return (f"unexpected {what}{where}; rerun with {DEBUG_FLAG} (or {DEBUG_ENV}=1) for the "
+            "traceback and report it", EXIT_INTERNAL)
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> int:
+    """Run a click/typer app on argv (default sys.argv[1:]) and return its exit code, printing
+    any failure as one line on stderr (the traceback too under --debug / $CURVEBENCH_DEBUG)."""
+    click = _click_exceptions()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != DEBUG_FLAG]
+    try:
+        code = main(args=argv, prog_name="curvebench", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.Exit as e:
+        return e.exit_code
+    except click.NoArgsIsHelpError as e:  # `curvebench` or a group alone: the help text
+        e.show()
+        return 0
+    except click.UsageError as e:  # a bad option or value: click's message, on one line
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        print(f"error: {one_line(e.format_message())}{where}", file=sys.stderr)
+        return e.exit_code
+    except click.ClickException as e:
+        print(f"error: {one_line(e.format_message())}", file=sys.stderr)
+        return e.exit_code
+    except click.Abort as e:
+        cause = e.__cause__ or e.__context__
+        if cause is None or isinstance(cause, KeyboardInterrupt):
+            print("error: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return _report(cause, debug)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        return _report(e, debug)
+
+
+class _ClickExceptions:
+    """click's exception classes as tuples: typer vendors its own click (typer._click, with
+    Exit and Abort in typer.exceptions), and an app may be built on the real click."""
+
+    def __init__(self):
+        modules = []
+        for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+            try:
+                modules.append(importlib.import_module(name))
+            except ImportError:
+                continue
+        for cls in ("Exit", "UsageError", "ClickException", "Abort", "NoArgsIsHelpError"):
+            setattr(self, cls, tuple(getattr(m, cls) for m in modules if hasattr(m, cls)))
+
+
+def _click_exceptions() -> _ClickExceptions:
+    return _ClickExceptions()
+
+
+def _report(exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    message, code = describe_failure(exc)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
