@@ -345,3 +345,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def test_per_example_loss_of_the_wrong_shape_is_refused_while_tracing(tmp_path):
+    """A (batch, 1) per-example loss would broadcast silently; the contract refuses it."""
+    from harness.runner import run_trial
+    from harness.spec import SpecError
+    from harness.submissions import load_submission
+    from workloads.mnist_mlp import MnistMlp
+
+    class ColumnLoss(MnistMlp):
+        def loss_per_example(self, outputs, batch):
+            return super().loss_per_example(outputs, batch)[:, None]
+
+    workload = ColumnLoss(width=8)
+    data = workload.synthetic_dataset({"train": 64, "validation": 32}, seed=0)
+    db = open_database(f"sqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(SpecError, match=r"loss_per_example returned shape \(\d+, 1\), expected"):
+        run_trial(workload, load_submission(ADAM), data, 0, db=db, max_steps=2, eval_every=1)
+    (run,) = db.runs()
+    assert run.status == "failed" and "loss_per_example returned shape" in run.error

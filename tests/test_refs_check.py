@@ -337,6 +337,8 @@ def test_check_without_matching_or_comparable_references_exits_2(set_file, tmp_p
         header["set"]["workload_version"] = "0" * 16
         for record in records:
             _other_version(record)
+        header["set"]["id"] = refs.set_id({k: header["set"][k] for k in refs.KEY_FIELDS},
+                                          [r["run"]["id"] for r in records])  # a genuine old set
         return [json.dumps(o) for o in [header, *records]]
 
     _edit_lines(set_file, other_version)
