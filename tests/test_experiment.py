@@ -29,4 +29,4 @@ def test_local_executor_writes_every_trial_with_its_labels(tmp_path):
     runs = {r.id: r for r in db.runs()}
     assert sorted(runs) == sorted(r.run_id for r in results)
     assert sorted(r.hparams["learning_rate"] for r in runs.values()) == [1e-3, 2e-3]
-    assert {(r.origin, r.tag, r.group_size) for r in runs.values()} == {("sweep", "t", 1)}
+    assert {(r.origin, r.tag, r.group_size) for r in runs.values()} == {("sweep", "t", 2)}  # one program
