@@ -104,7 +104,7 @@ def test_killed_worker_mid_trial_loses_and_duplicates_no_trial(cluster, pg_url):
     finished = collections.Counter(run_key(r) for r in runs if r.status in FINISHED)
     assert len(finished) == 4 and set(finished.values()) == {1}, finished
     victim = next(r for r in runs if r.id == killed["run"])
-    assert victim.status == "interrupted" and "worker lost" in victim.error
+    assert victim.status == "interrupted"  # by the driver, or by any open of the DB on this host
     assert by_status["interrupted"] == 1 and by_status["running"] == 0
     assert run_key(victim) in finished
     assert [len(g) for g in results] == [len(g.trials) for g in groups]
