@@ -89,13 +89,14 @@ class _SubmititBackend:
             if done is not None:
                 break
             time.sleep(self.poll_s)
+        errors = self.submitit.core.utils
         try:
             return done, done.result()
-        except self.submitit.core.utils.UncompletedJobError as e:
-            return done, Lost(f"job {done.job_id} ended without a result ({_first_line(e)})")
-        except self.submitit.core.utils.FailedJobError as e:
-            raise ExecutorError(f"job {done.job_id} failed: {_last_line(e)} "
+        except errors.FailedJobError as e:  # a subclass of UncompletedJobError: first
+            raise ExecutorError(f"job {done.job_id} failed: {_raised(e)} "
                                 f"(log: {done.paths.stderr})") from None
+        except errors.UncompletedJobError as e:
+            return done, Lost(f"job {done.job_id} ended without a result ({_first_line(e)})")
 
     def cancel(self, handles: Sequence[Hashable]) -> None:
         for job in handles:
@@ -110,6 +111,9 @@ def _first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def _last_line(e: BaseException) -> str:
-    lines = [line for line in str(e).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(e).__name__
+def _raised(e: BaseException) -> str:
+    """The exception line of the trace a FailedJobError quotes between dashed lines."""
+    parts = str(e).split("-" * 22)
+    trace = parts[1] if len(parts) > 2 else str(e)
+    lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(e).__name__
