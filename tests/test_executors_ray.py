@@ -60,7 +60,7 @@ def summary(results):
              for r in group] for group in results]
 
 
-def test_ray_sweep_equals_local_sweep(cluster, pg_url, tmp_path):
+def test_ray_sweep_equals_local_sweep(pg_url, cluster, tmp_path):
     options = TrialOptions(max_steps=50, eval_every=10, origin=RunOrigin.SWEEP,
                            sweep_id=str(uuid.uuid4()))
     groups = grid(options)
@@ -74,7 +74,7 @@ def test_ray_sweep_equals_local_sweep(cluster, pg_url, tmp_path):
     assert {r.sweep_id for r in runs} == {options.sweep_id}
 
 
-def test_killed_worker_mid_trial_loses_and_duplicates_no_trial(cluster, pg_url):
+def test_killed_worker_mid_trial_loses_and_duplicates_no_trial(pg_url, cluster):
     sweep_id = str(uuid.uuid4())
     options = TrialOptions(max_steps=200, eval_every=20, stop_at_target=False,
                            origin=RunOrigin.SWEEP, sweep_id=sweep_id)
