@@ -122,10 +122,10 @@ class LocalRayCluster:
 
     def kill_node(self, proc: subprocess.Popen) -> None:
         """Kill one node the hard way (a lost machine): its `ray start`, raylet and workers."""
-        for pid in self._pids(proc):
+        for pid in self.pids(proc):
             _kill(pid)
 
-    def _pids(self, proc: subprocess.Popen) -> list[int]:
+    def pids(self, proc: subprocess.Popen) -> list[int]:
         """The processes of one node: its process group, plus Ray workers (own process groups)
         whose parent is in that group."""
         group = [p for p in _processes() if _pgid(p) == proc.pid]

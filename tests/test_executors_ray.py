@@ -74,21 +74,33 @@ def test_ray_sweep_equals_local_sweep(pg_url, cluster, tmp_path):
     assert {r.sweep_id for r in runs} == {options.sweep_id}
 
 
-def test_killed_worker_mid_trial_loses_and_duplicates_no_trial(pg_url, cluster):
+@pytest.mark.parametrize("lost", ["worker process", pytest.param("worker node", marks=pytest.mark.slow)])
+def test_killed_worker_mid_trial_loses_and_duplicates_no_trial(pg_url, cluster, lost):
+    """Kill the Ray worker process running a trial (or its whole node: raylet, object store,
+    workers), after the trial's first eval."""
     sweep_id = str(uuid.uuid4())
     options = TrialOptions(max_steps=200, eval_every=20, stop_at_target=False,
                            origin=RunOrigin.SWEEP, sweep_id=sweep_id)
     groups = grid(options)
     killed: dict[str, object] = {}
 
+    def victim_node(pid: int):
+        return next((n for n in cluster.nodes[1:] if pid in cluster.pids(n)), None)
+
     def kill_one_running_trial():
         db = open_database(pg_url)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
-            running = [r for r in db.runs(status="running") if r.final_step >= 20]
-            if running:
-                killed["run"], killed["pid"] = running[0].id, running[0].pid
-                os.kill(running[0].pid, signal.SIGKILL)
+            for run in db.runs(status="running"):
+                if run.final_step < 20:
+                    continue
+                if lost == "worker process":
+                    os.kill(run.pid, signal.SIGKILL)
+                elif (node := victim_node(run.pid)) is not None:
+                    cluster.kill_node(node)
+                else:
+                    continue  # on the head node: keep the cluster, wait for a worker node's trial
+                killed["run"], killed["pid"] = run.id, run.pid
                 return
             time.sleep(0.1)
 

@@ -69,7 +69,7 @@ class RayExecutor:
         started = not ray.is_initialized()
         if started:
             try:
-                local = {} if self.address else {"include_dashboard": False}
+                local = {} if address else {"include_dashboard": False}
                 ray.init(address=self.address, runtime_env=self.runtime_env,
                          **local, **self.init_kwargs)
             except ConnectionError as e:
