@@ -42,3 +42,12 @@ def test_vmap_seeds_prints_every_path_against_one_seed():
 ])
 def test_slow_benchmarks_run(name, args, expect):
     assert expect in run_script(name, *args)
+
+
+@pytest.mark.slow
+def test_ray_overhead_runs():
+    pytest.importorskip("ray", reason="Ray is an extra: pip install -e '.[ray]'")
+    out = run_script("ray_overhead.py", "--groups", "2", "--trials", "1", "--steps", "10",
+                     "--empty-tasks", "5")
+    for label in ("local executor", "ray, 2 worker nodes (warm)", "empty task round trip"):
+        assert label in out
