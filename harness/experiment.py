@@ -321,7 +321,7 @@ def validate_requests(requests: Sequence[TrialRequest]) -> tuple[list[TrialReque
     """Check every workload variant and hyperparameter before anything runs; return the
     requests with canonical variant names and submission paths, and each one's full hparams.
     Raises SpecError (unknown workload, knob, value, hyperparameter; bad submission)."""
-    from harness.submissions import load_submission
+    from harness.submissions import apply_overrides, load_submission
     from workloads import get_workload
 
     specs = {w: get_workload(w).spec for w in dict.fromkeys(r.workload for r in requests)}
@@ -329,12 +329,8 @@ def validate_requests(requests: Sequence[TrialRequest]) -> tuple[list[TrialReque
     canonical, full = [], []
     for r in requests:
         sub = subs[r.submission]
-        unknown = sorted(set(r.hparams) - set(sub.hparams))
-        if unknown:
-            raise SpecError(f"submission {sub.name} has no hyperparameter {', '.join(unknown)}; "
-                            f"valid: {', '.join(sorted(sub.hparams))}")
+        full.append(apply_overrides(sub.name, sub.hparams, r.hparams))
         canonical.append(TrialRequest(specs[r.workload], str(sub.path), dict(r.hparams), r.seed))
-        full.append({**sub.hparams, **r.hparams})
     return canonical, full
 
 

@@ -38,7 +38,7 @@ from harness.data.prefetch import prefetch
 from harness.db import Database
 from harness.db.models import RunOrigin, utcnow
 from harness.spec import Dataset, SpecError, Workload
-from harness.submissions import Submission
+from harness.submissions import Submission, apply_overrides
 from harness.trial import (CHUNK_MODES, DIVERGENCE_FACTOR, HOST_CHUNK_STEPS, HOST_PREFETCH,
                            RNG_DERIVATION, CompileCache, TrialOptions, TrialResult, TrialSpec,
                            pick_chunk_mode, trial_keys)
@@ -378,13 +378,8 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
     target = workload.target
     if target.split not in dataset.splits:
         raise SpecError(f"dataset {dataset.name} has no {target.split!r} split for the target")
-    hparams = []
-    for trial in trials:
-        unknown = sorted(set(trial.hparams) - set(submission.hparams))
-        if unknown:
-            raise SpecError(f"submission {submission.name} has no hyperparameter "
-                            f"{', '.join(unknown)}; valid: {', '.join(sorted(submission.hparams))}")
-        hparams.append({**submission.hparams, **trial.hparams})
+    hparams = [apply_overrides(submission.name, submission.hparams, trial.hparams)
+               for trial in trials]
     sizes = {dataclasses.replace(submission, hparams=h).batch_size(workload.name, workload.batch_size)
              for h in hparams}
     if len(sizes) > 1:

@@ -9,7 +9,7 @@ import json
 import math
 import numbers
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -80,6 +80,19 @@ def check_override(key: str, value: Any, default: Any) -> None:
         raise SpecError(f"--hparam {key}={value!r}: {key} is text in hparams.json ({default!r})")
 
 
+def apply_overrides(name: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any]
+                    ) -> dict[str, Any]:
+    """The hyperparameters after overrides: known names only, each of its default's kind
+    (check_override); raises SpecError naming the valid names otherwise."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise SpecError(f"submission {name} has no hyperparameter {', '.join(unknown)}; "
+                        f"valid: {', '.join(sorted(defaults))}")
+    for key, value in overrides.items():
+        check_override(key, value, defaults[key])
+    return {**defaults, **overrides}
+
+
 def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] = ()) -> Submission:
     """Import `path/submission.py`, read `path/hparams.json`, apply overrides of known keys only."""
     path = Path(path)
@@ -102,13 +115,7 @@ def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] 
         raise SpecError(f"{hp_file}: must hold a JSON object of hyperparameters")
     if not isinstance(overrides, dict):
         overrides = parse_overrides(overrides)
-    unknown = sorted(set(overrides) - set(hparams))
-    if unknown:
-        raise SpecError(f"submission {path.name} has no hyperparameter {', '.join(unknown)}; "
-                        f"valid: {', '.join(sorted(hparams))}")
-    for key, value in overrides.items():
-        check_override(key, value, hparams[key])
-    hparams.update(overrides)
+    hparams = apply_overrides(path.name, hparams, overrides)
     module_name = f"curvebench_submission_{path.resolve().name}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, source)
     module = importlib.util.module_from_spec(spec)
