@@ -350,6 +350,18 @@ def sweep(
     curvature_every: CurvatureEveryOpt = None,
     curvature_batch: CurvatureBatchOpt = None,
     lanczos_order: LanczosOpt = None,
+    executor: Annotated[str, typer.Option(
+        help="where groups run: local (this process), ray (a Ray cluster), submitit (Slurm)")] = "local",
+    address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster address (HOST:PORT, auto, ray://...); none: Ray on this machine")] = None,
+    cpus_per_group: Annotated[float, typer.Option(min=0, help="CPUs per Ray task / Slurm task")] = 1,
+    gpus_per_group: Annotated[float, typer.Option(min=0, help="GPUs per Ray task / Slurm node")] = 0,
+    partition: Annotated[Optional[str], typer.Option(help="Slurm partition (submitit)")] = None,
+    time_limit_min: Annotated[int, typer.Option(min=1, help="Slurm job time limit, minutes")] = 60,
+    max_retries: Annotated[int, typer.Option(
+        min=0, help="resubmissions of a group whose worker was lost (ray, submitit)")] = 3,
+    resume: Annotated[Optional[str], typer.Option(
+        help="continue this sweep (name or id): its finished trials are kept, the rest run")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -357,6 +369,17 @@ def sweep(
 
     Trials sharing a compiled shape run together; every trial is a run row of this sweep.
     """
+    from harness.executors import ExecutorError, ExecutorKind, ExecutorSettings, make_executor
+
+    try:
+        runner = make_executor(ExecutorSettings(
+            kind=ExecutorKind(executor), address=address, cpus=cpus_per_group,
+            gpus=gpus_per_group, partition=partition, time_limit_min=time_limit_min,
+            max_retries=max_retries))
+    except ValueError:
+        _fail(f"unknown --executor {executor!r}; valid: {', '.join(k.value for k in ExecutorKind)}")
+    except ExecutorError as e:
+        _fail(str(e))
     try:
         cfg = grids.load_config(config) if config is not None else grids.SweepConfig()
         specs = grids.parse_workload_list(workload) or list(cfg.workloads)
@@ -392,10 +415,19 @@ def sweep(
                                  tag=tag or cfg.tag)
     except (SpecError, TypeError, ValueError) as e:
         _fail(str(e))
+    resumed = None
+    if resume is not None:
+        from harness.score import SelectionError, resolve_sweep
+
+        try:
+            resumed = resolve_sweep(database, resume)
+        except SelectionError as e:
+            _fail(str(e))
     result = _sweep(requests_for(specs, subs, hparams, seed_list), options, database.url,
                     quiet=quiet or as_json, name=name or cfg.name, command=_command_line(ctx),
                     data_dir=o.get("data_dir"), data_source=o.get("data_source"),
-                    curvature=curv, compile_cache=o.get("compile_cache"))
+                    curvature=curv, compile_cache=o.get("compile_cache"), executor=runner,
+                    resume=resumed)
     if as_json:
         print(json.dumps(_jsonable([t.to_json() for t in result.trials]), indent=2))
         return

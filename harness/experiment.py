@@ -361,12 +361,15 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
               executor: Executor | None = None, data_dir: str | None = None,
               data_source: str | None = None, curvature: CurvatureRequest | None = None,
               on_event: Callable[[SweepEvent], None] | None = None,
-              timed_alone: bool = False, compile_cache: str | None = None) -> SweepResult:
+              timed_alone: bool = False, compile_cache: str | None = None,
+              resume: str | None = None) -> SweepResult:
     """Validate, record and run a sweep; every trial's rows go to `db_url` as they happen
     (None: no database), labelled with the sweep's id and `options.origin`/`options.tag`.
 
     Requests repeating an earlier one (same canonical variant, submission, full hparams and
     seed) are run once. `timed_alone`: one trial per compiled program (runs.group_size 1).
+    `resume`: the id of a recorded sweep to continue — its trials that already finished
+    (harness.sweep_state) are taken from the database, only the others run, under that id.
     Raises SpecError (a request that does not fit) or, with the local executor,
     DataUnavailable before anything is recorded or trained."""
     if not requests:
@@ -388,17 +391,23 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
 
         for spec in dict.fromkeys(r.workload for r in todo):
             load_dataset(get_workload(spec), data_dir, data_source)
-    sweep_id = str(uuid.uuid4())
+    sweep_id = resume or str(uuid.uuid4())
     options = dataclasses.replace(options, sweep_id=sweep_id)
-    if db_url is not None:
+    finished: dict[int, TrialOutcome] = {}
+    if resume is not None:
+        finished = _finished_outcomes(db_url, resume, todo, hparams)
+    elif db_url is not None:
         spec = {"requests": [dataclasses.asdict(r) for r in todo],
                 "options": {**dataclasses.asdict(options), "origin": options.origin.value},
                 "data_dir": data_dir, "data_source": data_source, "timed_alone": timed_alone,
                 "curvature": None if curvature is None else dataclasses.asdict(curvature)}
         database(db_url).add_sweep(sweep_id, command, json.loads(json.dumps(spec, default=str)),
                                         name=name)
-    planned = _plan(todo, options, data_dir=data_dir, data_source=data_source,
-                    curvature=curvature, timed_alone=timed_alone, compile_cache=compile_cache)
+    pending = [i for i in range(len(todo)) if i not in finished]
+    planned = [(group, [pending[j] for j in members]) for group, members in
+               _plan([todo[i] for i in pending], options, data_dir=data_dir,
+                     data_source=data_source, curvature=curvature, timed_alone=timed_alone,
+                     compile_cache=compile_cache)]
     groups = [g for g, _ in planned]
 
     def outcomes(index: int, results: Sequence[TrialResult]) -> list[TrialOutcome]:
@@ -424,15 +433,43 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
             on_eval=lambda gi, ti, step, m: emit(TrialEvaluated(gi, todo[planned[gi][1][ti]],
                                                                 step, m)),
             on_done=on_done)
-        executor.run(groups, db_url)
-    else:
+        if groups:
+            executor.run(groups, db_url)
+    elif groups:
         for index, results in enumerate(executor.run(groups, db_url)):
             done[index] = outcomes(index, results)
             emit(GroupFinished(index, tuple(done[index])))
     by_request = {i: t for index, ts in done.items() for i, t in zip(planned[index][1], ts)}
+    by_request.update(finished)
     return SweepResult(sweep_id=sweep_id, name=name,
                        trials=[by_request[i] for i in range(len(todo))],
                        dropped_duplicates=len(requests) - len(todo))
+
+
+def _finished_outcomes(db_url: str | None, sweep_id: str, todo: Sequence[TrialRequest],
+                       hparams: Sequence[Mapping[str, Any]]) -> dict[int, TrialOutcome]:
+    """The trials of a recorded sweep that already finished, by index into `todo`."""
+    from harness.db import Sweep
+    from harness.sweep_state import finished_trials, request_key
+
+    if db_url is None:
+        raise SpecError("resuming a sweep needs its results database (--db)")
+    db = database(db_url)
+    with db.session() as s:
+        if s.get(Sweep, sweep_id) is None:
+            raise SpecError(f"no sweep {sweep_id!r} in {db.url} to resume; `curvebench runs` "
+                            "lists sweeps' runs, or start a new sweep without --resume")
+    done = finished_trials(db, sweep_id)
+    how = _how_run(db_url, [r.run_id for r in done.values()])
+    out = {}
+    for i, request in enumerate(todo):
+        result = done.get(request_key(request))
+        if result is not None:
+            group_size, hit = how.get(result.run_id, (None, None))
+            out[i] = TrialOutcome(request=request, result=result, hparams=dict(hparams[i]),
+                                  group_size=group_size, compile_cache_hit=hit,
+                                  sweep_id=sweep_id)
+    return out
 
 
 def requests_for(workloads: Sequence[str], submissions: Sequence[str],

@@ -148,3 +148,27 @@ def test_sweep_events_and_results_follow_the_requests(tmp_path):
     assert isinstance(events[0], GroupStarted) and isinstance(events[-1], GroupFinished)
     [cell] = result.cells()
     assert cell.seeds == 2 and cell.hparams["learning_rate"] == 1e-3
+
+
+def test_a_resumed_sweep_keeps_its_finished_trials_and_reruns_only_the_others(tmp_path):
+    from harness.db import open_database
+
+    db = tmp_path / "s.db"
+    args = ("sweep", "--workload", "mnist_mlp", "--submission", SUBMISSIONS / "adam",
+            "--seeds", 3, "--max-steps", 10, "--eval-every", 5, "--name", "cut", "--db", db,
+            "--json")
+    first = json.loads(invoke(*args).stdout)
+    database = open_database(str(db))
+    lost = first[1]["run_id"]
+    database.update_run(lost, status="interrupted", error="the driver was killed")
+    res = invoke(*args, "--resume", "cut")
+    assert res.exit_code == 0, res.output
+    again = json.loads(res.stdout)
+    assert [t["sweep_id"] for t in again] == [first[0]["sweep_id"]] * 3
+    assert [t["run_id"] for t in again][::2] == [first[0]["run_id"], first[2]["run_id"]]
+    assert again[1]["run_id"] != lost and again[1]["status"] == first[1]["status"]
+    assert again[1]["steps_to_target"] == first[1]["steps_to_target"]
+    assert again[1]["evals"] == first[1]["evals"]
+    assert len(database.runs()) == 4  # the three of the first pass and the one rerun
+    res = invoke(*args[:-1], "--resume", "no-such-sweep")
+    assert res.exit_code == 2 and "no-such-sweep" in res.output
