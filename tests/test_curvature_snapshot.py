@@ -103,7 +103,8 @@ def test_host_and_scan_loops_agree_and_float64_runs():
     params, state = w.init(jax.random.PRNGKey(0))
     base = dict(kinds=("hessian@Dense_1/*",), curvature_batch=40, physical_batch=16,
                 lanczos_order=12, top_k=(1, 5))
-    scan = _snap(w, data, params, state, 16, loop="scan", power_iterations=30, hutchinson_probes=4, **base)
+    scan = _snap(w, data, params, state, 16, loop="scan", power_iterations=30, trace_method="hutchinson",
+                 trace_probes=4, **base)
     host = _snap(w, data, params, state, 16, loop="host", **base)
     wide = _snap(w, data, params, state, 16, loop="scan", float64=True, **base)
     for kind in scan:
@@ -113,7 +114,7 @@ def test_host_and_scan_loops_agree_and_float64_runs():
         assert wide[kind].arrays["tridiag_alpha"].dtype == np.float64
         assert scan[kind].metrics["power_eig"] == pytest.approx(scan[kind].metrics["max_eig"], rel=1e-2)
         assert scan[kind].compute_s > 0
-    assert "trace_hutchinson" in scan["hessian@Dense_1/*"].metrics
+    assert scan["hessian@Dense_1/*"].metrics["trace_products"] == 4
 
 
 def test_config_rejects_bad_settings():
@@ -122,10 +123,12 @@ def test_config_rejects_bad_settings():
                      (dict(lanczos_order=5, top_k=(10,)), "exceeds lanczos_order"),
                      (dict(loop="gpu"), "unknown curvature loop"),
                      (dict(kinds=("hessian@" + "x" * 130,)), "longer than 128"),
-                     (dict(density_sigma=0.0), "density_sigma")]:
+                     (dict(density_sigma=0.0), "density_sigma"),
+                     (dict(trace_method="hutchpp", trace_probes=2), ">= 3 for hutchpp"),
+                     (dict(cov_batches=1), "L = cov_batches >= 2")]:
         with pytest.raises(SpecError, match=why):
             SnapshotConfig(**bad)
-    with pytest.raises(SpecError, match="device-mode workload"):
+    with pytest.raises(SpecError, match="has no 'train' split"):
         Snapshotter(get_workload("ogbg_molpcba"), Dataset("graphs", "none", {}), SnapshotConfig(),
                     batch_size=8)
     w = TinyMlp()
