@@ -14,8 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness import score as scoring
-from harness.curvature import (DEFAULT_SCHEDULE, ScheduleError, SnapshotConfig, snapshot_callback,
-                               snapshot_steps)
+from harness.curvature import DEFAULT_SCHEDULE, SnapshotConfig, snapshot_callback, snapshot_steps
 from harness.db import Database, DatabaseError, open_database
 from harness.runner import CHUNK_MODES, TrialResult, run_trial
 from harness.spec import Dataset, DataUnavailable, SpecError
@@ -32,6 +31,24 @@ err = Console(stderr=True, soft_wrap=True)
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path "
                                               "(default $CURVEBENCH_DB, else ./curvebench.db)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+# Curvature options, shared by every command that trains (harness.curvature.settings owns them).
+CurvatureOpt = Annotated[Optional[str], typer.Option(
+    help="curvature snapshots: comma-separated hessian, ggn, cov (each may be KIND@PARAM_PATTERN)")]
+CurvatureEveryOpt = Annotated[str, typer.Option(
+    help="snapshot steps: init | every:N | log:K:END | at:S1/S2, comma-separated")]
+CurvatureBatchOpt = Annotated[str, typer.Option(
+    help="examples in the fixed curvature batch, or 'all' (the whole split, in one product)")]
+CurvatureSplitOpt = Annotated[str, typer.Option(help="split the curvature batch comes from")]
+LanczosOrderOpt = Annotated[int, typer.Option(min=2, help="Lanczos steps per snapshot")]
+LanczosProbesOpt = Annotated[int, typer.Option(min=1, help="Lanczos probes (SLQ density, PNR)")]
+RitzTolOpt = Annotated[float, typer.Option(min=0.0, help="Ritz residual / |θ| below which a value converged")]
+TraceOpt = Annotated[str, typer.Option(help="trace estimator for TER-K: krylov | hutchpp | hutchinson")]
+TraceProbesOpt = Annotated[int, typer.Option(min=0, help="trace estimator probes/products (0: none)")]
+CovBatchesOpt = Annotated[int, typer.Option(min=2, help="L: mini-batch gradients for cov")]
+CovBatchSizeOpt = Annotated[str, typer.Option(
+    help="M: examples per cov mini-batch (keep fixed when comparing batch sizes), or 'train'")]
+CovCenteredOpt = Annotated[bool, typer.Option(help="cov spectrum of the centered K, not Σ")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -135,24 +152,29 @@ def run(
     chunk_mode: Annotated[str, typer.Option(help=f"one of {', '.join(CHUNK_MODES)}")] = "auto",
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
-    curvature: Annotated[Optional[str], typer.Option(
-        help="curvature snapshots: comma-separated hessian, ggn, cov (each may be KIND@PARAM_PATTERN)")] = None,
-    curvature_every: Annotated[str, typer.Option(
-        help="snapshot steps: init | every:N | log:K:END | at:S1/S2, comma-separated")] = DEFAULT_SCHEDULE,
-    curvature_batch: Annotated[int, typer.Option(min=1, help="examples in the fixed curvature batch")] = 2048,
-    lanczos_order: Annotated[int, typer.Option(min=2, help="Lanczos steps per snapshot")] = 20,
+    curvature: CurvatureOpt = None,
+    curvature_every: CurvatureEveryOpt = DEFAULT_SCHEDULE,
+    curvature_batch: CurvatureBatchOpt = "2048",
+    curvature_split: CurvatureSplitOpt = "train",
+    lanczos_order: LanczosOrderOpt = 20,
+    lanczos_probes: LanczosProbesOpt = 1,
+    ritz_tol: RitzTolOpt = 1e-3,
+    trace: TraceOpt = "krylov",
+    trace_probes: TraceProbesOpt = 10,
+    cov_batches: CovBatchesOpt = 25,
+    cov_batch_size: CovBatchSizeOpt = "128",
+    cov_centered: CovCenteredOpt = False,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
+    from harness.curvature.settings import CurvatureOptions
+
     database = _open(db)
-    config = None
-    if curvature:
-        try:
-            config = SnapshotConfig(kinds=tuple(k.strip() for k in curvature.split(",") if k.strip()),
-                                    curvature_batch=curvature_batch, lanczos_order=lanczos_order,
-                                    top_k=tuple(k for k in SnapshotConfig.top_k if k <= lanczos_order))
-            snapshot_steps(curvature_every, 1)
-        except (SpecError, ScheduleError) as e:
-            _fail(str(e))
+    try:
+        config = CurvatureOptions(
+            curvature, curvature_every, curvature_batch, curvature_split, lanczos_order, lanczos_probes,
+            ritz_tol, trace, trace_probes, cov_batches, cov_batch_size, cov_centered).config()
+    except SpecError as e:
+        _fail(str(e))
     results = _train(workload, submission, list(range(seed_start, seed_start + seeds)), database,
                      hparams=hparam, data_dir=data_dir, data_source=data_source,
                      max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
@@ -277,8 +299,6 @@ def runs(
     out.print(table)
 
 
-CURVATURE_COLUMNS = ("max_eig", "min_eig", "mer_10", "ter_10", "pgr_10", "pnr", "gram_lambda_1",
-                     "gram_condition", "gram_trace", "normalized_sharpness")
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -309,17 +329,21 @@ def curvature_cmd(
         out.print(f"run {run_row.id[:8]} has no curvature snapshots "
                   "(curvebench run ... --curvature hessian,ggn,cov records them)")
         return
-    shown = [c for c in CURVATURE_COLUMNS if any(c in x["metrics"] for x in snaps)]
+    from harness.curvature import report
+
+    shown = [(c, h) for c, h in report.COLUMNS if any(c in x["metrics"] for x in snaps)]
     table = Table(title=f"curvature of run {run_row.id[:8]} ({run_row.variant} / {run_row.submission})")
-    for col in ("step", "kind", *shown, "compute (s)"):
+    for col in ("step", "matrix", *(h for _, h in shown), "compute (s)"):
         table.add_column(col, justify="right")
     for x in snaps:
-        values = [x["metrics"].get(c) for c in shown]
-        table.add_row(str(x["step"]), x["kind"], *("-" if v is None else f"{v:.4g}" for v in values),
+        table.add_row(str(x["step"]), report.matrix_label(x["kind"], x["config"]),
+                      *(report.cell(x["metrics"], c) for c, _ in shown),
                       f"{x['compute_s']:.2f}" + (" *" if x["includes_compile"] else ""))
     out.print(table)
     if any(x["includes_compile"] for x in snaps):
         out.print("* includes compiling that kind's operators (its first snapshot in the run)")
+    out.print(f"{report.UNCONVERGED_MARK} its Ritz values' residuals exceed the tolerance (not converged); "
+              "λ_K^1, λ_K* are of the centered K (Jastrzębski et al.), λ_max of the row's matrix")
 
 
 @app.command()
