@@ -36,10 +36,13 @@ def test_lowrank_hessian_and_partial_blocks_match_the_closed_form():
         assert snaps["hessian@L"].metrics["max_eig"] == pytest.approx(block_l[-1], rel=1e-4)
         assert snaps["hessian@R"].metrics["max_eig"] == pytest.approx(block_r[-1], rel=1e-4)
         # I ⊗ RᵀR/N: 10 distinct eigenvalues, so Lanczos breaks down every 10 steps and restarts
-        # in an orthogonal copy; every Ritz value must still be one of the 10, and all 10 appear.
+        # in an orthogonal copy; all 10 appear, and a Ritz value a float32 restart left off
+        # has an eigenvalue within its residual (Kahan), so its residual says so.
         ritz_l = snaps["hessian@L"].arrays["ritz_values"]
-        gaps = np.abs(ritz_l[:, None] - block_l[None, :]) / block_l[-1]
-        assert gaps.min(1).max() < 2e-3 and gaps.min(0).max() < 1e-4  # float32 restarts
+        residual = snaps["hessian@L"].arrays["ritz_residuals"]
+        gaps = np.abs(ritz_l[:, None] - block_l[None, :])
+        assert np.all(gaps.min(1) <= residual + 1e-6 * block_l[-1])
+        assert gaps.min(0).max() < 1e-4 * block_l[-1]
 
 
 def test_uv_full_order_spectrum_is_exact_and_sharpness_normalized():

@@ -1,4 +1,4 @@
-"""Stochastic Lanczos quadrature (SLQ) spectral density (Ghorbani et al. 2019, used by seed 000).
+"""Stochastic Lanczos quadrature (SLQ) spectral density (Ghorbani et al. 2019, used by Young et al.).
 
 Each probe's Lanczos tridiagonal T = S diag(θ) S^T gives quadrature nodes θ_j
 with weights w_j = S[0, j]^2 (summing to 1); the density is the average over

@@ -11,7 +11,7 @@ orthogonal to the basis and the off-diagonal entry is 0, so T stays exact.
 Two drivers run the same update: `host_loop=False` puts the whole iteration in
 one `lax.fori_loop` (jit-friendly); `host_loop=True` calls a jitted update from
 Python over one jitted step, product included (conv nets on XLA:CPU, where a
-convolution inside a rolled loop runs ~36x slower; see DESIGN.md).
+convolution inside a rolled loop runs ~36x slower).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The curvature metrics of seed 000 §2.2 and seed 002 (§4, App. C); definitions in docs/curvature.md.
+"""The curvature metrics of Young et al. §2.2 and Jastrzębski et al. (§4, App. C); definitions in docs/curvature.md.
 
 Spectral metrics take Ritz values θ (any order) from one Lanczos run; "top-K"
 always means the K largest Ritz values. Gram metrics take the (L, L) Gram
@@ -46,7 +46,7 @@ def mer(ritz: np.ndarray, k: int) -> float:
 
 
 def tridiagonal_trace(alphas: np.ndarray) -> float:
-    """Trace of the Lanczos tridiagonal T (Σ α_j = Σ θ_j), the trace seed 000 uses for TER.
+    """Trace of the Lanczos tridiagonal T (Σ α_j = Σ θ_j), the trace Young et al. uses for TER.
 
     It is the trace of A restricted to the Krylov space, not tr(A): it equals tr(A)
     only when the Lanczos order equals the dimension (see `trace.py` for tr(A)).
@@ -91,7 +91,7 @@ def converged(ritz: np.ndarray, residuals: np.ndarray, tol: float) -> np.ndarray
 
 
 def pgr(ritz: np.ndarray, eigvecs_t: np.ndarray, basis_gradient: np.ndarray, k: int) -> float:
-    """PGR-K = ‖P_K g‖ / ‖P_L g‖ (seed 000 §2.2).
+    """PGR-K = ‖P_K g‖ / ‖P_L g‖ (Young et al. §2.2).
 
     P_K projects onto the top-K Ritz vectors, P_L onto all L of them. With Lanczos
     basis V (orthonormal rows) and T = S diag(θ) Sᵀ, the Ritz coordinates of g are
@@ -105,7 +105,7 @@ def pgr(ritz: np.ndarray, eigvecs_t: np.ndarray, basis_gradient: np.ndarray, k: 
 
 
 def centered_gram(gram: np.ndarray) -> np.ndarray:
-    """K^M_ij = (1/L)⟨g_i − ḡ, g_j − ḡ⟩ from the uncentered Gram G Gᵀ (seed 002 App. C)."""
+    """K^M_ij = (1/L)⟨g_i − ḡ, g_j − ḡ⟩ from the uncentered Gram G Gᵀ (Jastrzębski et al. App. C)."""
     gram = np.asarray(gram, np.float64)
     num = len(gram)
     center = np.eye(num) - np.full((num, num), 1.0 / num)
@@ -119,7 +119,7 @@ def gram_metrics(gram: np.ndarray, top: int = 5) -> dict[str, float]:
     (L−1)-th largest, i.e. the smallest non-zero one, since a covariance of L
     observations has rank L−1); gram_condition = λ_K*/λ_K^1; gram_trace = Tr K;
     grad_to_top{top}_ratio = mean over the L mini-batch gradients of ‖g_l‖/‖P g_l‖,
-    P the projection onto the top-`top` eigenvectors of K (seed 002 §4.3).
+    P the projection onto the top-`top` eigenvectors of K (Jastrzębski et al. §4.3).
     """
     gram = np.asarray(gram, np.float64)
     num = len(gram)
@@ -144,7 +144,7 @@ def gram_metrics(gram: np.ndarray, top: int = 5) -> dict[str, float]:
 
 
 def stability(max_eig: float, hparams: Mapping[str, float]) -> dict[str, float]:
-    """Sharpness against the optimizer's stability edge (seed 004; Cohen et al. 2021).
+    """Sharpness against the optimizer's stability edge (Kalra & Barkeshli; Cohen et al. 2021).
 
     normalized_sharpness = η λ_max / 2 whenever a learning rate η is known; for plain
     GD/SGD it equals λ_max / (2/η), so 1 is the edge of stability. stability_ratio =

@@ -1,4 +1,4 @@
-"""Curvature matrix-vector products on a fixed curvature batch (seed 000 §2.1).
+"""Curvature matrix-vector products on a fixed curvature batch (Young et al. §2.1).
 
 Each builder returns a linear map on *flat* parameter vectors (the order of
 `jax.flatten_util.ravel_pytree(params)`), so Lanczos, power iteration and
@@ -200,7 +200,7 @@ def ggn_matvec(workload: Workload, params: Any, model_state: Any,
 
 def minibatch_gradients(workload: Workload, params: Any, model_state: Any,
                         minibatches: Mapping[str, jax.Array], policy: OperatorPolicy) -> jax.Array:
-    """Flat mean-loss gradient of each mini-batch: an (L, n) matrix G (seed 002 App. C)."""
+    """Flat mean-loss gradient of each mini-batch: an (L, n) matrix G (Jastrzębski et al. App. C)."""
 
     def one(batch, b):
         loss_sum = _loss_sum_fn(workload, model_state, batch, policy, b)

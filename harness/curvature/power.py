@@ -1,4 +1,4 @@
-"""Power iteration for the largest-magnitude eigenvalue (how seed 004 measures sharpness)."""
+"""Power iteration for the largest-magnitude eigenvalue (how Kalra & Barkeshli measures sharpness)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parameter subsets by path pattern, for partial spectra (seed 000 §3: the L vs R blocks).
+"""Parameter subsets by path pattern, for partial spectra (Young et al. §3: the L vs R blocks).
 
 A restricted operator is the principal submatrix A_SS: embed a subset vector
 into the full space with zeros elsewhere, apply A, keep the subset entries.
