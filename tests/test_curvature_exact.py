@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 from curvature_models import BnMlp, TinyMlp, to_float64
 from harness.curvature import SnapshotConfig, Snapshotter
-from harness.curvature.operators import (OperatorPolicy, batch_at, hessian_matvec, make_physical_batches,
+from harness.curvature.operators import (OperatorPolicy, hessian_matvec, make_physical_batches,
                                          minibatch_gradients)
 
 

@@ -1,4 +1,6 @@
-"""The curvature metrics of Young et al. §2.2 and Jastrzębski et al. (§4, App. C); definitions in docs/curvature.md.
+"""The curvature metrics of Young et al. §2.2 and Jastrzębski et al. (§4, App. C).
+
+Definitions in docs/curvature.md.
 
 Spectral metrics take Ritz values θ (any order) from one Lanczos run; "top-K"
 always means the K largest Ritz values. Gram metrics take the (L, L) Gram

@@ -25,7 +25,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from harness.curvature import metrics as M
 from harness.curvature import trace as T
@@ -237,7 +236,8 @@ class Snapshotter:
         dim = grad.shape[0]
         order = min(cfg.lanczos_order, dim)
         data = self.batches
-        matvec = functools.partial(self._fn("matvec", pattern, dtype, flat_dtype, base=base), params, model_state, data)
+        matvec = functools.partial(self._fn("matvec", pattern, dtype, flat_dtype, base=base),
+                                   params, model_state, data)
         runs, basis0 = [], None
         for probe in range(cfg.probes):
             # drawn in the parameters' dtype, so float64 accumulation starts from the same vector
@@ -341,8 +341,8 @@ class Snapshotter:
 
     def _lanczos(self, base, pattern, dtype, flat_dtype, params, model_state, data, v0, order):
         if self.host_loop:
-            return lanczos_host(self._fn("matvec", pattern, dtype, flat_dtype, base=base), v0, order, self.config.seed,
-                                args=(params, model_state, data))
+            return lanczos_host(self._fn("matvec", pattern, dtype, flat_dtype, base=base), v0, order,
+                                self.config.seed, args=(params, model_state, data))
         key = ("lanczos", base, pattern, jnp.dtype(dtype).name, order)
         if key not in self._compiled:
             def run(params, model_state, data, v0):
