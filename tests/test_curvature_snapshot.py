@@ -111,7 +111,7 @@ def test_host_and_scan_loops_agree_and_float64_runs():
     host = _snap(w, data, params, state, 16, loop="host", **base)
     wide = _snap(w, data, params, state, 16, loop="scan", float64=True, **base)
     for kind in scan:
-        for name in ("max_eig", "min_eig", "ter_5", "pgr_5", "trace_tridiag"):
+        for name in ("max_eig", "min_eig", "ter_tridiag_5", "pgr_5", "trace_tridiag"):
             assert host[kind].metrics[name] == pytest.approx(scan[kind].metrics[name], rel=1e-3, abs=1e-5)
             assert wide[kind].metrics[name] == pytest.approx(scan[kind].metrics[name], rel=1e-3, abs=1e-5)
         assert wide[kind].arrays["tridiag_alpha"].dtype == np.float64
