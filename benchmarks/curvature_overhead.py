@@ -44,7 +44,8 @@ def product_ratios(workload, dataset, params, state, order: int, batch: int, rep
     for kind, loop in (("hessian", "scan"), ("ggn", "scan"), ("hessian", "host"), ("ggn", "host")):
         config = SnapshotConfig(kinds=(kind,), curvature_batch=batch, lanczos_order=order, loop=loop)
         snap = Snapshotter(workload, dataset, config, batch_size=workload.batch_size)
-        matvec = functools.partial(snap._fn(kind, None, jnp.float32, jnp.float32), params, state, snap.batches)
+        matvec = functools.partial(snap._fn("matvec", None, jnp.float32, jnp.float32, base=kind),
+                                   params, state, snap.batches)
         v = jnp.ones(sum(x.size for x in jax.tree_util.tree_leaves(params)), jnp.float32)
         matvec(v).block_until_ready()
         snap.snapshot(params, state)

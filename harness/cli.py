@@ -58,14 +58,39 @@ DivergenceOpt = Annotated[Optional[float], typer.Option(
 CompileCacheOpt = Annotated[Optional[str], typer.Option(
     help="persistent compilation cache directory, or 'off' (default $CURVEBENCH_COMPILE_CACHE, "
          "else $XDG_CACHE_HOME/curvebench/jax)", metavar="DIR|off")]
+# Curvature options, shared by every command that trains; harness.curvature.settings owns their
+# meaning and defaults (None here: not given, so a sweep's config file may set them).
 CurvatureOpt = Annotated[Optional[str], typer.Option(
     help="curvature snapshots: comma-separated hessian, ggn, cov (each may be KIND@PARAM_PATTERN)")]
 CurvatureEveryOpt = Annotated[Optional[str], typer.Option(
     help=f"snapshot steps: init | every:N | log:K:END | at:S1/S2, comma-separated "
          f"(default {CURVATURE_EVERY})")]
-CurvatureBatchOpt = Annotated[Optional[int], typer.Option(
-    min=1, help="examples in the fixed curvature batch (default 2048)")]
-LanczosOpt = Annotated[Optional[int], typer.Option(min=2, help="Lanczos steps per snapshot (default 20)")]
+CurvatureBatchOpt = Annotated[Optional[str], typer.Option(
+    help="examples in the fixed curvature batch, or 'all' (the whole split, in one product; "
+         "default 2048)")]
+CurvatureSplitOpt = Annotated[Optional[str], typer.Option(
+    help="split the curvature batch comes from (default train)")]
+LanczosOrderOpt = Annotated[Optional[int], typer.Option(min=2, help="Lanczos steps per snapshot (default 20)")]
+LanczosProbesOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="Lanczos probes (SLQ density, PNR; default 1)")]
+RitzTolOpt = Annotated[Optional[float], typer.Option(
+    min=0.0, help="Ritz residual / |θ| below which a value converged (default 1e-3)")]
+TraceOpt = Annotated[Optional[str], typer.Option(
+    help="trace estimator for TER-K: krylov | hutchpp | hutchinson (default krylov)")]
+TraceProbesOpt = Annotated[Optional[int], typer.Option(
+    min=0, help="trace estimator probes/products (0: none; default 10)")]
+CovBatchesOpt = Annotated[Optional[int], typer.Option(min=2, help="L: mini-batch gradients for cov (default 25)")]
+CovBatchSizeOpt = Annotated[Optional[str], typer.Option(
+    help="M: examples per cov mini-batch (keep fixed when comparing batch sizes), or 'train' "
+         "(default 128)")]
+CovCenteredOpt = Annotated[Optional[bool], typer.Option(
+    "--cov-centered/--cov-uncentered", help="cov spectrum of the centered K, not Σ (default uncentered)")]
+#: command-line option name -> harness.curvature.settings.CurvatureOptions field
+CURVATURE_OPTIONS = {"curvature": "kinds", "curvature_every": "every", "curvature_batch": "batch",
+                     "curvature_split": "split", "lanczos_order": "lanczos_order",
+                     "lanczos_probes": "probes", "ritz_tol": "ritz_tol", "trace": "trace",
+                     "trace_probes": "trace_probes", "cov_batches": "cov_batches",
+                     "cov_batch_size": "cov_batch_size", "cov_centered": "cov_centered"}
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -156,19 +181,17 @@ def _trial_options(origin: str, *, max_steps: int | None = None, eval_every: int
     return TrialOptions(**fields)
 
 
-def _curvature_request(curvature: str | None, every: str | None, batch: int | None,
-                       order: int | None) -> CurvatureRequest | None:
-    if not curvature:
+def _curvature_request(given: dict[str, Any]) -> CurvatureRequest | None:
+    """The curvature options given (CURVATURE_OPTIONS names; None: not given) as a request
+    for run_sweep; None without --curvature. SpecError if a setting is invalid."""
+    if not given.get("curvature"):
         return None
-    from harness.curvature import SnapshotConfig
+    from harness.curvature.settings import CurvatureOptions
     from harness.experiment import CurvatureRequest
 
-    order = order or SnapshotConfig.lanczos_order
-    config = SnapshotConfig(kinds=tuple(k.strip() for k in curvature.split(",") if k.strip()),
-                            curvature_batch=batch or SnapshotConfig.curvature_batch,
-                            lanczos_order=order,
-                            top_k=tuple(k for k in SnapshotConfig.top_k if k <= order))
-    return CurvatureRequest(config=config.to_json(), every=every or CURVATURE_EVERY)
+    options = CurvatureOptions(**{CURVATURE_OPTIONS[k]: v for k, v in given.items()
+                                  if v is not None})
+    return CurvatureRequest(config=options.config().to_json(), every=options.every)
 
 
 def _check_chunk_mode(chunk_mode: str | None) -> None:
@@ -270,7 +293,15 @@ def run(
     curvature: CurvatureOpt = None,
     curvature_every: CurvatureEveryOpt = None,
     curvature_batch: CurvatureBatchOpt = None,
-    lanczos_order: LanczosOpt = None,
+    curvature_split: CurvatureSplitOpt = None,
+    lanczos_order: LanczosOrderOpt = None,
+    lanczos_probes: LanczosProbesOpt = None,
+    ritz_tol: RitzTolOpt = None,
+    trace: TraceOpt = None,
+    trace_probes: TraceProbesOpt = None,
+    cov_batches: CovBatchesOpt = None,
+    cov_batch_size: CovBatchSizeOpt = None,
+    cov_centered: CovCenteredOpt = None,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
     overrides = _parse_single(workload, hparam, "run")
@@ -280,7 +311,12 @@ def run(
     from harness.spec import SpecError
 
     try:
-        config = _curvature_request(curvature, curvature_every, curvature_batch, lanczos_order)
+        config = _curvature_request(dict(
+            curvature=curvature, curvature_every=curvature_every, curvature_batch=curvature_batch,
+            curvature_split=curvature_split, lanczos_order=lanczos_order,
+            lanczos_probes=lanczos_probes, ritz_tol=ritz_tol, trace=trace,
+            trace_probes=trace_probes, cov_batches=cov_batches, cov_batch_size=cov_batch_size,
+            cov_centered=cov_centered))
     except SpecError as e:
         _fail(str(e))
     options = _trial_options("run", max_steps=max_steps, eval_every=eval_every,
@@ -349,7 +385,15 @@ def sweep(
     curvature: CurvatureOpt = None,
     curvature_every: CurvatureEveryOpt = None,
     curvature_batch: CurvatureBatchOpt = None,
-    lanczos_order: LanczosOpt = None,
+    curvature_split: CurvatureSplitOpt = None,
+    lanczos_order: LanczosOrderOpt = None,
+    lanczos_probes: LanczosProbesOpt = None,
+    ritz_tol: RitzTolOpt = None,
+    trace: TraceOpt = None,
+    trace_probes: TraceProbesOpt = None,
+    cov_batches: CovBatchesOpt = None,
+    cov_batch_size: CovBatchSizeOpt = None,
+    cov_centered: CovCenteredOpt = None,
     executor: Annotated[str, typer.Option(
         help="where groups run: local (this process), ray (a Ray cluster), submitit (Slurm)")] = "local",
     address: Annotated[Optional[str], typer.Option(
@@ -397,8 +441,11 @@ def sweep(
              "stop_at_target": stop_at_target, "divergence_factor": divergence_factor,
              "data_dir": data_dir, "data_source": data_source, "db": db,
              "curvature": curvature, "curvature_every": curvature_every,
-             "curvature_batch": curvature_batch, "lanczos_order": lanczos_order,
-             "compile_cache": compile_cache}
+             "curvature_batch": curvature_batch, "curvature_split": curvature_split,
+             "lanczos_order": lanczos_order, "lanczos_probes": lanczos_probes,
+             "ritz_tol": ritz_tol, "trace": trace, "trace_probes": trace_probes,
+             "cov_batches": cov_batches, "cov_batch_size": cov_batch_size,
+             "cov_centered": cov_centered, "compile_cache": compile_cache}
     o = {**cfg.options, **{k: v for k, v in given.items() if v is not None}}
     _check_chunk_mode(o.get("chunk_mode"))
     database = _open(o.get("db"))
@@ -406,8 +453,7 @@ def sweep(
     from harness.spec import SpecError
 
     try:
-        curv = _curvature_request(o.get("curvature"), o.get("curvature_every"),
-                                  o.get("curvature_batch"), o.get("lanczos_order"))
+        curv = _curvature_request({k: o.get(k) for k in CURVATURE_OPTIONS})
         options = _trial_options("sweep", max_steps=o.get("max_steps"),
                                  eval_every=o.get("eval_every"), chunk_mode=o.get("chunk_mode"),
                                  stop_at_target=o.get("stop_at_target"),
@@ -599,8 +645,6 @@ def runs(
     out.print(table)
 
 
-CURVATURE_COLUMNS = ("max_eig", "min_eig", "mer_10", "ter_10", "pgr_10", "pnr", "gram_lambda_1",
-                     "gram_condition", "gram_trace", "normalized_sharpness")
 
 
 @app.command("curvature")
@@ -632,17 +676,21 @@ def curvature_cmd(
         out.print(f"run {run_row.id[:8]} has no curvature snapshots "
                   "(curvebench run ... --curvature hessian,ggn,cov records them)")
         return
-    shown = [c for c in CURVATURE_COLUMNS if any(c in x["metrics"] for x in snaps)]
+    from harness.curvature import report
+
+    shown = [(c, h) for c, h in report.COLUMNS if any(c in x["metrics"] for x in snaps)]
     table = Table(title=f"curvature of run {run_row.id[:8]} ({run_row.variant} / {run_row.submission})")
-    for col in ("step", "kind", *shown, "compute (s)"):
+    for col in ("step", "matrix", *(h for _, h in shown), "compute (s)"):
         table.add_column(col, justify="right")
     for x in snaps:
-        values = [x["metrics"].get(c) for c in shown]
-        table.add_row(str(x["step"]), x["kind"], *("-" if v is None else f"{v:.4g}" for v in values),
+        table.add_row(str(x["step"]), report.matrix_label(x["kind"], x["config"]),
+                      *(report.cell(x["metrics"], c) for c, _ in shown),
                       f"{x['compute_s']:.2f}" + (" *" if x["includes_compile"] else ""))
     out.print(table)
     if any(x["includes_compile"] for x in snaps):
         out.print("* includes compiling that kind's operators (its first snapshot in the run)")
+    out.print(f"{report.UNCONVERGED_MARK} its Ritz values' residuals exceed the tolerance (not converged); "
+              "λ_K^1, λ_K* are of the centered K (Jastrzębski et al.), λ_max of the row's matrix")
 
 
 @app.command()

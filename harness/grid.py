@@ -29,7 +29,9 @@ SEVERAL_FORM = ("several workloads: separate them with ';' or repeat the option 
 #: run options a config file's [options] table may set (the `sweep` command's option names)
 OPTION_KEYS = ("max_steps", "eval_every", "chunk_mode", "stop_at_target", "divergence_factor",
                "data_dir", "data_source", "db", "curvature", "curvature_every",
-               "curvature_batch", "lanczos_order", "compile_cache")
+               "curvature_batch", "curvature_split", "lanczos_order", "lanczos_probes",
+               "ritz_tol", "trace", "trace_probes", "cov_batches", "cov_batch_size",
+               "cov_centered", "compile_cache")
 CONFIG_KEYS = ("name", "tag", "submission", "submissions", "seeds", "seed_start", "workloads",
                "hparams", "options")
 

@@ -69,3 +69,21 @@ class BnDropoutMlp(TinyMlp):
 
 def to_float64(tree):
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), tree)
+
+
+class _BnNet(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Dense(5)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        return nn.Dense(10)(nn.gelu(x))
+
+
+class BnMlp(BnDropoutMlp):
+    """Batch norm without dropout: its training-mode Hessian has a dense reference."""
+
+    name = "bn_mlp"
+
+    @property
+    def model(self):
+        return _BnNet()

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from harness.curvature import metrics as M
-from harness.curvature.density import SpectralDensity
 from harness.curvature.schedule import DEFAULT_SCHEDULE, ScheduleError, snapshot_steps
 from harness.curvature.subset import ParamSubset, leaf_paths
 
@@ -20,24 +19,32 @@ def test_extreme_eigenvalues_and_ratios():
     assert np.isnan(M.mer(RITZ, 6)), "MER-K is undefined once λ_K is not positive"
     alphas = np.array([1.0, 2.0, 9.5])  # tr(T) = 12.5
     assert M.tridiagonal_trace(alphas) == 12.5
-    assert M.ter(alphas, RITZ, 1) == 12.5 / 8.0 and M.ter(alphas, RITZ, 3) == 12.5 / 14.0
+    assert M.ter_tridiag(alphas, RITZ, 1) == 12.5 / 8.0 and M.ter_tridiag(alphas, RITZ, 3) == 12.5 / 14.0
+    assert M.ter(30.0, RITZ, 3) == 30.0 / 14.0, "TER-K against a real trace estimate"
     with pytest.raises(ValueError, match="exceeds"):
         M.mer(RITZ, 8)
     with pytest.raises(ValueError, match=">= 1"):
-        M.ter(alphas, RITZ, 0)
+        M.ter(12.5, RITZ, 0)
 
 
-def test_pnr_on_a_known_density():
-    density = SpectralDensity(np.array([[-2.0, 1.0, 3.0]]), np.array([[0.25, 0.25, 0.5]]), sigma=1e-6)
-    assert M.pnr(density) == pytest.approx((0.25 * 1 + 0.5 * 3) / (0.25 * 2), rel=1e-9)
-    psd = SpectralDensity(np.array([[1.0, 3.0]]), np.array([[0.5, 0.5]]), sigma=1e-9)
-    assert M.pnr(psd) == float("inf")
-    wide = SpectralDensity(np.array([[1.0]]), np.array([[1.0]]), sigma=1.0)
-    grid = np.linspace(-12, 14, 20001)
-    rho = wide.evaluate(grid)
-    by_grid = np.trapezoid(np.where(grid > 0, grid, 0) * rho, grid) / np.trapezoid(
-        np.where(grid < 0, -grid, 0) * rho, grid)
-    assert M.pnr(wide) == pytest.approx(by_grid, rel=1e-6)
+def test_pnr_from_quadrature_nodes_and_weights():
+    nodes, weights = np.array([[-2.0, 1.0, 3.0]]), np.array([[0.25, 0.25, 0.5]])
+    assert M.pnr(nodes, weights, 1e-6) == pytest.approx((0.25 * 1 + 0.5 * 3) / (0.25 * 2), rel=1e-12)
+    two = M.pnr(np.array([[-2.0, 1.0], [-1.0, 4.0]]), np.array([[0.5, 0.5], [0.5, 0.5]]), 1e-6)
+    assert two == pytest.approx((0.5 + 2.0) / (1.0 + 0.5)), "probes pooled, not ratios averaged"
+
+
+def test_pnr_of_a_psd_matrix_is_infinite():
+    """A PSD spectrum has no negative mass: PNR is infinite (stored as null), whatever the
+    kernel width of the displayed density; rounding-level negative nodes do not count."""
+    rng = np.random.default_rng(0)
+    q = np.linalg.qr(rng.normal(size=(30, 30)))[0]
+    psd = q @ np.diag(np.r_[np.geomspace(10.0, 1e-3, 20), np.zeros(10)]) @ q.T
+    theta, s = np.linalg.eigh(psd)
+    assert M.pnr(theta[None], (s[0] ** 2)[None], 2.4e-5) == float("inf")
+    noisy = theta - 1e-7  # the zero eigenvalues as float32 Lanczos returns them
+    assert M.pnr(noisy[None], (s[0] ** 2)[None], 2.4e-5) == float("inf")
+    assert np.isnan(M.pnr(np.zeros((1, 3)), np.full((1, 3), 1 / 3), 2.4e-5))
 
 
 def test_pgr_projects_onto_top_ritz_vectors():

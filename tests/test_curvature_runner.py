@@ -59,8 +59,32 @@ def test_cli_run_with_curvature_then_curvature_report(tmp_path):
     assert {(0, "hessian"), (0, "ggn"), (0, "cov"), (10, "hessian")} <= kinds
     cov = next(s for s in payload["snapshots"] if s["kind"] == "cov")
     assert "gram_trace" in cov["metrics"] and cov["arrays"]["gram_eigenvalues"]["shape"] == [25]
+    assert cov["config"]["cov_batch_size"] == 128 and not cov["config"]["cov_centered"]
+    hess = next(s for s in payload["snapshots"] if s["kind"] == "hessian")
+    assert {"trace", "trace_stderr", "ter_5", "ter_tridiag_5", "max_eig_converged"} <= set(hess["metrics"])
+    assert hess["arrays"]["ritz_residuals"]["shape"] == [8]
     table = cli.invoke(app, ["curvature", run_id, "--db", db])
-    assert table.exit_code == 0 and "max_eig" in table.stdout
+    assert table.exit_code == 0, table.output
+    for label in ("λ_max (row matrix)", "λ_K^1 (centered K)", "Σ (uncentered cov)", "GGN"):
+        assert label in table.stdout
+    res = cli.invoke(app, ["run", "--workload", "uv:width=8", "--submission", str(SUBMISSIONS / "gd"),
+                           "--curvature", "hessian,cov", "--curvature-every", "init", "--max-steps", "2",
+                           "--lanczos-order", "6", "--curvature-batch", "all", "--trace", "hutchpp",
+                           "--trace-probes", "6", "--cov-batches", "5", "--cov-batch-size", "train",
+                           "--cov-centered", "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    run_id = json.loads(res.stdout)[0]["run_id"]
+    snaps = json.loads(cli.invoke(app, ["curvature", run_id, "--db", db, "--json"]).stdout)["snapshots"]
+    cov = next(s for s in snaps if s["kind"] == "cov")
+    assert cov["config"]["cov_centered"] and cov["config"]["cov_batch_size"] is None
+    assert cov["config"]["curvature_batch"] is None and cov["config"]["trace_method"] == "hutchpp"
+    assert cov["metrics"]["gram_lambda_1"] == cov["metrics"]["max_eig"], "centered: λ_K^1 = K's top"
+    for option, value, why in (("--curvature-batch", "most", "positive integer or 'all'"),
+                               ("--trace", "exact", "unknown trace estimator"),
+                               ("--cov-batch-size", "0", "positive integer or 'train'")):
+        bad = cli.invoke(app, ["run", "--workload", "uv", "--submission", str(SUBMISSIONS / "gd"),
+                               "--curvature", "hessian", option, value, "--db", db])
+        assert bad.exit_code == 2 and why in bad.output, bad.output
     bad = cli.invoke(app, ["run", "--workload", "uv", "--submission", str(SUBMISSIONS / "gd"),
                            "--curvature", "hessian", "--curvature-every", "sometimes", "--db", db])
     assert bad.exit_code == 2 and "bad schedule item" in bad.output

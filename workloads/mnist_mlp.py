@@ -15,7 +15,7 @@ steps, 0.3-0.9 s of training plus 2-6 s of compilation; fashion_mnist_mlp reache
 200-250 steps, 2.4-3.1 s of training. GPU: not measured (no GPU was lent when this was written).
 
 Eval interval: every step for mnist_mlp. Its target falls at step ~20-40, so an eval every 10
-steps rounds steps-to-target to 2-4 values and many orderings of seed 000's variants come
+steps rounds steps-to-target to 2-4 values and many orderings of Young, Snider & Feng's variants come
 out as ties; evaluated inside the compiled training loop (harness/vectorised.py), an eval of
 the 1,000 validation images costs about a third of a training step at batch 1024 and no host
 round trip, and steps-to-target is exact to the step. fashion_mnist_mlp: every 10 steps (its

@@ -38,11 +38,19 @@ def breakdown_tol(dtype) -> float:
 
 @dataclasses.dataclass
 class LanczosResult:
-    """Tridiagonal T (alphas on the diagonal, betas off it) and, on request, the basis V (m, n)."""
+    """Tridiagonal T (alphas on the diagonal, betas off it), the norm β_m of the last
+    residual (A V^T = V^T T + β_m r e_m^T), and, on request, the basis V (m, n)."""
 
     alphas: np.ndarray
     betas: np.ndarray
     basis: jax.Array | None = None
+    residual_norm: float = float("nan")
+
+    @classmethod
+    def from_driver(cls, alphas, betas, basis=None) -> "LanczosResult":
+        """From a driver's (alphas (m,), betas (m,)): the last beta is the residual norm β_m."""
+        betas = np.asarray(betas)
+        return cls(np.asarray(alphas), betas[:-1], basis, float(betas[-1]))
 
     @property
     def tridiagonal(self) -> np.ndarray:
@@ -52,6 +60,15 @@ class LanczosResult:
     def ritz(self) -> tuple[np.ndarray, np.ndarray]:
         """Ritz values (ascending) and the eigenvectors S of T (columns), in float64."""
         return np.linalg.eigh(self.tridiagonal)
+
+    def ritz_residuals(self) -> np.ndarray:
+        """‖A y_i − θ_i y_i‖ of each Ritz pair (ordered like `ritz()`): β_m |S[m−1, i]|.
+
+        A is within this distance of an eigenvalue of A at θ_i (Kahan's bound for a
+        symmetric matrix), so it certifies the Ritz value without any further product.
+        """
+        _, s = self.ritz()
+        return np.abs(self.residual_norm * s[-1])
 
     def ritz_vectors(self) -> jax.Array:
         """Ritz vectors as rows (m, n), ordered like `ritz()`'s values; needs the basis."""
@@ -125,26 +142,28 @@ def lanczos(matvec: Matvec, v0: jax.Array, order: int, *, host_loop: bool = Fals
     else:
         basis, alphas, betas = jax.jit(lanczos_traced, static_argnums=(0, 2, 3))(
             matvec, v0, order, seed)
-    return LanczosResult(np.asarray(alphas), np.asarray(betas), basis if keep_basis else None)
+    return LanczosResult.from_driver(alphas, betas, basis if keep_basis else None)
 
 
 def lanczos_traced(matvec: Matvec, v0: jax.Array, order: int, seed: int = 0):
-    """The fori_loop driver for use inside a caller's jit: returns (basis (m, n), alphas, betas[:m-1])."""
+    """The fori_loop driver for use inside a caller's jit: returns (basis (m, n), alphas (m,),
+    betas (m,)); betas[:m-1] are T's off-diagonal, betas[m-1] the last residual norm β_m."""
     basis, alphas, betas, _ = jax.lax.fori_loop(
         0, order, lambda j, s: _update(j, s, matvec(s[0][j])),
         _init_state(v0, order, jax.random.PRNGKey(seed)))
-    return basis[:order], alphas, betas[: order - 1]
+    return basis[:order], alphas, betas
 
 
 def lanczos_host(matvec: Matvec, v0: jax.Array, order: int, seed: int = 0, args: tuple = ()):
     """The host-driven driver: a Python loop over one jitted step (product + update).
 
     `matvec(*args, v)`; pass arrays (parameters, data) through `args`, not a closure,
-    so the compiled step is reused across calls with the same `matvec`.
+    so the compiled step is reused across calls with the same `matvec`. Returns like
+    `lanczos_traced`.
     """
     step = _host_step(matvec)
     state = _init_state(v0, order, jax.random.PRNGKey(seed))
     for j in range(order):
         state = step(j, state, tuple(args))
     basis, alphas, betas, _ = state
-    return basis[:order], alphas, betas[: order - 1]
+    return basis[:order], alphas, betas

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from harness.curvature.density import SpectralDensity
 
 
 def max_eigenvalue(ritz: np.ndarray) -> float:
@@ -50,20 +49,45 @@ def tridiagonal_trace(alphas: np.ndarray) -> float:
     """Trace of the Lanczos tridiagonal T (Σ α_j = Σ θ_j), the trace Young, Snider & Feng uses for TER.
 
     It is the trace of A restricted to the Krylov space, not tr(A): it equals tr(A)
-    only when the Lanczos order equals the dimension (Hutchinson estimates tr(A)).
+    only when the Lanczos order equals the dimension (see `trace.py` for tr(A)).
     """
     return float(np.sum(np.asarray(alphas, np.float64)))
 
 
-def ter(alphas: np.ndarray, ritz: np.ndarray, k: int) -> float:
-    """TER-K = tr(T) / (λ_1 + … + λ_K): about 1 when the matrix is close to rank K."""
-    return tridiagonal_trace(alphas) / float(_top(ritz, k).sum())
+def ter(trace: float, ritz: np.ndarray, k: int) -> float:
+    """TER-K = tr(A) / (λ_1 + … + λ_K), tr(A) a real trace estimate: ≈ 1 when A is ≈ rank K."""
+    return float(trace) / float(_top(ritz, k).sum())
 
 
-def pnr(density: SpectralDensity) -> float:
-    """PNR = ∫_{x>0} x ρ(x) dx / ∫_{x<0} |x| ρ(x) dx of the SLQ density ρ (inf if no negative mass)."""
-    negative = density.energy(-1)
-    return density.energy(+1) / negative if negative > 0 else float("inf")
+def ter_tridiag(alphas: np.ndarray, ritz: np.ndarray, k: int) -> float:
+    """Seed 000's TER-K = tr(T) / (θ_1 + … + θ_K), with the Krylov-space trace tr(T)."""
+    return ter(tridiagonal_trace(alphas), ritz, k)
+
+
+def pnr(nodes: np.ndarray, weights: np.ndarray, zero_tol: float) -> float:
+    """PNR = ∫_{x>0} x ρ(x) dx / ∫_{x<0} |x| ρ(x) dx for the SLQ quadrature ρ = mean over
+    probes of Σ_j w_j δ(x − θ_j), from the nodes θ and weights w (one row per probe).
+
+    No kernel: smoothing with a Gaussian puts negative mass under a PSD spectrum.
+    Nodes with |θ| ≤ zero_tol · max|θ| count as zero (rounding of a zero eigenvalue).
+    Infinite when there is no negative mass (a PSD matrix); NaN when there is no mass at all.
+    """
+    nodes, weights = np.asarray(nodes, np.float64), np.asarray(weights, np.float64)
+    cut = zero_tol * float(np.abs(nodes).max(initial=0.0))
+    positive = float(np.sum(weights * np.where(nodes > cut, nodes, 0.0)))
+    negative = float(np.sum(weights * np.where(nodes < -cut, -nodes, 0.0)))
+    if negative > 0:
+        return positive / negative
+    return float("inf") if positive > 0 else float("nan")
+
+
+def converged(ritz: np.ndarray, residuals: np.ndarray, tol: float) -> np.ndarray:
+    """Per Ritz value: residual ≤ tol · |θ_i| (floored at eps^(2/3) · max|θ|, the noise of
+    a float32 product), i.e. an eigenvalue of A lies within a relative `tol` of θ_i."""
+    ritz, residuals = np.asarray(ritz, np.float64), np.asarray(residuals, np.float64)
+    scale = float(np.abs(ritz).max(initial=0.0))
+    floor = float(np.finfo(np.float32).eps) ** (2.0 / 3.0) * scale
+    return residuals <= tol * np.maximum(np.abs(ritz), floor)
 
 
 def pgr(ritz: np.ndarray, eigvecs_t: np.ndarray, basis_gradient: np.ndarray, k: int) -> float:

@@ -48,22 +48,29 @@ class OperatorPolicy:
     unroll: bool = False
 
 
-def make_physical_batches(split: Mapping[str, np.ndarray], size: int, batch_size: int,
-                          seed: int) -> dict[str, np.ndarray]:
+def make_physical_batches(split: Mapping[str, np.ndarray], size: int | None, batch_size: int,
+                          seed: int, *, whole_batches: bool = False) -> dict[str, np.ndarray]:
     """A fixed subset of `size` examples of a split, stacked as (num_batches, batch_size, ...).
 
-    Examples are drawn without replacement (all of them if the split is smaller);
-    the last physical batch is padded with mask 0 so every batch has one shape.
+    Examples are drawn without replacement (all of them if the split is smaller, or
+    `size` is None: the whole split, in its order). The last physical batch is padded
+    with mask 0 so every batch has one shape, unless `whole_batches`: then the subset is
+    cut to a whole number of physical batches (the draw's last examples are dropped), as
+    a model with batch norm in training mode must never see padding rows — they would
+    enter its batch statistics and change every real example's output.
     """
-    if size < 1 or batch_size < 1:
+    if (size is not None and size < 1) or batch_size < 1:
         raise ValueError(f"curvature batch size {size} and physical batch size {batch_size} "
                          "must both be >= 1")
     n = len(next(iter(split.values())))
     if n == 0:
         raise ValueError("cannot build a curvature batch from an empty split")
-    take = min(size, n)
-    idx = np.sort(np.random.default_rng(seed).permutation(n)[:take])
+    take = n if size is None else min(size, n)
     batch_size = min(batch_size, take)
+    if whole_batches:
+        take -= take % batch_size
+    order = np.arange(n) if size is None else np.random.default_rng(seed).permutation(n)
+    idx = np.sort(order[:take])
     num_batches = -(-take // batch_size)
     padded = num_batches * batch_size
     out = {}
@@ -77,17 +84,26 @@ def make_physical_batches(split: Mapping[str, np.ndarray], size: int, batch_size
     return out
 
 
+def batch_at(batches: Mapping[str, Any], b: int) -> dict[str, Any]:
+    """Physical batch b of stacked batches (any pytree leaves, e.g. a padded GraphsTuple)."""
+    return {k: jax.tree_util.tree_map(lambda x: x[b], v) for k, v in batches.items()}
+
+
 def _sum_over_batches(fn: Callable[[Any, jax.Array], Any], batches: Mapping[str, jax.Array],
                       unroll: bool) -> Any:
-    """Σ_b fn(batch_b, b) over the leading axis of `batches` (a pytree of equal-size results)."""
+    """Σ_b fn(batch_b, b) over the leading axis of `batches` (a pytree of equal-size results).
+
+    This is how a product over a whole split works: the batches are accumulated inside
+    one product (one rolled scan, or an unrolled sum), never as separate operators.
+    """
     num = batches["mask"].shape[0]
     if unroll:
         total = None
         for b in range(num):
-            out = fn({k: v[b] for k, v in batches.items()}, jnp.asarray(b))
+            out = fn(batch_at(batches, b), jnp.asarray(b))
             total = out if total is None else jax.tree_util.tree_map(jnp.add, total, out)
         return total
-    first = fn({k: v[0] for k, v in batches.items()}, jnp.asarray(0))
+    first = fn(batch_at(batches, 0), jnp.asarray(0))
     zeros = jax.tree_util.tree_map(jnp.zeros_like, first)
 
     def body(acc, xs):
@@ -121,9 +137,13 @@ def _loss_sum_fn(workload: Workload, model_state: Any, batch: Mapping[str, jax.A
     return lambda params: workload.loss_per_example(outputs(params), batch).sum()
 
 
-def example_count(batches: Mapping[str, jax.Array]) -> jax.Array:
-    """Number of real (mask 1) examples in stacked physical batches."""
-    return jnp.maximum(batches["mask"].sum(), 1.0)
+def loss_normalizer(workload: Workload, batches: Mapping[str, jax.Array]) -> jax.Array:
+    """What the summed losses of stacked physical batches are divided by: Σ_b of the
+    workload's `loss_normalizer` (the number of real examples by default; the number of
+    measured labels for ogbg), so the operators are those of the workload's own mean loss."""
+    num = batches["mask"].shape[0]
+    total = sum(workload.loss_normalizer(batch_at(batches, b)) for b in range(num))
+    return jnp.maximum(total, 1.0)
 
 
 def loss_and_gradient(workload: Workload, params: Any, model_state: Any,
@@ -135,15 +155,16 @@ def loss_and_gradient(workload: Workload, params: Any, model_state: Any,
         return jax.value_and_grad(_loss_sum_fn(workload, model_state, batch, policy, b))(params)
 
     loss, grads = _sum_over_batches(one, batches, policy.unroll)
-    count = example_count(batches)
+    count = loss_normalizer(workload, batches)
     return loss / count, ravel_pytree(grads)[0] / count
 
 
-def _averaged_matvec(params: Any, batches: Mapping[str, jax.Array], policy: OperatorPolicy,
+def _averaged_matvec(workload: Workload, params: Any, batches: Mapping[str, jax.Array],
+                     policy: OperatorPolicy,
                      product: Callable[[Mapping[str, jax.Array], jax.Array, Any], Any]) -> Matvec:
-    """v -> (Σ_b product(batch_b, b, tangent)) / #examples on flat vectors (shared by H and GGN)."""
+    """v -> (Σ_b product(batch_b, b, tangent)) / normalizer on flat vectors (shared by H and GGN)."""
     unravel = ravel_pytree(params)[1]
-    count = example_count(batches)
+    count = loss_normalizer(workload, batches)
 
     def matvec(v):
         tangent = unravel(v)
@@ -161,7 +182,7 @@ def hessian_matvec(workload: Workload, params: Any, model_state: Any,
         grad_fn = jax.grad(_loss_sum_fn(workload, model_state, batch, policy, b))
         return jax.jvp(grad_fn, (params,), (tangent,))[1]
 
-    return _averaged_matvec(params, batches, policy, product)
+    return _averaged_matvec(workload, params, batches, policy, product)
 
 
 def ggn_matvec(workload: Workload, params: Any, model_state: Any,
@@ -174,7 +195,7 @@ def ggn_matvec(workload: Workload, params: Any, model_state: Any,
         hjv = jax.jvp(jax.grad(lambda zz: workload.loss_per_example(zz, batch).sum()), (z,), (jv,))[1]
         return jax.vjp(outputs, params)[1](hjv)[0]
 
-    return _averaged_matvec(params, batches, policy, product)
+    return _averaged_matvec(workload, params, batches, policy, product)
 
 
 def minibatch_gradients(workload: Workload, params: Any, model_state: Any,
@@ -184,12 +205,11 @@ def minibatch_gradients(workload: Workload, params: Any, model_state: Any,
     def one(batch, b):
         loss_sum = _loss_sum_fn(workload, model_state, batch, policy, b)
         grad = ravel_pytree(jax.grad(loss_sum)(params))[0]
-        return grad / jnp.maximum(batch["mask"].sum(), 1.0)
+        return grad / jnp.maximum(workload.loss_normalizer(batch), 1.0)
 
     num = minibatches["mask"].shape[0]
     if policy.unroll:
-        return jnp.stack([one({k: v[b] for k, v in minibatches.items()}, jnp.asarray(b))
-                          for b in range(num)])
+        return jnp.stack([one(batch_at(minibatches, b), jnp.asarray(b)) for b in range(num)])
     return jax.lax.map(lambda xs: one(*xs), (dict(minibatches), jnp.arange(num)))
 
 

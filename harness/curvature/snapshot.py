@@ -1,15 +1,17 @@
 """Curvature snapshots of a trial: config, the fixed curvature data, and one snapshot's metrics.
 
 A `Snapshotter` is built once per trial: it draws the fixed curvature batch S
-(and, for "cov", the L fixed mini-batches) from the train split, puts them on
-the device and compiles the operators once. `snapshot(params, model_state)`
+(and, for "cov", the L fixed mini-batches) from a split (`data.py`), puts them
+on the device and compiles the operators once. `snapshot(params, model_state)`
 then returns, per requested kind, the scalar metrics and the arrays to store.
 
-Kinds: "hessian", "ggn" (Lanczos on the operator over S) and "cov" (Lanczos on
-the gradient covariance of L mini-batches, plus Jastrzębski et al.'s Gram metrics); any
-kind may be restricted to parameters matching a pattern: "hessian@Dense_0/*".
-The Lanczos loop is one compiled `fori_loop`, except on CPU for workloads with
-`slow_in_cpu_loops` (conv nets), where a Python loop drives a jitted product.
+Kinds: "hessian" and "ggn" (Lanczos on the operator over S, a trace estimate,
+Ritz residuals and per-metric convergence flags) and "cov" (the exact spectrum
+of the gradient covariance of L mini-batches from its Gram matrix, plus
+Jastrzębski et al.'s Gram metrics); any kind may be restricted to parameters
+matching a pattern: "hessian@Dense_0/*". The Lanczos loop is one compiled
+`fori_loop`, except on CPU for workloads with `slow_in_cpu_loops` (conv nets),
+where a Python loop drives a jitted product.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from harness.curvature import metrics as M
+from harness.curvature import trace as T
+from harness.curvature.covspectrum import CovarianceSpectrum, gram_float64
+from harness.curvature.data import curvature_batches, gradient_minibatches, split_of
 from harness.curvature.density import slq_density
-from harness.curvature.hutchinson import hutchinson_trace
 from harness.curvature.lanczos import LanczosResult, accumulate_in, lanczos_host, lanczos_traced
 from harness.curvature.operators import (OperatorPolicy, covariance_matvec, ggn_matvec, hessian_matvec,
-                                         loss_and_gradient, make_physical_batches, minibatch_gradients)
+                                         loss_and_gradient, minibatch_gradients)
 from harness.curvature.power import power_iteration
 from harness.curvature.subset import ParamSubset
 from harness.spec import Dataset, SpecError, Workload
@@ -39,6 +42,11 @@ KINDS = ("hessian", "ggn", "cov")
 LOOPS = ("auto", "scan", "host")
 #: the DB's curvature_snapshots.kind column holds at most this many characters.
 MAX_KIND_LENGTH = 128
+#: Jastrzębski et al. (2020) compute K with mini-batches of M = 128 whenever batch sizes are
+#: compared, so K does not scale as 1/M with the training batch size.
+PAPER_COV_BATCH_SIZE = 128
+#: SLQ nodes within this fraction of max |θ| of zero are zero for PNR (eps^(2/3) of float32).
+PNR_ZERO_TOL = float(np.finfo(np.float32).eps) ** (2.0 / 3.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,24 +54,32 @@ class SnapshotConfig:
     """What a snapshot computes and on which data; stored with every snapshot row."""
 
     kinds: tuple[str, ...] = ("hessian",)
-    #: examples in the fixed curvature batch S (drawn once per trial from the train split).
-    curvature_batch: int = 2048
+    #: examples in the fixed curvature batch S (drawn once per trial); None: the whole split,
+    #: accumulated over its physical batches inside every product.
+    curvature_batch: int | None = 2048
+    #: the split S is drawn from.
+    curvature_split: str = "train"
     #: examples per physical batch over S; None: the workload's training batch size.
     physical_batch: int | None = None
     lanczos_order: int = 20
-    #: Lanczos probes for the SLQ density (probe 0 also gives the Ritz metrics).
+    #: Lanczos probes for the SLQ density and PNR (probe 0 also gives the Ritz metrics).
     probes: int = 1
     top_k: tuple[int, ...] = (1, 5, 10)
-    #: L mini-batch gradients for "cov" (Jastrzębski et al. (2020) App. C: 25) of size M (None: training batch size).
+    #: a Ritz value is converged when its residual is <= ritz_tol x |θ| (metrics/flags).
+    ritz_tol: float = 1e-3
+    #: L mini-batch gradients for "cov" (Jastrzębski et al. App. C: 25) of M examples each;
+    #: M = None: the training batch size (their choice when only the learning rate varies).
     cov_batches: int = 25
-    cov_batch_size: int | None = None
-    #: Lanczos on the centered K instead of the uncentered Σ (Young, Snider & Feng §2.1) for "cov".
+    cov_batch_size: int | None = PAPER_COV_BATCH_SIZE
+    #: the "cov" spectrum of the centered K instead of the uncentered Σ.
     cov_centered: bool = False
-    #: SLQ Gaussian kernel width relative to the spread of the Ritz values.
+    #: the trace estimator behind ter_K, and its stochastic probes (0: no trace, no ter_K).
+    trace_method: T.TraceMethod = T.TraceMethod.KRYLOV
+    trace_probes: int = 10
+    #: SLQ Gaussian kernel width relative to the spread of the Ritz values (stored density only).
     density_sigma: float = 0.01
     density_points: int = 256
     power_iterations: int = 0
-    hutchinson_probes: int = 0
     #: accumulate the Lanczos vectors in float64 (x64 enabled during the snapshot).
     float64: bool = False
     loop: str = "auto"
@@ -74,19 +90,28 @@ class SnapshotConfig:
     def __post_init__(self):
         for kind in self.kinds:
             parse_kind(kind)
+        object.__setattr__(self, "trace_method", T.TraceMethod(self.trace_method))
         if self.lanczos_order < 2:
             raise SpecError(f"lanczos_order must be >= 2, got {self.lanczos_order}")
         if self.top_k and max(self.top_k) > self.lanczos_order:
             raise SpecError(f"top_k {max(self.top_k)} exceeds lanczos_order {self.lanczos_order}")
         if self.loop not in LOOPS:
             raise SpecError(f"unknown curvature loop {self.loop!r}; valid: {', '.join(LOOPS)}")
-        if self.probes < 1 or self.curvature_batch < 1 or self.cov_batches < 2:
-            raise SpecError("probes and curvature_batch must be >= 1 and cov_batches >= 2")
-        if self.density_sigma <= 0:
-            raise SpecError(f"density_sigma must be > 0, got {self.density_sigma}")
+        if self.probes < 1 or (self.curvature_batch is not None and self.curvature_batch < 1):
+            raise SpecError("probes and curvature_batch must be >= 1")
+        if self.cov_batches < 2 or (self.cov_batch_size is not None and self.cov_batch_size < 1):
+            raise SpecError("the covariance needs L = cov_batches >= 2 mini-batches of M >= 1 examples")
+        if self.trace_probes < 0 or (self.trace_method == T.TraceMethod.HUTCHPP
+                                     and 0 < self.trace_probes < 3):
+            raise SpecError(f"trace_probes must be 0 (no trace) or >= 1 (>= 3 for hutchpp), "
+                            f"got {self.trace_probes}")
+        if self.density_sigma <= 0 or self.ritz_tol <= 0:
+            raise SpecError("density_sigma and ritz_tol must be > 0")
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["trace_method"] = self.trace_method.value
+        return out
 
 
 def parse_kind(kind: str) -> tuple[str, str | None]:
@@ -124,24 +149,20 @@ class Snapshotter:
 
     def __init__(self, workload: Workload, dataset: Dataset, config: SnapshotConfig, *,
                  batch_size: int, hparams: Mapping[str, Any] | None = None):
-        if workload.input_mode != "device":
-            raise SpecError(f"curvature snapshots need a device-mode workload; {workload.name} feeds "
-                            "host batches (graphs), which the curvature batch does not support yet")
         self.workload, self.config = workload, config
         self.hparams = dict(hparams or {})
         self.host_loop = use_host_loop(workload, config.loop)
         self.policy = OperatorPolicy(train=config.train_mode, rng_seed=config.seed,
                                      unroll=self.host_loop)
-        train = dataset.splits.get("train")
-        if train is None:
-            raise SpecError(f"dataset {dataset.name} has no train split for curvature snapshots")
+        split = split_of(dataset, config.curvature_split)
         physical = config.physical_batch or batch_size
-        self.batches = jax.device_put(make_physical_batches(
-            train, config.curvature_batch, physical, config.seed))
+        self.batches = jax.device_put(curvature_batches(
+            workload, split, config.curvature_batch, physical, config.seed, train_mode=config.train_mode))
+        self.examples = float(np.sum(jax.device_get(self.batches["mask"])))
         self.minibatches = None
         if any(parse_kind(k)[0] == "cov" for k in config.kinds):
-            self.minibatches = jax.device_put(_minibatches(
-                train, config.cov_batches, config.cov_batch_size or batch_size, config.seed + 1))
+            self.minibatches = jax.device_put(gradient_minibatches(
+                workload, split, config.cov_batches, config.cov_batch_size or batch_size, config.seed + 1))
         self._compiled: dict[tuple, Callable] = {}
 
     # -- public -------------------------------------------------------------------------
@@ -165,65 +186,124 @@ class Snapshotter:
     def _one(self, kind: str, params: Any, model_state: Any):
         base, pattern = parse_kind(kind)
         subset = ParamSubset.from_pattern(params, pattern) if pattern else None
-        flat_dtype = ravel_pytree(params)[0].dtype
-        dtype = jnp.float64 if self.config.float64 else flat_dtype
         loss, grad = self._fn("grad")(params, model_state, self.batches)
-        extra: dict[str, np.ndarray] = {}
-        if base == "cov":
-            gradients = self._cov_gradients(params, model_state)
-            data = gradients
-            gram = np.asarray(jax.device_get(gradients @ gradients.T), np.float64)
-            extra["gram_eigenvalues"] = np.linalg.eigvalsh(M.centered_gram(gram))[::-1].copy()
-        else:
-            data = self.batches
         if subset is not None:
             grad = subset.select(grad)
-        dim = subset.indices.size if subset is not None else grad.shape[0]
-        order = min(self.config.lanczos_order, dim)
+        metrics = {"loss": float(loss), "grad_norm": float(jnp.linalg.norm(grad)),
+                   "curvature_examples": self.examples}
         if base == "cov":
-            order = min(order, self.config.cov_batches + 1)
-        matvec = functools.partial(self._fn(base, pattern, dtype, flat_dtype), params, model_state, data)
-        runs = []
-        for probe in range(self.config.probes):
-            # drawn in the parameters' dtype, so float64 accumulation starts from the same vector
-            v0 = jax.random.normal(jax.random.PRNGKey(self.config.seed * 1000 + probe), (dim,),
-                                   flat_dtype).astype(dtype)
-            basis, alphas, betas = self._lanczos(base, pattern, dtype, flat_dtype, matvec,
-                                                 params, model_state, data, v0, order)
-            runs.append(LanczosResult(np.asarray(alphas), np.asarray(betas)))
-            if probe == 0:
-                basis_gradient = np.asarray(basis @ grad.astype(dtype), np.float64)
-        metrics, arrays = self._spectral_metrics(runs, basis_gradient, base, pattern)
-        metrics.update(loss=float(loss), grad_norm=float(jnp.linalg.norm(grad)))
-        if base == "cov":
-            metrics.update(M.gram_metrics(gram, top=min(5, self.config.cov_batches - 1)))
-        arrays.update(extra)
-        metrics.update(self._extras(matvec, dim, dtype, base == "hessian" and pattern is None))
+            more, arrays = self._covariance(params, model_state, grad, subset)
+        else:
+            more, arrays = self._krylov(base, pattern, params, model_state, grad)
+        metrics.update(more)
         return metrics, arrays
 
-    def _spectral_metrics(self, runs, basis_gradient, base, pattern):
+    def _covariance(self, params, model_state, grad, subset):
+        """Σ's (or K's) whole spectrum from the Gram matrix of the L mini-batch gradients."""
         cfg = self.config
+        gradients = self._cov_gradients(params, model_state)
+        if subset is not None:
+            gradients = gradients[:, jnp.asarray(subset.indices)]
+        gram = gram_float64(gradients)
+        spectrum = CovarianceSpectrum.from_gram(gram, cfg.cov_centered)
+        eig = spectrum.eigenvalues
+        dim = gradients.shape[1]
+        coords = spectrum.coordinates(np.asarray(gradients @ grad.astype(gradients.dtype), np.float64))
+        metrics = {"max_eig": float(eig[0]),
+                   "min_eig": float(eig[-1]) if dim <= len(eig) else 0.0,
+                   "trace": spectrum.trace, "trace_stderr": 0.0, "pnr": float("inf"),
+                   "max_eig_converged": 1.0, "min_eig_converged": 1.0}
+        full = float(np.linalg.norm(coords))
+        for k in cfg.top_k:
+            if k > len(eig):
+                continue
+            if k > 1:
+                metrics[f"mer_{k}"] = M.mer(eig, k)
+                metrics[f"mer_{k}_converged"] = 1.0
+            metrics[f"ter_{k}"] = M.ter(spectrum.trace, eig, k)
+            metrics[f"pgr_{k}"] = float(np.linalg.norm(coords[:k]) / full) if full > 0 else float("nan")
+            metrics[f"ter_{k}_converged"] = metrics[f"pgr_{k}_converged"] = 1.0
+        metrics.update(M.gram_metrics(gram, top=min(5, cfg.cov_batches - 1)))
+        arrays = {"cov_eigenvalues": eig,
+                  "gram_eigenvalues": np.linalg.eigvalsh(M.centered_gram(gram))[::-1].copy()}
+        return metrics, arrays
+
+    def _krylov(self, base, pattern, params, model_state, grad):
+        """Lanczos (Ritz metrics, residuals, flags, SLQ/PNR) and a trace estimate of H or the GGN."""
+        cfg = self.config
+        flat_dtype = grad.dtype
+        dtype = jnp.float64 if cfg.float64 else flat_dtype
+        dim = grad.shape[0]
+        order = min(cfg.lanczos_order, dim)
+        data = self.batches
+        matvec = functools.partial(self._fn("matvec", pattern, dtype, flat_dtype, base=base),
+                                   params, model_state, data)
+        runs, basis0 = [], None
+        for probe in range(cfg.probes):
+            # drawn in the parameters' dtype, so float64 accumulation starts from the same vector
+            v0 = jax.random.normal(jax.random.PRNGKey(cfg.seed * 1000 + probe), (dim,),
+                                   flat_dtype).astype(dtype)
+            basis, alphas, betas = self._lanczos(base, pattern, dtype, flat_dtype, params, model_state,
+                                                 data, v0, order)
+            runs.append(LanczosResult.from_driver(alphas, betas))
+            if probe == 0:
+                basis0 = basis
         ritz, eigvecs = runs[0].ritz()
-        density = slq_density(runs, relative_sigma=cfg.density_sigma)
-        grid = density.grid(cfg.density_points)
+        residuals = runs[0].ritz_residuals()
+        ok = M.converged(ritz, residuals, cfg.ritz_tol)
+        descending = np.argsort(ritz)[::-1]
+        top_ok = ok[descending]
+        basis_gradient = np.asarray(basis0 @ grad.astype(dtype), np.float64)
+        nodes = np.stack([r.ritz()[0] for r in runs])
+        weights = np.stack([r.ritz()[1][0] ** 2 for r in runs])
         metrics = {"max_eig": M.max_eigenvalue(ritz), "min_eig": M.min_eigenvalue(ritz),
-                   "trace_tridiag": M.tridiagonal_trace(runs[0].alphas), "pnr": M.pnr(density),
-                   "density_sigma": density.sigma}
+                   "max_eig_converged": float(top_ok[0]), "min_eig_converged": float(ok[np.argmin(ritz)]),
+                   "ritz_converged_top": float(np.argmin(top_ok) if not top_ok.all() else len(top_ok)),
+                   "trace_tridiag": M.tridiagonal_trace(runs[0].alphas),
+                   "pnr": M.pnr(nodes, weights, PNR_ZERO_TOL)}
+        trace = self._trace(base, pattern, dtype, flat_dtype, params, model_state, basis0,
+                            metrics["trace_tridiag"], dim)
+        if trace is not None:
+            metrics.update(trace=trace.value, trace_stderr=trace.stderr, trace_products=float(trace.products))
         for k in cfg.top_k:
             if k > len(ritz):
                 continue
+            flag = float(top_ok[:k].all())
             if k > 1:
                 metrics[f"mer_{k}"] = M.mer(ritz, k)
-            metrics[f"ter_{k}"] = M.ter(runs[0].alphas, ritz, k)
+                metrics[f"mer_{k}_converged"] = float(top_ok[0] and top_ok[k - 1])
+            if trace is not None:
+                metrics[f"ter_{k}"] = M.ter(trace.value, ritz, k)
+                metrics[f"ter_{k}_converged"] = flag
+            metrics[f"ter_tridiag_{k}"] = M.ter_tridiag(runs[0].alphas, ritz, k)
             metrics[f"pgr_{k}"] = M.pgr(ritz, eigvecs, basis_gradient, k)
+            metrics[f"pgr_{k}_converged"] = flag
         if base == "hessian" and pattern is None:
             metrics.update(M.stability(metrics["max_eig"], self.hparams))
+        density = slq_density(runs, relative_sigma=cfg.density_sigma)
+        grid = density.grid(cfg.density_points)
+        metrics["density_sigma"] = density.sigma
+        metrics.update(self._power(matvec, dim, dtype, base == "hessian" and pattern is None))
         arrays = {"tridiag_alpha": np.stack([r.alphas for r in runs]),
                   "tridiag_beta": np.stack([r.betas for r in runs]),
-                  "ritz_values": ritz, "density_grid": grid, "density": density.evaluate(grid)}
+                  "ritz_values": ritz, "ritz_residuals": residuals,
+                  "density_grid": grid, "density": density.evaluate(grid)}
         return metrics, arrays
 
-    def _extras(self, matvec, dim, dtype, is_full_hessian):
+    def _trace(self, base, pattern, dtype, flat_dtype, params, model_state, basis, tridiag_trace, dim):
+        cfg = self.config
+        if cfg.trace_probes == 0:
+            return None
+        matmat = functools.partial(self._fn("matmat", pattern, dtype, flat_dtype, base=base),
+                                   params, model_state, self.batches)
+        key = jax.random.PRNGKey(cfg.seed + 11)
+        if cfg.trace_method == T.TraceMethod.HUTCHINSON:
+            return T.hutchinson(matmat, dim, cfg.trace_probes, key, dtype)
+        if cfg.trace_method == T.TraceMethod.HUTCHPP:
+            return T.hutchpp(matmat, dim, cfg.trace_probes, key, dtype)
+        return T.krylov_deflated(matmat, basis, tridiag_trace, cfg.trace_probes, key)
+
+    def _power(self, matvec, dim, dtype, is_full_hessian):
         out: dict[str, float] = {}
         cfg = self.config
         if cfg.power_iterations > 0:
@@ -235,10 +315,6 @@ class Snapshotter:
             if is_full_hessian:
                 out.update({f"power_{k}": v for k, v in
                             M.stability(power.eigenvalue, self.hparams).items()})
-        if cfg.hutchinson_probes > 0:
-            trace, stderr = hutchinson_trace(matvec, dim, cfg.hutchinson_probes,
-                                             jax.random.PRNGKey(cfg.seed + 11), dtype)
-            out.update(trace_hutchinson=trace, trace_hutchinson_stderr=stderr)
         return out
 
     # -- compiled pieces ----------------------------------------------------------------
@@ -248,9 +324,8 @@ class Snapshotter:
             return self._fn("minibatch_grads")(params, model_state, self.minibatches)
         one = self._fn("one_minibatch_grad")
         num = self.minibatches["mask"].shape[0]
-        return jnp.concatenate([one(params, model_state, {k: v[b:b + 1] for k, v in
-                                                          self.minibatches.items()})
-                                for b in range(num)])
+        return jnp.concatenate([one(params, model_state, jax.tree_util.tree_map(
+            lambda x, b=b: x[b:b + 1], self.minibatches)) for b in range(num)])
 
     def _operator(self, base, pattern, dtype, flat_dtype, params, model_state, data):
         w, policy = self.workload, self.policy
@@ -264,10 +339,10 @@ class Snapshotter:
             mv = ParamSubset.from_pattern(params, pattern).restrict(mv)
         return accumulate_in(mv, dtype, flat_dtype)
 
-    def _lanczos(self, base, pattern, dtype, flat_dtype, matvec, params, model_state, data, v0, order):
+    def _lanczos(self, base, pattern, dtype, flat_dtype, params, model_state, data, v0, order):
         if self.host_loop:
-            return lanczos_host(self._fn(base, pattern, dtype, flat_dtype), v0, order, self.config.seed,
-                                args=(params, model_state, data))
+            return lanczos_host(self._fn("matvec", pattern, dtype, flat_dtype, base=base), v0, order,
+                                self.config.seed, args=(params, model_state, data))
         key = ("lanczos", base, pattern, jnp.dtype(dtype).name, order)
         if key not in self._compiled:
             def run(params, model_state, data, v0):
@@ -276,29 +351,21 @@ class Snapshotter:
             self._compiled[key] = jax.jit(run)
         return self._compiled[key](params, model_state, data, v0)
 
-    def _fn(self, name, pattern=None, dtype=None, flat_dtype=None):
-        key = (name, pattern, None if dtype is None else jnp.dtype(dtype).name)
+    def _fn(self, name, pattern=None, dtype=None, flat_dtype=None, base=None):
+        """The compiled function `name` ("grad", mini-batch gradients, or the "matvec" /
+        batched "matmat" of operator `base`), built once per trial."""
+        key = (name, base, pattern, None if dtype is None else jnp.dtype(dtype).name)
         if key in self._compiled:
             return self._compiled[key]
         w, policy = self.workload, self.policy
         if name == "grad":
             fn = jax.jit(lambda p, s, d: loss_and_gradient(w, p, s, d, policy))
-        elif name == "minibatch_grads":
+        elif name in ("minibatch_grads", "one_minibatch_grad"):
             fn = jax.jit(lambda p, s, d: minibatch_gradients(w, p, s, d, policy))
-        elif name == "one_minibatch_grad":
-            fn = jax.jit(lambda p, s, d: minibatch_gradients(w, p, s, d, policy))
+        elif name == "matmat":
+            fn = jax.jit(lambda p, s, d, vs: jax.vmap(
+                self._operator(base, pattern, dtype, flat_dtype, p, s, d))(vs))
         else:
-            fn = jax.jit(lambda p, s, d, v: self._operator(name, pattern, dtype, flat_dtype, p, s, d)(v))
+            fn = jax.jit(lambda p, s, d, v: self._operator(base, pattern, dtype, flat_dtype, p, s, d)(v))
         self._compiled[key] = fn
         return fn
-
-
-def _minibatches(train: Mapping[str, np.ndarray], num: int, size: int, seed: int) -> dict[str, np.ndarray]:
-    """`num` mini-batches of `size` examples, each drawn without replacement, stacked (num, size, ...)."""
-    n = len(next(iter(train.values())))
-    size = min(size, n)
-    rng = np.random.default_rng(seed)
-    idx = np.stack([rng.choice(n, size, replace=False) for _ in range(num)])
-    out = {k: np.asarray(v)[idx] for k, v in train.items()}
-    out["mask"] = np.ones((num, size), np.float32)
-    return out
