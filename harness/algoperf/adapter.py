@@ -133,6 +133,7 @@ class AlgoPerfSubmission:
         #: (k, seed) of the search-space point the hyperparameters came from; None: hparams.json
         self.search_point: tuple[int, int] | None = None
         self._views: dict[int, AlgoPerfWorkload] = {}
+        self._loss_fns: dict[int, Callable] = {}
         self._opt_treedef = None
         self._opt_static: list[tuple[int, Any]] = []
         self._wants_train_state = "train_state" in inspect.signature(module.update_params).parameters
@@ -178,6 +179,14 @@ class AlgoPerfSubmission:
         if not self.devices:
             return batch
         return jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+
+    def _batch_loss(self, workload: Workload) -> Callable:
+        """The suite's training loss on a batch, compiled once (inlined inside a chunk)."""
+        fn = self._loss_fns.get(id(workload))
+        if fn is None:
+            fn = self._loss_fns[id(workload)] = jax.jit(
+                lambda p, s, b, r: workload.loss(p, s, b, train=True, rng=r)[0])
+        return fn
 
     # -- optimizer state: arrays through the chunk, Python objects kept here ----------------
 
@@ -256,7 +265,10 @@ class AlgoPerfSubmission:
             state = self.module.init_optimizer_state(self.view(workload), self._replicate(params),
                                                      self._replicate(model_state),
                                                      hyperparameters(hparams), rng)
-        return self._split_opt_state(state)
+        # the runner donates its state: an optimizer state holding the parameters themselves
+        # (a copy to train, an average) must own its buffers
+        given = {id(x) for x in jax.tree_util.tree_leaves((params, model_state))}
+        return [jnp.copy(x) if id(x) in given else x for x in self._split_opt_state(state)]
 
     def data_selection(self, workload: Workload, next_batch: Callable[[jax.Array], Any],
                        opt_state: Sequence[Any], params: Any, model_state: Any,
@@ -278,8 +290,8 @@ class AlgoPerfSubmission:
                       hparams: Mapping[str, Any], step: Any, rng: jax.Array
                       ) -> tuple[Any, Any, list[Any], dict[str, jax.Array]]:
         traced = isinstance(step, jax.core.Tracer)
-        loss, _ = workload.loss(params, model_state, to_suite_batch(self._unshard_batch(batch)),
-                                train=True, rng=rng)
+        loss = self._batch_loss(workload)(params, model_state,
+                                          to_suite_batch(self._unshard_batch(batch)), rng)
         kwargs = self._common(workload, params, model_state, opt_state, hparams)
         view = kwargs["workload"]
         kwargs.update(current_params_types=view.model_params_types, batch=batch,
