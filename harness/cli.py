@@ -80,10 +80,10 @@ def _train(workload_spec: str, submission_path: str, seeds: list[int], database:
            hparams: list[str], data_dir: str | None, data_source: str | None, max_steps: int | None,
            eval_every: int | None, chunk_mode: str, quiet: bool,
            dataset: Dataset | None = None, curvature: SnapshotConfig | None = None,
-           curvature_every: str = DEFAULT_SCHEDULE) -> list[TrialResult]:
+           curvature_every: str = DEFAULT_SCHEDULE, search_point: int = 0) -> list[TrialResult]:
     try:
         workload = get_workload(workload_spec)
-        submission = load_submission(submission_path, hparams)
+        submission = load_submission(submission_path, hparams, search_point=search_point)
         dataset = dataset or workload.load_data(data_dir, data_source)
     except (SpecError, DataUnavailable, ValueError) as e:
         _fail(str(e))
@@ -141,6 +141,9 @@ def run(
         help="snapshot steps: init | every:N | log:K:END | at:S1/S2, comma-separated")] = DEFAULT_SCHEDULE,
     curvature_batch: Annotated[int, typer.Option(min=1, help="examples in the fixed curvature batch")] = 2048,
     lanczos_order: Annotated[int, typer.Option(min=2, help="Lanczos steps per snapshot")] = 20,
+    search_point: Annotated[int, typer.Option(min=0, help=(
+        "AlgoPerf-format submission with a tuning_search_space.json: use its point K (listed "
+        "points in order; ranges: the K-th quasi-random point)"))] = 0,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
     database = _open(db)
@@ -156,7 +159,8 @@ def run(
     results = _train(workload, submission, list(range(seed_start, seed_start + seeds)), database,
                      hparams=hparam, data_dir=data_dir, data_source=data_source,
                      max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
-                     quiet=quiet or as_json, curvature=config, curvature_every=curvature_every)
+                     quiet=quiet or as_json, curvature=config, curvature_every=curvature_every,
+                     search_point=search_point)
     if as_json:
         print(json.dumps(_jsonable([r.to_json() for r in results]), indent=2))
         return
