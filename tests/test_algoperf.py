@@ -270,3 +270,24 @@ def test_pmap_submission_on_two_local_devices():
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("reached")
+
+
+def test_algoperf_mnist_is_algoperfs_definition():
+    from harness.spec import DataUnavailable
+    from workloads.algoperf_mnist import SAMPLE_SOURCE
+
+    workload = get_workload("algoperf_mnist")
+    assert workload.target.value == 0.97 and workload.step_hint == 7813
+    assert AlgoPerfWorkload(workload).name == "mnist" and AlgoPerfWorkload(workload).step_hint == 7813
+    shapes = AlgoPerfWorkload(workload).param_shapes
+    assert shapes["Dense_0"]["kernel"].shape_tuple == (784, 128)
+    assert shapes["Dense_1"]["kernel"].shape_tuple == (128, 10) and len(shapes) == 2
+    with pytest.raises(DataUnavailable, match="--data-source sample"):
+        workload.load_data()
+    sample = workload.load_data(source="sample")
+    assert sample.source == SAMPLE_SOURCE and sample.size("validation") == 1000
+    params = {"Dense_0": {"kernel": jnp.eye(784, 128), "bias": jnp.zeros(128)},
+              "Dense_1": {"kernel": jnp.ones((128, 10)), "bias": jnp.zeros(10)}}
+    x = jnp.full((1, 28, 28, 1), 0.1307)
+    logits, _ = jax.jit(lambda p, x: workload.apply(p, {}, x, train=False))(params, x)
+    np.testing.assert_allclose(logits, 64.0, rtol=1e-5)  # normalised to 0: sigmoid(0) = 1/2 x 128
