@@ -37,9 +37,10 @@ def test_trapezoid_score_agrees_with_exact_integral_within_its_bound(num_points)
     assert worst > bound / 4, "random tables should come near the bound"
 
 
-def test_scores_agree_exactly_where_the_profile_has_no_steps_inside():
+def test_scores_agree_exactly_when_ratios_are_one_or_beyond_tau_max():
     times = {"a": {"w1": 1.0, "w2": 2.0}, "b": {"w1": 10.0, "w2": 1.0}}
-    # ratios: a = (1, 2), b = (10, 1); tau grid of 4 points: 1, 2, 3, 4 -> steps on grid points
+    # ratios: a = (1, 2), b = (10, 1); tau grid of 4 points: 1, 2, 3, 4; a's step at 2 is
+    # smeared over [1, 2] by the trapezoid rule, b has no step inside (1, 4]
     exact = performance_profile_scores(times, ["w1", "w2"])
     trap = algoperf_scores(times, ["w1", "w2"], num_points=4)
     assert exact["b"] == trap["b"] == 0.5

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, ModuleType
@@ -112,13 +113,17 @@ class _InputQueue(Iterator):
         return self._layout(to_algoperf_batch(self._next_batch(key)))
 
 
-def hyperparameters(hparams: Mapping[str, Any]) -> tuple:
-    """The hyperparameters as AlgoPerf passes them: a namedtuple named Hyperparameters."""
+@functools.lru_cache(maxsize=64)
+def _hyperparameters_class(names: tuple[str, ...]) -> type:
     try:
-        cls = collections.namedtuple("Hyperparameters", list(hparams))
+        return collections.namedtuple("Hyperparameters", names)
     except ValueError as e:
         raise SpecError(f"hyperparameter names must be Python identifiers: {e}") from None
-    return cls(**hparams)
+
+
+def hyperparameters(hparams: Mapping[str, Any]) -> tuple:
+    """The hyperparameters as AlgoPerf passes them: a namedtuple named Hyperparameters."""
+    return _hyperparameters_class(tuple(hparams))(**hparams)
 
 
 class AlgoPerfSubmission:
