@@ -49,6 +49,15 @@ Spec for `harness/runner.py` (the runner is not changed here; these are the hook
 6. The run record also stores which search point the hyperparameters came from:
    `submission.module.search_point` is `(k, seed)` or None (hparams.json).
 
+7. Groups (the vectorised engine on main). An AlgoPerf submission's optimizer state usually holds
+   Python objects built from the hyperparameters in `init_optimizer_state` (optax's update
+   function closing over a schedule); the adapter keeps them outside the traced state, one set
+   per adapter. So a compiled program may hold several *seeds* of one hyperparameter point, not
+   several points: group AlgoPerf trials by their full hparams, and pass those hparams as static
+   Python values (submissions compute Python ints from them, e.g. warmup steps). Submissions
+   with `prepare_for_eval`, or in concrete-step mode, need host evaluation (not the in-loop
+   eval), since prepare_for_eval runs on the host before each eval.
+
 `prepare_for_eval` and `ConcreteSteps` derive their keys from the trial seed like the runner:
 `key = fold_in(PRNGKey(0), seed)`; prepare_for_eval at step t: `fold_in(fold_in(key, 3), t)`
 (add to RNG_DERIVATION).
