@@ -302,6 +302,9 @@ def run(
     cov_batches: CovBatchesOpt = None,
     cov_batch_size: CovBatchSizeOpt = None,
     cov_centered: CovCenteredOpt = None,
+    search_point: Annotated[int, typer.Option(min=0, help=(
+        "AlgoPerf-format submission with a tuning_search_space.json: use its point K (listed "
+        "points in order; ranges: the K-th quasi-random point)"))] = 0,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
     overrides = _parse_single(workload, hparam, "run")
@@ -322,7 +325,15 @@ def run(
     options = _trial_options("run", max_steps=max_steps, eval_every=eval_every,
                              chunk_mode=chunk_mode, stop_at_target=stop_at_target,
                              divergence_factor=divergence_factor, tag=tag)
-    requests = [TrialRequest(workload, submission, overrides, seed)
+    point: dict[str, Any] = {}
+    if search_point:  # point 0 is what the folder loads to by default
+        from harness.submissions import load_submission
+
+        try:
+            point = load_submission(submission, search_point=search_point).hparams
+        except SpecError as e:
+            _fail(str(e))
+    requests = [TrialRequest(workload, submission, {**point, **overrides}, seed)
                 for seed in range(seed_start, seed_start + seeds)]
     sweep = _sweep(requests, options, database.url, quiet=quiet or as_json,
                    command=_command_line(ctx), data_dir=data_dir, data_source=data_source,

@@ -93,11 +93,23 @@ def apply_overrides(name: str, defaults: Mapping[str, Any], overrides: Mapping[s
     return {**defaults, **overrides}
 
 
-def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] = ()) -> Submission:
-    """Import `path/submission.py`, read `path/hparams.json`, apply overrides of known keys only."""
+def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] = (),
+                    search_point: int = 0) -> Submission:
+    """Import `path/submission.py`, read `path/hparams.json`, apply overrides of known keys only.
+
+    A folder in AlgoPerf's format (tuning_search_space.json, or a submission.py importing
+    `algoperf`) is loaded unmodified through `harness.algoperf`; `search_point` picks its point."""
     path = Path(path)
     if path.is_file() and path.name == "submission.py":
         path = path.parent
+    from harness.algoperf.loading import is_algoperf_folder, load_algoperf_submission
+
+    if is_algoperf_folder(path):
+        return load_algoperf_submission(path.resolve(), overrides if isinstance(overrides, dict)
+                                        else parse_overrides(overrides), search_point)
+    if search_point:
+        raise SpecError(f"--search-point {search_point}: submission {path.name} has a fixed "
+                        "hparams.json, not a tuning_search_space.json")
     source, hp_file = path / "submission.py", path / "hparams.json"
     if not source.is_file():
         raise SpecError(f"{path} is not a submission: no submission.py there")

@@ -31,6 +31,13 @@ def test_vmap_seeds_prints_every_path_against_one_seed():
         assert label in out
 
 
+def test_algoperf_adapter_prints_every_pair():
+    out = run_script("algoperf_adapter.py", "--steps", "5", "--repeats", "1")
+    for label in ("adamw native, chunk", "adamw AlgoPerf (jit), chunk", "adamw AlgoPerf, concrete step",
+                  "adam AlgoPerf (pmap), chunk", "x native"):
+        assert label in out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,args,expect", [
     ("curvature_overhead.py", ("--repeats", "1"), "snapshot / (m x product)"),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from harness.spec import SpecError, Workload
+from workloads.algoperf_mnist import AlgoPerfMnist
 from workloads.cifar import CifarResNet18, CifarResNetLN, CifarSimpleCNN
 from workloads.mnist_mlp import FashionMnistMlp, MnistMlp
 from workloads.ogbg_molpcba import OgbgMolpcba
 from workloads.toy import UV, LowRank, NoisyQuadratic
 
 REGISTRY: dict[str, type[Workload]] = {
-    w.name: w for w in (MnistMlp, FashionMnistMlp, OgbgMolpcba, CifarSimpleCNN, CifarResNetLN,
+    w.name: w for w in (MnistMlp, FashionMnistMlp, AlgoPerfMnist, OgbgMolpcba, CifarSimpleCNN, CifarResNetLN,
                         CifarResNet18, LowRank, UV, NoisyQuadratic)}
 
 

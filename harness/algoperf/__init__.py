@@ -1,0 +1,13 @@
+"""AlgoPerf compatibility: run AlgoPerf's JAX submission files unmodified and score as AlgoPerf.
+
+- `api/`            the names AlgoPerf submissions import (`algoperf.spec`, ...), from its docs
+- `shim`            puts `api` in sys.modules as `algoperf` while a submission is loaded or called
+- `workload_view`   a suite workload seen through AlgoPerf's Workload API
+- `adapter`         an AlgoPerf submission behind the suite's submission API
+- `loading`         recognising an AlgoPerf-format folder (`harness.submissions` delegates here)
+- `search_space`    tuning_search_space.json: lists of points, ranges, quasi-random sampling
+- `scoring`         the external-tuning ruleset's times and AlgoPerf's performance-profile score
+- `hooks`           the runner hooks AlgoPerf has (prepare_for_eval, eval_results,
+                    TrainingCompleteError, concrete global_step, AlgoPerf's timing): the
+                    library side and the spec of what the runner does with it
+"""

@@ -1,0 +1,209 @@
+"""A suite `Workload` seen through AlgoPerf's Workload API, as AlgoPerf submissions call it.
+
+What a view provides: `param_shapes`, `model_params_types`, `step_hint`, `loss_type`,
+`model_fn(params, batch, model_state, mode, rng, update_batch_norm, dropout_rate)`,
+`loss_fn(label_batch, logits_batch, mask_batch, label_smoothing)` returning AlgoPerf's dict
+(`summed`, `n_valid_examples`, `per_example`), `init_model_fn`, `is_output_params`,
+`output_activation_fn`, the target and dataset sizes, and `metrics_logger` (None).
+
+What a suite workload cannot honour, and raises `Unsupported` for when asked:
+- `dropout_rate` other than 0 (or None): no suite workload takes a dropout rate at call time (a
+  traced rate cannot be checked here; `AlgoPerfSubmission` checks the hyperparameters instead);
+- `mode=TRAIN` with `update_batch_norm=False` on a model with batch statistics: the suite's
+  `apply` updates them whenever it trains;
+- `label_smoothing` other than 0 on a loss that is not softmax cross-entropy;
+- AlgoPerf's input pipeline and evaluation (`_build_input_queue`, `eval_model`): the suite's runner
+  feeds batches and evaluates;
+- graph workloads (ogbg_molpcba): their batches are the suite's jraph layout, not AlgoPerf's.
+
+Batches a submission sees are AlgoPerf's: `inputs`, `targets`, and `weights` (1.0 for a real
+example, 0.0 for padding: the suite's `mask`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from harness.algoperf.api import param_utils, spec
+from harness.algoperf.names import LOSS_TYPES, algoperf_name
+from harness.spec import SpecError, Workload
+
+
+class Unsupported(SpecError):
+    """An AlgoPerf workload feature the wrapped suite workload cannot honour."""
+
+
+def to_suite_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """AlgoPerf batch (`weights`) -> suite batch (`mask`); other keys unchanged."""
+    out = {k: v for k, v in batch.items() if k != "weights"}
+    if "weights" in batch:
+        out["mask"] = batch["weights"]
+    elif "mask" not in out:
+        out["mask"] = jnp.ones(jax.tree_util.tree_leaves(batch["targets"])[0].shape[:1], jnp.float32)
+    return out
+
+
+def to_algoperf_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """Suite batch (`mask`) -> AlgoPerf batch (`weights`); other keys unchanged."""
+    out = {k: v for k, v in batch.items() if k != "mask"}
+    if "mask" in batch:
+        out["weights"] = batch["mask"]
+    return out
+
+
+def _concrete_float(x: Any) -> float | None:
+    """The value of a Python or concrete number; None when it is traced."""
+    try:
+        return float(x)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
+        return None
+
+
+class AlgoPerfWorkload(spec.Workload):
+    """AlgoPerf's Workload API over one suite workload variant (see the module docstring)."""
+
+    def __init__(self, workload: Workload):
+        if workload.input_mode != "device":
+            raise Unsupported(f"{workload.name} cannot be offered to AlgoPerf submissions: its "
+                              "batches are the suite's graph layout (jraph), not AlgoPerf's")
+        self.workload = workload
+        self.metrics_logger = None
+        self._shapes = None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """AlgoPerf's name for this workload (what `get_batch_size` is asked about)."""
+        return algoperf_name(self.workload.name)
+
+    def __repr__(self) -> str:
+        return f"AlgoPerfWorkload({self.workload.spec})"
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def _param_shape_tree(self) -> Any:
+        if self._shapes is None:
+            params, _ = jax.eval_shape(self.workload.init, jax.random.PRNGKey(0))
+            self._shapes = param_utils.jax_param_shapes(params)
+        return self._shapes
+
+    @property
+    def param_shapes(self) -> Any:
+        return self._param_shape_tree()
+
+    @property
+    def model_params_types(self) -> Any:
+        return param_utils.jax_param_types(self._param_shape_tree())
+
+    def init_model_fn(self, rng: jax.Array) -> tuple[Any, Any]:
+        """(params, model_state) of the suite workload."""
+        return self.workload.init(rng)
+
+    def is_output_params(self, param_key: str) -> bool:
+        """True for the last top-level module of the parameter tree (the output layer)."""
+        keys = list(self._param_shape_tree())
+        return bool(keys) and param_key == keys[-1]
+
+    # -- schedule, target, data sizes -------------------------------------------------------
+
+    @property
+    def step_hint(self) -> int:
+        """The workload's `step_hint` where it defines one (algoperf_mnist: AlgoPerf's 7813),
+        else its step budget `max_steps`."""
+        return int(getattr(self.workload, "step_hint", self.workload.max_steps))
+
+    @property
+    def loss_type(self) -> spec.LossType:
+        if self.workload.name not in LOSS_TYPES:
+            raise Unsupported(f"{self.workload.name} has no AlgoPerf loss type")
+        return LOSS_TYPES[self.workload.name]
+
+    @property
+    def target_metric_name(self) -> str:
+        return self.workload.target.metric
+
+    @property
+    def validation_target_value(self) -> float:
+        return self.workload.target.value
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.workload.eval_batch_size
+
+    @property
+    def train_mean(self) -> Any:
+        return getattr(self.workload, "train_mean", 0.0)
+
+    @property
+    def train_stddev(self) -> Any:
+        return getattr(self.workload, "train_stddev", 1.0)
+
+    # -- model and loss ---------------------------------------------------------------------
+
+    def model_fn(self, params: Any, augmented_and_preprocessed_input_batch: Mapping[str, Any],
+                 model_state: Any, mode: spec.ForwardPassMode, rng: Any, update_batch_norm: bool,
+                 dropout_rate: float | None = None) -> tuple[jax.Array, Any]:
+        """(logits, new model state): the suite workload's `apply`, train=(mode is TRAIN)."""
+        if dropout_rate is not None and _concrete_float(dropout_rate) not in (None, 0.0):
+            raise Unsupported(f"{self.workload.spec} has no dropout: dropout_rate={dropout_rate} "
+                              "cannot be honoured (use 0.0)")
+        train = getattr(mode, "name", mode) == "TRAIN"
+        has_state = bool(jax.tree_util.tree_leaves(model_state))
+        if train and has_state and not update_batch_norm:
+            raise Unsupported(f"{self.workload.spec}: training without updating batch statistics "
+                              "(update_batch_norm=False) is not available")
+        state = {} if model_state is None else model_state
+        outputs, new_state = self.workload.apply(params, state, augmented_and_preprocessed_input_batch["inputs"],
+                                                 train=train, rng=rng)
+        if model_state is None and not jax.tree_util.tree_leaves(new_state):
+            new_state = None
+        return outputs, new_state
+
+    def loss_fn(self, label_batch: Any, logits_batch: jax.Array, mask_batch: Any = None,
+                label_smoothing: float = 0.0) -> dict[str, jax.Array]:
+        """AlgoPerf's loss dict: `summed` (masked sum), `n_valid_examples`, `per_example`.
+
+        The per-example loss is the suite workload's own (`loss_per_example`); label smoothing
+        uses `optax.smooth_labels` and is available for softmax cross-entropy only.
+        """
+        n = logits_batch.shape[0]
+        mask = jnp.ones((n,), logits_batch.dtype) if mask_batch is None else mask_batch
+        batch = {"targets": label_batch, "mask": mask}
+        smoothing = _concrete_float(label_smoothing)
+        if smoothing is None or smoothing != 0.0:
+            if self.loss_type is not spec.LossType.SOFTMAX_CROSS_ENTROPY:
+                raise Unsupported(f"{self.workload.spec}: label smoothing needs a softmax "
+                                  f"cross-entropy loss, not {self.loss_type.name}")
+            onehot = jax.nn.one_hot(label_batch, logits_batch.shape[-1])
+            targets = optax.smooth_labels(onehot, label_smoothing)
+            per_example = optax.softmax_cross_entropy(logits_batch, targets) * (mask > 0)
+        else:
+            per_example = self.workload.loss_per_example(logits_batch, batch)
+        return {"summed": per_example.sum(), "n_valid_examples": self.workload.loss_normalizer(batch),
+                "per_example": per_example}
+
+    def output_activation_fn(self, logits_batch: jax.Array, framework: str = "jax") -> jax.Array:
+        """Logits to probabilities as the loss type says (JAX only)."""
+        if framework != "jax":
+            raise Unsupported("only the JAX framework is supported")
+        kind = self.loss_type
+        if kind in (spec.LossType.SOFTMAX_CROSS_ENTROPY, spec.LossType.CTC_LOSS):
+            return jax.nn.softmax(logits_batch)
+        if kind is spec.LossType.SIGMOID_CROSS_ENTROPY:
+            return jax.nn.sigmoid(logits_batch)
+        return logits_batch
+
+    # -- what the suite does itself ---------------------------------------------------------
+
+    def _build_input_queue(self, *args: Any, **kwargs: Any) -> Any:
+        raise Unsupported("the suite's runner feeds the batches; AlgoPerf forbids submissions to "
+                          "build input queues too")
+
+    def eval_model(self, *args: Any, **kwargs: Any) -> Any:
+        raise Unsupported("the suite's runner evaluates; eval_results are passed to submissions")
