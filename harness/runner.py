@@ -13,6 +13,18 @@ traced: its trials fall back to one program per distinct hyperparameter set (see
 vmapped), with the reason in each TrialResult and a log line. `max_group_size` caps the
 trials per program; programs are shared by the pieces they are cut into, so trials run
 one after the other (max_group_size=1) still compile once.
+
+AlgoPerf-format submissions (harness/algoperf) get AlgoPerf's runner hooks, as
+harness/algoperf/hooks.py specifies: their trials are grouped by their full hyperparameter
+point, passed as static Python values (the adapter keeps the optimizer's Python objects outside
+the traced state, so a program holds seeds of one point). A submission that needs a concrete
+Python int `global_step` (it branches on it, reads eval_results/train_state, raises
+TrainingCompleteError) is found by tracing one step (`NeedsConcreteStep`); it and a submission
+with `prepare_for_eval` run in concrete-step mode (`ConcreteSteps`, chunk_mode "concrete", the
+reason in TrialResult.concrete_reason) with host evaluation: prepare_for_eval (timed) before
+each eval, eval_results handed back after it, TrainingCompleteError ending the trial with a
+final eval. Both times are kept: the suite's training-only time_to_target_s and AlgoPerf's
+(training + its compilation + prepare_for_eval), algoperf_time_to_target_s.
 """
 
 from __future__ import annotations
@@ -34,6 +46,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness import environment, guards
+from harness.algoperf.adapter import AlgoPerfSubmission, NeedsConcreteStep
+from harness.algoperf.hooks import (PREPARE_RNG_DERIVATION, AlgoPerfClock, ConcreteSteps,
+                                    record_eval, timed_prepare_for_eval)
 from harness.data.prefetch import prefetch
 from harness.db import Database
 from harness.db.models import RunOrigin, utcnow
@@ -47,10 +62,29 @@ from harness.vectorised import (EVAL_IN_LOOP_MAX_BYTES, SEGMENT_STEPS, Batching,
                                 Stop, hparam_arrays, stacked_eval_data, take, traced_names)
 
 __all__ = ["CHUNK_MODES", "DIVERGENCE_FACTOR", "HOST_CHUNK_STEPS", "HOST_PREFETCH",
-           "RNG_DERIVATION", "CompileCache", "TrialOptions", "TrialResult", "TrialSpec",
+           "RNG_DERIVATION", "CompileCache", "Evaluator", "TrialOptions", "TrialResult", "TrialSpec",
            "pick_chunk_mode", "run_group", "run_trial", "trial_keys"]
 
 log = logging.getLogger(__name__)
+
+
+def _is_algoperf(submission: Submission) -> bool:
+    return isinstance(submission.module, AlgoPerfSubmission)
+
+
+class Evaluator:
+    """Host evaluation of one trial's parameters on a split (or on given eval batches): the
+    workload's eval_batch compiled once, finalize_metrics over the batches."""
+
+    def __init__(self, workload: Workload, split: Any = None, eval_batches: Sequence[Any] | None = None):
+        if eval_batches is None:
+            eval_batches = [jax.device_put(b) for b in workload.eval_batches(split, workload.eval_batch_size)]
+        self.workload, self.batches = workload, list(eval_batches)
+        self._eval = jax.jit(workload.eval_batch)
+
+    def __call__(self, params: Any, model_state: Any) -> dict[str, float]:
+        outs = jax.device_get([self._eval(params, model_state, b) for b in self.batches])
+        return self.workload.finalize_metrics(outs)
 
 
 class _Ledger:
@@ -92,9 +126,14 @@ class _Ledger:
         if self.on_eval is not None:
             self.on_eval(step, metrics)
 
-    def finish(self, status: str, error: str | None, compile_s: float, compiles: int) -> None:
+    def finish(self, status: str, error: str | None, compile_s: float, compiles: int,
+               algoperf: bool = False) -> None:
+        """algoperf: AlgoPerf-format trial in a compiled chunk; AlgoPerf's time-to-target is then
+        the training time plus the compilation (concrete-step trials set it as they go)."""
         r = self.result
         r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
+        if algoperf and r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
+            r.algoperf_time_to_target_s = r.time_to_target_s + compile_s
         if self.db is None:
             return
         if (rest := self._flush()) is not None:
@@ -102,7 +141,9 @@ class _Ledger:
         self.db.update_run(r.run_id, status=status, error=error, compile_s=r.compile_s,
                            compiles=r.compiles, train_s=r.train_s, eval_s=r.eval_s,
                            final_step=r.final_step, steps_to_target=r.steps_to_target,
-                           time_to_target_s=r.time_to_target_s, finished_at=utcnow())
+                           time_to_target_s=r.time_to_target_s,
+                           algoperf_time_to_target_s=r.algoperf_time_to_target_s,
+                           finished_at=utcnow())
 
 
 @dataclasses.dataclass
@@ -112,6 +153,8 @@ class _Piece:
     program: Program
     indices: list[int]
     note: str | None = None
+    #: why these (AlgoPerf-format) trials run in concrete-step mode; None: compiled chunks
+    concrete: str | None = None
 
 
 @dataclasses.dataclass
@@ -175,8 +218,13 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
     all_names = sorted(ctx.hparams[0])
     pieces: list[_Piece] = []
     first = ctx.hparams[0]
-    for indices in _split_by(range(len(ctx.trials)), ctx.hparams,
-                             [k for k in all_names if k not in traced_names(first)]).values():
+    if _is_algoperf(ctx.submission):
+        for same in _split_by(range(len(ctx.trials)), ctx.hparams, all_names).values():
+            shared = program(ctx.hparams[same[0]], ())
+            pieces.append(_Piece(shared, same, None, _concrete_reason(ctx, shared, fed)))
+    for indices in ([] if pieces else _split_by(
+            range(len(ctx.trials)), ctx.hparams,
+            [k for k in all_names if k not in traced_names(first)]).values()):
         hp = ctx.hparams[indices[0]]
         traced = traced_names(hp)
         shared = program({k: v for k, v in hp.items() if k not in traced}, traced)
@@ -192,23 +240,48 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
     size = ctx.options.max_group_size
     if size is None:
         return pieces
-    return [_Piece(p.program, p.indices[i:i + size], p.note)
+    return [_Piece(p.program, p.indices[i:i + size], p.note, p.concrete)
             for p in pieces for i in range(0, len(p.indices), size)]
 
 
-def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | None) -> _Ledger:
+def _concrete_reason(ctx: _Context, program: Program, fed: Any) -> str | None:
+    """Why an AlgoPerf-format submission cannot train in compiled chunks, or None: tracing one
+    step with a traced step count raises NeedsConcreteStep; prepare_for_eval runs on the host
+    before each eval, between steps."""
+    hp = ctx.hparams[0]
+    keys = jax.random.split(jax.random.PRNGKey(0))
+    carry = jax.eval_shape(lambda: program.init([{"init": keys[0], "optimizer": keys[1]}], [hp]))
+    key = jax.ShapeDtypeStruct((1, 2), jnp.uint32)
+    try:
+        jax.eval_shape(lambda c, f, k, step: program._step(c, step, ctx.train_data, f, {}, k),
+                       carry, fed, key, jax.ShapeDtypeStruct((), jnp.int32))
+    except NeedsConcreteStep as e:
+        return e.reason.name
+    if ctx.submission.module.has_prepare_for_eval:
+        return "PREPARE_FOR_EVAL"
+    return None
+
+
+def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | None,
+           concrete: str | None = None) -> _Ledger:
     w, sub, trial = ctx.workload, ctx.submission, ctx.trials[index]
     hparams = ctx.hparams[index]
+    algoperf = _is_algoperf(sub)
+    point = sub.module.search_point if algoperf else None
     result = TrialResult(run_id=str(uuid.uuid4()), workload=w.spec, submission=sub.name,
                          seed=trial.seed, chunk_mode=mode, group_size=group_size,
-                         vectorise_note=note, hparams=dict(hparams))
+                         vectorise_note=note, hparams=dict(hparams), concrete_reason=concrete,
+                         search_point=None if point is None else tuple(point))
     if ctx.db is not None:
         env = environment.fingerprint()
         o = ctx.options
         ctx.db.start_run(
             id=result.run_id, workload=w.name, variant=w.spec, workload_version=w.version,
             submission=sub.name, submission_path=str(sub.path), submission_hash=sub.code_hash,
-            hparams=hparams, seed=trial.seed, rng_derivation=RNG_DERIVATION,
+            hparams=hparams, seed=trial.seed,
+            rng_derivation=(f"{RNG_DERIVATION}; {PREPARE_RNG_DERIVATION}" if algoperf
+                            else RNG_DERIVATION),
+            search_point=None if point is None else {"k": int(point[0]), "seed": int(point[1])},
             batch_size=ctx.batch_size, max_steps=ctx.resolved.max_steps,
             eval_every=ctx.resolved.eval_every, chunk_mode=mode,
             data_source=ctx.dataset.source, data_fingerprint=ctx.dataset.fingerprint,
@@ -236,8 +309,11 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
     ledgers = [_start(ctx, i, t, ctx.mode, piece.note) for i in idx]
     compile0, compiles0 = program.compile_s, program.compiles
 
+    algoperf = _is_algoperf(ctx.submission)
+
     def finish(j: int, status: str, error: str | None = None) -> None:
-        ledgers[j].finish(status, error, program.compile_s - compile0, program.compiles - compiles0)
+        ledgers[j].finish(status, error, program.compile_s - compile0, program.compiles - compiles0,
+                          algoperf)
 
     host_batches = None
     try:
@@ -353,6 +429,99 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
             it.close()  # stops the prefetch thread
 
 
+def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
+    """One AlgoPerf-format trial in concrete-step mode (module docstring): AlgoPerf's runner
+    loop with the suite's keys, schedule, stops and rows."""
+    w, o, trial = ctx.workload, ctx.resolved, ctx.trials[index]
+    if w.input_mode == "host":
+        raise SpecError(f"{w.spec} feeds batches from the host; concrete-step mode (needed by "
+                        f"submission {ctx.submission.name}: {reason}) samples on the device: "
+                        "use a device-input workload")
+    sub = dataclasses.replace(ctx.submission, hparams=ctx.hparams[index])
+    module: AlgoPerfSubmission = sub.module
+    module.eval_results.clear()
+    module.train_state.update(validation_goal_reached=False, training_complete=False,
+                              accumulated_submission_time=0.0)
+    log.info("%s: submission %s runs in concrete-step mode (%s)", w.spec, sub.name, reason)
+    ledger = _start(ctx, index, 1, "concrete", None, reason)
+    r = ledger.result
+    evaluate = Evaluator(w, eval_batches=ctx.eval_batches)
+    clock = AlgoPerfClock()
+    snaps = ctx.snapshot_steps
+    compile_s = 0.0
+    try:
+        keys = trial_keys(trial.seed)
+        params, model_state = w.init(keys["init"])
+        state = (params, model_state, module.init_optimizer_state(w, params, model_state, sub.hparams,
+                                                                  keys["optimizer"]))
+        if ctx.on_snapshot is not None and snaps and snaps[0] == 0:
+            ctx.on_snapshot(r.run_id, 0, state[0], state[1])
+        stepper = ConcreteSteps(w, sub, ctx.batch_size)
+        step, loss0 = 0, None
+        while step < o.max_steps:
+            k = bisect.bisect_right(snaps, step)
+            next_snap = snaps[k] if k < len(snaps) else o.max_steps
+            stop = min((step // o.eval_every + 1) * o.eval_every, next_snap, o.max_steps)
+            first = stepper.first_call_s
+            t0 = time.perf_counter()
+            state, losses, completed = stepper.run(state, ctx.train_data, step, stop - step,
+                                                   keys["train"])
+            jax.block_until_ready(state)
+            first_now = stepper.first_call_s - first
+            clock.train_s += time.perf_counter() - t0 - first_now
+            clock.first_call_s += first_now
+            compile_s += first_now
+            r.train_s = clock.train_s
+            last = stop if completed is None else completed
+            r.final_step = last
+            ledger.losses(losses)
+            if losses.size and loss0 is None:
+                loss0 = float(losses[0])
+            bad = ~np.isfinite(losses)
+            if o.divergence_factor is not None and loss0 is not None and np.isfinite(loss0):
+                bad |= losses > o.divergence_factor * loss0
+            if bad.any():
+                first_bad = int(np.argmax(bad))
+                r.final_step = step + first_bad + 1
+                ledger.finish("diverged", _divergence_error(
+                    Stop.LOSS_DIVERGED, float(losses[first_bad]), loss0, r.final_step,
+                    o.divergence_factor), compile_s, 0)
+                return r
+            done = completed is not None
+            if done is not None or last % o.eval_every == 0 or last == o.max_steps:
+                if module.has_prepare_for_eval:
+                    state, prepare_s = timed_prepare_for_eval(sub, w, state, last, trial.seed)
+                    clock.prepare_s += prepare_s
+                t1 = time.perf_counter()
+                metrics = evaluate(state[0], state[1])
+                r.eval_s += time.perf_counter() - t1
+                met = w.target.reached(metrics)
+                if met and r.algoperf_time_to_target_s is None:
+                    r.algoperf_time_to_target_s = clock.total_s
+                ledger.evaluated(last, metrics, met, clock.train_s)
+                record_eval(sub, last, w.target.split, metrics, clock, met)
+                if not np.all(np.isfinite(list(metrics.values()))):
+                    ledger.finish("diverged", f"eval metrics not finite at step {last}: {metrics}",
+                                  compile_s, 0)
+                    return r
+                done = done or (met and o.stop_at_target)
+            if ctx.on_snapshot is not None and last in snaps:
+                ctx.on_snapshot(r.run_id, last, state[0], state[1])
+            module.train_state["training_complete"] = completed is not None
+            if done:
+                break
+            step = last
+        ledger.finish("not_reached" if r.steps_to_target is None else "reached", None,
+                      compile_s, int(stepper.first_call_s > 0))
+        return r
+    except KeyboardInterrupt:
+        ledger.finish("interrupted", "interrupted by the user", compile_s, 0)
+        raise
+    except Exception:
+        ledger.finish("failed", traceback.format_exc().strip(), compile_s, 0)
+        raise
+
+
 def run_group(workload: Workload, submission: Submission, dataset: Dataset,
               trials: Sequence[TrialSpec], *, db: Database | None = None,
               options: TrialOptions = TrialOptions(),
@@ -417,6 +586,10 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
                    on_snapshot=on_snapshot, on_eval=on_eval)
     results: list[TrialResult | None] = [None] * len(trials)
     for piece in _plan(ctx, in_loop):
+        if piece.concrete is not None:
+            for i in piece.indices:
+                results[i] = _run_concrete(ctx, i, piece.concrete)
+            continue
         for i, result in zip(piece.indices, _run_piece(ctx, piece)):
             results[i] = result
     return results

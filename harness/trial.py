@@ -65,6 +65,11 @@ class TrialResult:
     group_size: trials in the compiled program this one ran in (1: alone). Its train_s and
     time_to_target_s are then the group's wall time, not this trial's alone.
     vectorise_note: why this trial did not share a program with others of its group, if so.
+    concrete_reason: why an AlgoPerf-format trial ran in concrete-step mode (chunk_mode
+    "concrete": a Python int global_step per step), if it did.
+    algoperf_time_to_target_s: AlgoPerf's time-to-target (training + its compilation +
+    prepare_for_eval, not evals) for AlgoPerf-format submissions; None otherwise.
+    search_point: (k, seed) of the search-space point the hyperparameters came from, if so.
     """
 
     run_id: str
@@ -83,6 +88,9 @@ class TrialResult:
     error: str | None = None
     group_size: int = 1
     vectorise_note: str | None = None
+    concrete_reason: str | None = None
+    algoperf_time_to_target_s: float | None = None
+    search_point: tuple[int, int] | None = None
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
     evals: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
 

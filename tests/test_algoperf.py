@@ -209,6 +209,8 @@ def test_pmap_submission_reaches_target_with_curvature_snapshots(db, mnist_sampl
     assert len(db.losses(result.run_id)[0]) == result.final_step
     assert [s["step"] for s in db.snapshots(result.run_id)] == [0, 20]
     assert "algoperf" not in sys.modules
+    assert run.algoperf_time_to_target_s == pytest.approx(run.time_to_target_s + run.compile_s)
+    assert run.search_point == {"k": 0, "seed": sub.module.search_point[1]}
 
 
 def test_cli_runs_list_search_space_point_k(tmp_path):

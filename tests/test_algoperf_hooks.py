@@ -1,6 +1,5 @@
-"""AlgoPerf's runner hooks: the library pieces work now (ConcreteSteps, timed prepare_for_eval,
-eval_results); the runner tests marked xfail(strict) fail only because harness/runner.py does
-not call the hooks yet (see harness/algoperf/hooks.py for the spec)."""
+"""AlgoPerf's runner hooks: the library pieces (ConcreteSteps, timed prepare_for_eval,
+eval_results) and the runner using them (harness/algoperf/hooks.py is the spec)."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import pytest
 from harness.algoperf.adapter import EagerReason, NeedsConcreteStep
 from harness.algoperf.hooks import (AlgoPerfClock, ConcreteSteps, algoperf_eval_result,
                                     own_buffers, record_eval, timed_prepare_for_eval)
+from harness.curvature import SnapshotConfig, snapshot_callback, snapshot_steps
 from harness.runner import Evaluator, run_trial, trial_keys
 from harness.submissions import load_submission
 from tests.conftest import REPO
@@ -79,22 +79,15 @@ def test_own_buffers_copies_aliases_only():
     np.testing.assert_array_equal(tree["y"], a)
 
 
-RUNNER_HOOKS = "needs runner hooks (harness/algoperf/hooks.py spec)"
-
-
-@pytest.mark.xfail(strict=True, raises=NeedsConcreteStep, reason=RUNNER_HOOKS)
 def test_runner_gives_a_concrete_global_step(mnist_sample):
     workload = get_workload("mnist_mlp")
     sub = load_submission(TEST_SUBMISSIONS / "global_step_branch")
-    try:
-        result = run_trial(workload, sub, mnist_sample, seed=0, max_steps=100)
-    except NeedsConcreteStep as e:
-        assert e.reason is EagerReason.GLOBAL_STEP
-        raise
+    result = run_trial(workload, sub, mnist_sample, seed=0, max_steps=100)
     assert result.status == "reached" and result.chunk_mode == "concrete"
+    assert result.concrete_reason == EagerReason.GLOBAL_STEP.name
+    assert 0 < result.time_to_target_s < result.algoperf_time_to_target_s
 
 
-@pytest.mark.xfail(strict=True, raises=NeedsConcreteStep, reason=RUNNER_HOOKS)
 def test_runner_ends_a_trial_on_training_complete(mnist_sample):
     workload = get_workload("mnist_mlp")
     sub = load_submission(TEST_SUBMISSIONS / "training_complete")
@@ -105,9 +98,39 @@ def test_runner_ends_a_trial_on_training_complete(mnist_sample):
     assert result.status == "reached"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=RUNNER_HOOKS)
 def test_runner_calls_prepare_for_eval(mnist_sample):
     workload = get_workload("mnist_mlp")
     sub = load_submission(TEST_SUBMISSIONS / "prepare_for_eval")
     result = run_trial(workload, sub, mnist_sample, seed=0, max_steps=60, eval_every=20)
     assert result.status == "reached", f"evaluated the untrained parameters: {result.evals}"
+
+
+def test_concrete_step_mode_takes_curvature_snapshots_and_writes_both_times(db, mnist_sample):
+    """A submission that branches on global_step trains in concrete-step mode; snapshots at
+    init and at step 20 are taken from its state, and its run row holds the mode, both
+    times-to-target (AlgoPerf's counts the submission's first-call compilation) and no point."""
+    workload = get_workload("mnist_mlp")
+    sub = load_submission(TEST_SUBMISSIONS / "global_step_branch")
+    config = SnapshotConfig(kinds=("hessian",), curvature_batch=256, lanczos_order=6, top_k=(1,))
+    callback = snapshot_callback(workload, mnist_sample, config, db=db, hparams=sub.hparams,
+                                 batch_size=sub.batch_size(workload.name, workload.batch_size))
+    result = run_trial(workload, sub, mnist_sample, seed=0, db=db, max_steps=100,
+                       snapshot_steps=snapshot_steps("init,at:20", 100), on_snapshot=callback)
+    assert result.status == "reached" and result.chunk_mode == "concrete"
+    assert [s["step"] for s in db.snapshots(result.run_id)] == [0, 20]
+    run = db.get_run(result.run_id)
+    assert run.chunk_mode == "concrete" and run.search_point is None
+    assert run.algoperf_time_to_target_s == pytest.approx(result.algoperf_time_to_target_s)
+    assert run.algoperf_time_to_target_s > run.time_to_target_s > 0
+    assert len(db.losses(result.run_id)[0]) == result.final_step
+
+
+def test_runner_hands_eval_results_to_the_submission(mnist_sample):
+    workload = get_workload("mnist_mlp")
+    sub = load_submission(TEST_SUBMISSIONS / "prepare_for_eval")
+    result = run_trial(workload, sub, mnist_sample, seed=0, max_steps=40, eval_every=20,
+                       stop_at_target=False)
+    assert result.concrete_reason == "PREPARE_FOR_EVAL"
+    steps = [step for step, _ in sub.module.eval_results]
+    assert steps == [20, 40] and "validation/accuracy" in sub.module.eval_results[0][1]
+    assert sub.module.eval_results[1][1]["accumulated_submission_time"] > 0

@@ -84,6 +84,10 @@ class Run(Base):
     stop_at_target: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     divergence_factor: Mapped[float | None] = mapped_column(Float, nullable=True)
     compile_cache_hit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    #: AlgoPerf's time-to-target: training + its compilation + prepare_for_eval, not evals
+    algoperf_time_to_target_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: {"k": k, "seed": seed} of the search-space point the hparams came from (None: hparams.json)
+    search_point: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
 
     evals: Mapped[list[EvalRow]] = relationship(back_populates="run", cascade="all, delete-orphan",
                                                 order_by="EvalRow.step")
