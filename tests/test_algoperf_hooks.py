@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from harness.algoperf.adapter import EagerReason, NeedsConcreteStep
+from harness.algoperf.adapter import EagerReason
 from harness.algoperf.hooks import (AlgoPerfClock, ConcreteSteps, algoperf_eval_result,
                                     own_buffers, record_eval, timed_prepare_for_eval)
 from harness.curvature import SnapshotConfig, snapshot_callback, snapshot_steps
