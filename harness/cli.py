@@ -531,6 +531,9 @@ def score_cmd(
     origins: Annotated[str, typer.Option(
         help="which runs to compare (no --sweep/--tag): comma-separated origins among "
              "score, run, sweep, check, analysis")] = "score",
+    timing: Annotated[str, typer.Option(
+        help="which time-to-target to compare: 'training' (training steps only) or 'algoperf' "
+             "(AlgoPerf's: + compilation and prepare_for_eval; see harness/score.py)")] = "training",
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -560,6 +563,10 @@ def score_cmd(
     except scoring.SelectionError as e:
         _fail(str(e))
     selection = scoring.RunSelection(origins=chosen, sweep_id=sweep_id, tag=tag)
+    try:
+        clock = scoring.Timing(timing)
+    except ValueError:
+        _fail(f"--timing {timing!r}: valid: {', '.join(t.value for t in scoring.Timing)}")
     skipped: dict[str, str] = {}
     per_workload: dict[str, list] = {}
     if sweep:
@@ -587,7 +594,7 @@ def score_cmd(
     if not identity:
         _fail(f"no finished runs of {selection.describe()} in {database.url}")
     variants = list(identity)
-    compared = scoring.compared_runs(database, identity, selection)
+    compared = scoring.compared_runs(database, identity, selection, clock)
     times = {sub: {v: rs.time_s for v, rs in per.items()} for sub, per in compared.items()}
     scores = scoring.performance_profile_scores(times, variants)
     rows = []
@@ -602,7 +609,8 @@ def score_cmd(
         payload = {"submission": name, "workloads": rows, "skipped": skipped,
                    "compared": {"selection": selection.describe(),
                                 "sets": [rs.to_json() for rs in sources]},
-                   "performance_profile": {"tau_max": scoring.TAU_MAX, "scores": scores,
+                   "performance_profile": {"tau_max": scoring.TAU_MAX, "timing": clock.value,
+                                           "scores": scores,
                                            "times": times}}
         print(json.dumps(_jsonable(payload), indent=2))
         return
@@ -614,7 +622,7 @@ def score_cmd(
                           _fmt_steps(row["median_steps_to_target"]),
                           _fmt_s(row["median_time_to_target_s"]))
         out.print(table)
-    compared_table = _table(f"times compared ({selection.describe()}; one code+hparams per "
+    compared_table = _table(f"{clock.value} times compared ({selection.describe()}; one code+hparams per "
                             "submission, one run per seed)",
                             ("submission", "workload", "median time (s)", "seeds", "code", "hparams",
                              "runs"))

@@ -24,7 +24,8 @@ with `prepare_for_eval` run in concrete-step mode (`ConcreteSteps`, chunk_mode "
 reason in TrialResult.concrete_reason) with host evaluation: prepare_for_eval (timed) before
 each eval, eval_results handed back after it, TrainingCompleteError ending the trial with a
 final eval. Both times are kept: the suite's training-only time_to_target_s and AlgoPerf's
-(training + its compilation + prepare_for_eval), algoperf_time_to_target_s.
+(training + its compilation + prepare_for_eval), algoperf_time_to_target_s, for every trial
+(a suite submission's is its training time plus its program's compilation).
 """
 
 from __future__ import annotations
@@ -126,13 +127,12 @@ class _Ledger:
         if self.on_eval is not None:
             self.on_eval(step, metrics)
 
-    def finish(self, status: str, error: str | None, compile_s: float, compiles: int,
-               algoperf: bool = False) -> None:
-        """algoperf: AlgoPerf-format trial in a compiled chunk; AlgoPerf's time-to-target is then
-        the training time plus the compilation (concrete-step trials set it as they go)."""
+    def finish(self, status: str, error: str | None, compile_s: float, compiles: int) -> None:
+        """Record the outcome. AlgoPerf's time-to-target of a trial in compiled chunks is its
+        training time plus the compilation (concrete-step trials set it as they go)."""
         r = self.result
         r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
-        if algoperf and r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
+        if r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
             r.algoperf_time_to_target_s = r.time_to_target_s + compile_s
         if self.db is None:
             return
@@ -309,11 +309,8 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
     ledgers = [_start(ctx, i, t, ctx.mode, piece.note) for i in idx]
     compile0, compiles0 = program.compile_s, program.compiles
 
-    algoperf = _is_algoperf(ctx.submission)
-
     def finish(j: int, status: str, error: str | None = None) -> None:
-        ledgers[j].finish(status, error, program.compile_s - compile0, program.compiles - compiles0,
-                          algoperf)
+        ledgers[j].finish(status, error, program.compile_s - compile0, program.compiles - compiles0)
 
     host_batches = None
     try:

@@ -16,11 +16,20 @@ Only trials timed alone count (runs.group_size == 1): a vectorised group's wall 
 by all its trials and is no single trial's time-to-target, so runs trained in a group of
 several (`curvebench sweep`, `run --seeds N`) never enter t[s][w]. `curvebench score` runs
 every trial alone for this reason.
+
+Which time (`Timing`, `score --timing`): `training` (the default) is the suite's time-to-target,
+the wall time of the training steps up to the first eval that met the target, compilation and
+host-side evaluation excluded. `algoperf` is AlgoPerf's: its runner's accumulated submission
+time at that eval, which also counts JIT compilation of the training program (or, for an
+AlgoPerf-format submission in concrete-step mode, its own first-call compilation) and
+`prepare_for_eval`, evals still excluded (runs.algoperf_time_to_target_s; for runs stored before
+that column, time_to_target_s + compile_s).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import statistics
@@ -33,6 +42,13 @@ from harness.db import Database, Run, RunOrigin, Sweep
 from harness.errors import UserError
 
 FINISHED = ("reached", "not_reached", "diverged")
+
+
+class Timing(enum.Enum):
+    """Which time-to-target `score` compares (module docstring)."""
+
+    TRAINING = "training"
+    ALGOPERF = "algoperf"
 TAU_MAX = 4.0
 
 
@@ -76,6 +92,7 @@ class RunSet:
     run_ids: tuple[str, ...]
     seeds: tuple[int, ...]
     time_s: float
+    timing: str = Timing.TRAINING.value
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -112,7 +129,8 @@ def resolve_sweep(db: Database, name_or_id: str) -> str:
 
 
 def compared_runs(db: Database, variants: Mapping[str, tuple[str, str]],
-                  selection: RunSelection = RunSelection()) -> dict[str, dict[str, RunSet]]:
+                  selection: RunSelection = RunSelection(),
+                  timing: Timing = Timing.TRAINING) -> dict[str, dict[str, RunSet]]:
     """sets[submission][variant]: the declared set of each submission on each variant, over
     selected runs of the given workload version and data fingerprint.
 
@@ -133,7 +151,7 @@ def compared_runs(db: Database, variants: Mapping[str, tuple[str, str]],
                     submission=submission, variant=variant,
                     submission_hash=chosen[0].submission_hash, hparams=dict(chosen[0].hparams),
                     run_ids=tuple(r.id for r in chosen), seeds=tuple(r.seed for r in chosen),
-                    time_s=median_time_to_target(chosen))
+                    time_s=median_time_to_target(chosen, timing), timing=timing.value)
     return sets
 
 
@@ -153,16 +171,28 @@ def median_or_inf(values: Iterable[float | None]) -> float:
     return statistics.median(values) if values else math.inf
 
 
-def median_time_to_target(runs: Iterable[Run]) -> float:
+def time_to_target(run: Run, timing: Timing = Timing.TRAINING) -> float | None:
+    """The run's time-to-target under `timing` (module docstring); None when it has none."""
+    if run.time_to_target_s is None:
+        return None
+    if timing is Timing.TRAINING:
+        return run.time_to_target_s
+    if run.algoperf_time_to_target_s is not None:
+        return run.algoperf_time_to_target_s
+    return run.time_to_target_s + (run.compile_s or 0.0)
+
+
+def median_time_to_target(runs: Iterable[Run], timing: Timing = Timing.TRAINING) -> float:
     """Median over runs of time-to-target, misses as +inf; +inf when there are no runs."""
-    return median_or_inf(r.time_to_target_s if r.status == "reached" else None for r in runs)
+    return median_or_inf(time_to_target(r, timing) if r.status == "reached" else None for r in runs)
 
 
 def time_table(db: Database, variants: Mapping[str, tuple[str, str]],
-               selection: RunSelection = RunSelection()) -> dict[str, dict[str, float]]:
+               selection: RunSelection = RunSelection(),
+               timing: Timing = Timing.TRAINING) -> dict[str, dict[str, float]]:
     """t[submission][variant]: the median time of each declared set (see `compared_runs`)."""
     return {sub: {v: rs.time_s for v, rs in per.items()}
-            for sub, per in compared_runs(db, variants, selection).items()}
+            for sub, per in compared_runs(db, variants, selection, timing).items()}
 
 
 def performance_profile_scores(times: Mapping[str, Mapping[str, float]], workloads: Iterable[str],

@@ -68,7 +68,7 @@ class TrialResult:
     concrete_reason: why an AlgoPerf-format trial ran in concrete-step mode (chunk_mode
     "concrete": a Python int global_step per step), if it did.
     algoperf_time_to_target_s: AlgoPerf's time-to-target (training + its compilation +
-    prepare_for_eval, not evals) for AlgoPerf-format submissions; None otherwise.
+    prepare_for_eval, not evals); for a trial in compiled chunks, time_to_target_s + compile_s.
     search_point: (k, seed) of the search-space point the hyperparameters came from, if so.
     """
 

@@ -108,3 +108,32 @@ def test_sweeps_are_found_by_name_or_id(db_url):
         resolve_sweep(db, "nope")
     sets = compared_runs(db, {"mnist_mlp": ("v", "d")}, RunSelection(sweep_id=sweep_id))
     assert sets["adam"]["mnist_mlp"].run_ids == ("in-sweep",)
+
+
+def test_timing_chooses_the_training_or_algoperf_time(db_url):
+    """--timing algoperf compares AlgoPerf's time (stored, or training + compile_s for rows
+    without one); the default compares training time only, and can rank them differently."""
+    from harness.score import Timing
+
+    db = open_database(db_url)
+    _add(db, "fast-train-slow-compile", "a", 0, 1.0, minute=1)
+    db.update_run("fast-train-slow-compile", algoperf_time_to_target_s=9.0)
+    _add(db, "older-row", "b", 0, 2.0, minute=2)
+    db.update_run("older-row", compile_s=1.5)
+    variants = {"mnist_mlp": ("v", "d")}
+    training = compared_runs(db, variants)
+    assert training["a"]["mnist_mlp"].time_s == 1.0 and training["b"]["mnist_mlp"].time_s == 2.0
+    algoperf = compared_runs(db, variants, timing=Timing.ALGOPERF)
+    assert algoperf["a"]["mnist_mlp"].time_s == 9.0 and algoperf["b"]["mnist_mlp"].time_s == 3.5
+    assert algoperf["a"]["mnist_mlp"].timing == "algoperf"
+
+
+def test_score_refuses_an_unknown_timing_before_training(tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from tests.conftest import SUBMISSIONS
+
+    res = CliRunner().invoke(app, ["score", str(SUBMISSIONS / "adam"), "--timing", "wall",
+                                   "--db", str(tmp_path / "r.db")])
+    assert res.exit_code == 2 and "--timing 'wall': valid: training, algoperf" in res.output
