@@ -644,6 +644,65 @@ def score_cmd(
 
 
 @app.command()
+def tune(
+    ctx: typer.Context,
+    submission: Annotated[str, typer.Argument(help="AlgoPerf-format submission folder "
+                                              "(submission.py + tuning_search_space.json)")],
+    workloads: Annotated[list[str], typer.Option(
+        help="workload variants: repeat the option or separate them with ';'")] = [],
+    trials: Annotated[int, typer.Option(min=1, help="search-space points per study")] = 5,
+    studies: Annotated[int, typer.Option(min=1, help="studies (study s: trial seed s, points "
+                                         "drawn under search seed + s)")] = 1,
+    search_seed: Annotated[int, typer.Option(min=0, help="seed of the quasi-random points")] = 0,
+    timing: Annotated[str, typer.Option(help="'algoperf' (AlgoPerf's time-to-target) or 'training'")] = "algoperf",
+    max_steps: MaxStepsOpt = None,
+    eval_every: EvalEveryOpt = None,
+    tag: Annotated[str, typer.Option(help="runs of study s are tagged TAG-studyS")] = "tune",
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """AlgoPerf's external-tuning ruleset: per study, N points of the search space trained once
+    each (timed alone); per workload the fastest trial of each study, the median over studies,
+    and performance-profile scores by the suite's exact integral and AlgoPerf's trapezoid rule."""
+    try:
+        specs = grids.parse_workload_list(workloads)
+    except grids.GridError as e:
+        _fail(str(e))
+    database = _open(db)
+    from harness.algoperf.tuning import tune as run_tuning
+    from harness.spec import SpecError
+
+    def run_study(requests, study):
+        return _sweep(requests, _trial_options("sweep", max_steps=max_steps, eval_every=eval_every,
+                                               tag=f"{tag}-{study}"),
+                      database.url, quiet=quiet or as_json, command=_command_line(ctx),
+                      name=f"{tag}-{study}", data_dir=data_dir, timed_alone=True)
+
+    try:
+        result = run_tuning(submission, specs, trials, studies, run_study, timing=timing,
+                            search_seed=search_seed)
+    except SpecError as e:
+        _fail(str(e))
+    if as_json:
+        print(json.dumps(_jsonable(result.to_json()), indent=2))
+        return
+    table = _table(f"tune: {result.submission} ({timing} time; {studies} studies x {trials} trials)",
+                   ("workload", "fastest trial per study (s)", "median over studies (s)"))
+    for w, per_study in result.study_times.items():
+        table.add_row(w, ", ".join(_fmt_s(t) for t in per_study),
+                      _fmt_s(result.times[result.submission][w]))
+    out.print(table)
+    prof = _table("performance-profile score (suite: exact integral; AlgoPerf: trapezoid rule)",
+                  ("submission", "suite", "AlgoPerf"))
+    for sub, value in result.suite_scores.items():
+        prof.add_row(sub, f"{value:.3f}", f"{result.algoperf_scores[sub]:.3f}")
+    out.print(prof)
+    out.print(f"results in {database.url} (tags {tag}-study0..{studies - 1})")
+
+
+@app.command()
 def runs(
     db: DbOpt = None,
     workload: Annotated[Optional[str], typer.Option(help="filter by workload name")] = None,

@@ -267,7 +267,8 @@ def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | No
     w, sub, trial = ctx.workload, ctx.submission, ctx.trials[index]
     hparams = ctx.hparams[index]
     algoperf = _is_algoperf(sub)
-    point = sub.module.search_point if algoperf else None
+    # the folder's search point, when these are its hyperparameters (a sweep may override them)
+    point = sub.module.search_point if algoperf and dict(hparams) == dict(sub.hparams) else None
     result = TrialResult(run_id=str(uuid.uuid4()), workload=w.spec, submission=sub.name,
                          seed=trial.seed, chunk_mode=mode, group_size=group_size,
                          vectorise_note=note, hparams=dict(hparams), concrete_reason=concrete,
