@@ -8,7 +8,7 @@ end training with a final eval. Its score is the accumulated *submission time*: 
 of data_selection + update_params (JIT compilation included, since the submission compiles on
 its first call) + prepare_for_eval, excluding evals and logging.
 
-Spec for `harness/runner.py` (the runner is not changed here; these are the hooks to add):
+Spec for `harness/runner.py`, which implements it (deviations noted in item 3 and at the end):
 
 1. `prepare_for_eval` before each eval. When `submission.module` has `has_prepare_for_eval`
    true, before every eval at step t call
@@ -21,7 +21,9 @@ Spec for `harness/runner.py` (the runner is not changed here; these are the hook
    `train_state`) to `update_params`/`prepare_for_eval` from then on. Inside a compiled chunk a
    submission that *reads* them raises `NeedsConcreteStep` (item 3): their values would be
    frozen into the compiled program.
-3. Concrete-step mode. Tracing a chunk may raise `NeedsConcreteStep` (from
+3. Concrete-step mode (the runner traces one step before any row is written, rather than catching
+   the error in the first chunk, so a trial never starts in one mode and restarts in the other).
+   Tracing a chunk may raise `NeedsConcreteStep` (from
    `harness.algoperf.adapter`; its `.reason` is an `EagerReason`). It is raised while compiling
    the first chunk, before any step ran, inside `StepChunks.run`. The runner catches it there,
    switches this trial to `ConcreteSteps` (below) for all its steps (chunk_mode "concrete", the
@@ -60,7 +62,9 @@ Spec for `harness/runner.py` (the runner is not changed here; these are the hook
 
 `prepare_for_eval` and `ConcreteSteps` derive their keys from the trial seed like the runner:
 `key = fold_in(PRNGKey(0), seed)`; prepare_for_eval at step t: `fold_in(fold_in(key, 3), t)`
-(add to RNG_DERIVATION).
+(stored in runs.rng_derivation of AlgoPerf-format runs, after RNG_DERIVATION). A submission with
+prepare_for_eval runs in concrete-step mode too (reason "PREPARE_FOR_EVAL"), so that
+prepare_for_eval and the host eval sit between steps.
 """
 
 from __future__ import annotations
