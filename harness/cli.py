@@ -166,12 +166,13 @@ def _command_line(ctx: typer.Context) -> str:
 
 def _trial_options(origin: str, *, max_steps: int | None = None, eval_every: int | None = None,
                    chunk_mode: str | None = None, stop_at_target: bool | None = None,
-                   divergence_factor: float | None = None, tag: str | None = None):
+                   divergence_factor: float | None = None, tag: str | None = None,
+                   max_group_size: int | None = None):
     from harness.db import RunOrigin
     from harness.runner import TrialOptions
 
     fields: dict[str, Any] = {"origin": RunOrigin(origin), "tag": tag, "max_steps": max_steps,
-                              "eval_every": eval_every}
+                              "eval_every": eval_every, "max_group_size": max_group_size}
     if chunk_mode is not None:
         fields["chunk_mode"] = chunk_mode
     if stop_at_target is not None:
@@ -405,6 +406,9 @@ def sweep(
     cov_batches: CovBatchesOpt = None,
     cov_batch_size: CovBatchSizeOpt = None,
     cov_centered: CovCenteredOpt = None,
+    max_group_size: Annotated[Optional[int], typer.Option(
+        min=1, help="at most this many trials in one compiled program (default: a whole group; "
+                    "1: each trial alone, still compiled once)")] = None,
     executor: Annotated[str, typer.Option(
         help="where groups run: local (this process), ray (a Ray cluster), submitit (Slurm)")] = "local",
     address: Annotated[Optional[str], typer.Option(
@@ -456,7 +460,8 @@ def sweep(
              "lanczos_order": lanczos_order, "lanczos_probes": lanczos_probes,
              "ritz_tol": ritz_tol, "trace": trace, "trace_probes": trace_probes,
              "cov_batches": cov_batches, "cov_batch_size": cov_batch_size,
-             "cov_centered": cov_centered, "compile_cache": compile_cache}
+             "cov_centered": cov_centered, "compile_cache": compile_cache,
+             "max_group_size": max_group_size}
     o = {**cfg.options, **{k: v for k, v in given.items() if v is not None}}
     _check_chunk_mode(o.get("chunk_mode"))
     database = _open(o.get("db"))
@@ -469,7 +474,7 @@ def sweep(
                                  eval_every=o.get("eval_every"), chunk_mode=o.get("chunk_mode"),
                                  stop_at_target=o.get("stop_at_target"),
                                  divergence_factor=o.get("divergence_factor"),
-                                 tag=tag or cfg.tag)
+                                 tag=tag or cfg.tag, max_group_size=o.get("max_group_size"))
     except (SpecError, TypeError, ValueError) as e:
         _fail(str(e))
     resumed = None

@@ -334,6 +334,29 @@ def validate_requests(requests: Sequence[TrialRequest]) -> tuple[list[TrialReque
     return canonical, full
 
 
+def preflight(groups: Sequence[TrialGroup], *, data_here: bool) -> None:
+    """Refuse, before a sweep is recorded or anything compiles, a group whose batch size is
+    not a positive int or whose sizes cannot fit (harness.guards: int32 step counter, eval
+    count, and — where the data is loaded in this process — memory)."""
+    from harness import guards
+    from harness.submissions import apply_overrides, load_submission
+    from workloads import get_workload
+
+    for group in groups:
+        workload = get_workload(group.workload)
+        submission = load_submission(group.submission)
+        max_steps = int(group.options.max_steps or workload.max_steps)
+        eval_every = int(group.options.eval_every or workload.eval_every)
+        sizes = {dataclasses.replace(
+                     submission, hparams=apply_overrides(submission.name, submission.hparams,
+                                                         trial.hparams)
+                 ).batch_size(workload.name, workload.batch_size) for trial in group.trials}
+        dataset = load_dataset(workload, group.data_dir, group.data_source) if data_here else None
+        together = min(len(group.trials), group.options.max_group_size or len(group.trials))
+        for size in sizes:
+            guards.check_trial_fits(workload, dataset, size, max_steps, eval_every, together)
+
+
 def validate_curvature(curvature: CurvatureRequest) -> None:
     """A curvature request's settings and schedule, checked before anything runs."""
     from harness.curvature import snapshot_steps
@@ -396,19 +419,20 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
     finished: dict[int, TrialOutcome] = {}
     if resume is not None:
         finished = _finished_outcomes(db_url, resume, todo, hparams)
-    elif db_url is not None:
-        spec = {"requests": [dataclasses.asdict(r) for r in todo],
-                "options": {**dataclasses.asdict(options), "origin": options.origin.value},
-                "data_dir": data_dir, "data_source": data_source, "timed_alone": timed_alone,
-                "curvature": None if curvature is None else dataclasses.asdict(curvature)}
-        database(db_url).add_sweep(sweep_id, command, json.loads(json.dumps(spec, default=str)),
-                                        name=name)
     pending = [i for i in range(len(todo)) if i not in finished]
     planned = [(group, [pending[j] for j in members]) for group, members in
                _plan([todo[i] for i in pending], options, data_dir=data_dir,
                      data_source=data_source, curvature=curvature, timed_alone=timed_alone,
                      compile_cache=compile_cache)]
     groups = [g for g, _ in planned]
+    preflight(groups, data_here=executor is None)
+    if resume is None and db_url is not None:
+        spec = {"requests": [dataclasses.asdict(r) for r in todo],
+                "options": {**dataclasses.asdict(options), "origin": options.origin.value},
+                "data_dir": data_dir, "data_source": data_source, "timed_alone": timed_alone,
+                "curvature": None if curvature is None else dataclasses.asdict(curvature)}
+        database(db_url).add_sweep(sweep_id, command, json.loads(json.dumps(spec, default=str)),
+                                        name=name)
 
     def outcomes(index: int, results: Sequence[TrialResult]) -> list[TrialOutcome]:
         how = _how_run(db_url, [r.run_id for r in results])

@@ -26,10 +26,11 @@ MAX_EVALS = 100_000
 _CACHE: dict[tuple, int] = {}
 
 
-def check_trial_fits(workload: Workload, dataset: Dataset, batch_size: int, max_steps: int,
-                     eval_every: int, trials: int = 1) -> None:
+def check_trial_fits(workload: Workload, dataset: Dataset | None, batch_size: int,
+                     max_steps: int, eval_every: int, trials: int = 1) -> None:
     """Raise TooLarge (one line: what and how to fix) if the trial (or `trials` trials in one
-    vectorised program) cannot run; else nothing."""
+    vectorised program) cannot run; else nothing. Without the dataset (it lives on another
+    machine) the memory estimate is skipped."""
     if max_steps > MAX_STEPS:
         raise TooLarge(f"max_steps {max_steps} does not fit the int32 step counter "
                        f"(at most {MAX_STEPS}); give a smaller --max-steps")
@@ -37,6 +38,8 @@ def check_trial_fits(workload: Workload, dataset: Dataset, batch_size: int, max_
     if evals > MAX_EVALS:
         raise TooLarge(f"{evals} evaluations (max_steps {max_steps} / eval_every {eval_every}); "
                        f"at most {MAX_EVALS}: raise --eval-every")
+    if dataset is None:
+        return
     need = estimate_bytes(workload, dataset, batch_size, trials)
     have = device_memory_bytes()
     if have is not None and need > have:

@@ -143,7 +143,7 @@ def cases(root: Path, db: str) -> dict[str, tuple[list[str], int, tuple[str, ...
         "hparam NaN": (run_at + ["--hparam", "learning_rate=NaN"], 2, ("finite",)),
         "hparam Infinity": (run_at + ["--hparam", "learning_rate=Infinity"], 2, ("finite",)),
         "hparam unknown": (run_at + ["--hparam", "momentum=0.9"], 2, ("no hyperparameter momentum",)),
-        "hparam without =": (run_at + ["--hparam", "learning_rate"], 2, ("expected name=value",)),
+        "hparam without =": (run_at + ["--hparam", "learning_rate"], 2, ("expected NAME=V1",)),
         "batch size 0": (run_at + ["--hparam", "batch_size=0"], 2, ("batch size 0",)),
         "batch size true": (run_at + ["--hparam", "batch_size=true"], 2, ("batch size True",)),
         "batch size text": (run_at + ["--hparam", "batch_size=big"], 2, ("batch size 'big'",)),
@@ -363,5 +363,4 @@ def test_per_example_loss_of_the_wrong_shape_is_refused_while_tracing(tmp_path):
     db = open_database(f"sqlite:///{tmp_path / 'r.db'}")
     with pytest.raises(SpecError, match=r"loss_per_example returned shape \(\d+, 1\), expected"):
         run_trial(workload, load_submission(ADAM), data, 0, db=db, max_steps=2, eval_every=1)
-    (run,) = db.runs()
-    assert run.status == "failed" and "loss_per_example returned shape" in run.error
+    assert db.runs() == []  # the program is traced before any row is written: nothing to undo

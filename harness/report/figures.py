@@ -320,7 +320,8 @@ class ProfileData:
 
 def profile_data(runs: Sequence[Run]) -> ProfileData:
     """Median time-to-target per submission and variant over the newest workload version and
-    data of each variant, each submission's newest code+hparams (`harness.score.latest_runs`)."""
+    data of each variant: each submission's declared set among the selected runs timed alone
+    (`harness.score.declared_set`: its newest code+hparams, one run per seed), as `score` does."""
     times: dict[str, dict[str, float]] = {}
     used: list[Run] = []
     left_out = 0
@@ -331,7 +332,8 @@ def profile_data(runs: Sequence[Run]) -> ProfileData:
         same = [r for r in of_variant if (r.workload_version, r.data_fingerprint) == identity]
         left_out += len(of_variant) - len(same)
         for submission in dict.fromkeys(r.submission for r in same):
-            chosen = scoring.latest_runs([r for r in same if r.submission == submission])
+            chosen = scoring.declared_set([r for r in same
+                                           if r.submission == submission and r.group_size == 1])
             if chosen:
                 times.setdefault(submission, {})[variant] = scoring.median_time_to_target(chosen)
                 used.extend(chosen)
