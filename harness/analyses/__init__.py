@@ -1,0 +1,41 @@
+"""Analyses: commands that run a small grid through the sweep engine and judge a paper's claims.
+
+Each analysis module exposes `NAME`, a config dataclass with a default that runs on 2 CPU
+cores in minutes and a `TINY` one for tests, `run(config, db_url, ...)` (trains, judges,
+stores the verdicts in its sweep's spec: harness.analyses.store) and `section(result, db)`
+(its report section). Implemented: `catapult` (Kalra & Barkeshli, 2023).
+"""
+
+from __future__ import annotations
+
+from harness.analyses.verdict import Claim, Outcome
+
+ANALYSES = ("catapult",)
+
+__all__ = ["ANALYSES", "Claim", "Outcome", "stored_section"]
+
+
+def stored_section(db, sweep_id: str):
+    """The report section of an analysis sweep, rebuilt from the database (None: the sweep
+    is not an analysis, or its verdicts were not stored)."""
+    from harness.analyses.store import stored_result
+
+    doc = stored_result(db, sweep_id)
+    if doc is None or doc.get("name") not in ANALYSES:
+        return None
+    from harness.analyses import catapult
+
+    return catapult.section(catapult.CatapultResult.from_json(sweep_id, doc), db)
+
+
+def sections_for_sweep(db, name_or_id: str) -> list:
+    """Report sections of the analysis sweeps with this name or id (prefix); [] for none."""
+    from sqlalchemy import or_, select
+
+    from harness.db import Sweep
+
+    with db.session() as s:
+        ids = list(s.scalars(select(Sweep.id).where(or_(Sweep.name == name_or_id,
+                                                        Sweep.id.startswith(name_or_id)))
+                             .order_by(Sweep.created_at)))
+    return [sec for sec in (stored_section(db, i) for i in ids) if sec is not None]
