@@ -34,7 +34,9 @@ Expected outcome of the default (uv at widths 4, 32, 512 and mnist_mlp at widths
 on the offline MNIST sample, c from 0.5 to 5.0 in steps of 0.5, seeds 0 and 1, 100 steps):
 claims 1, 2, 4 and 5 hold; claim 3 holds for uv and is undecidable or fails for the
 cross-entropy MLP (the paper's App. F: with cross-entropy c_loss is noisier and larger than
-2 at every width). A tiny configuration (uv only, widths 2 and 512) is the test's.
+2 at every width). `TINY` (uv at widths 2 and 512, c ∈ {1, 2.5, 3.5, 4.5}, seed 0, 60 steps; the
+test's) gives: claims 1, 2, 3 and 5 hold; claim 4 is undecidable (width 2's loss never rises
+on the grid: the sharpness-reduction phase covers all of it).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class CatapultConfig:
 
 
 TINY = CatapultConfig(models=("uv:width=2", "uv:width=512"),
-                      c_grid=(1.0, 1.5, 2.5, 3.0, 3.5, 4.5), seeds=(0,), steps=60)
+                      c_grid=(1.0, 2.5, 3.5, 4.5), seeds=(0,), steps=60)
 
 
 @dataclasses.dataclass(frozen=True)
