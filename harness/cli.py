@@ -746,9 +746,10 @@ def report(
 
 @app.command()
 def analyze(
-    name: Annotated[str, typer.Argument(help="the analysis: catapult")],
+    name: Annotated[str, typer.Argument(help="the analysis: catapult, ablation")],
     tiny: Annotated[bool, typer.Option(help="the test's tiny grid instead of the default")] = False,
-    seeds: Annotated[Optional[str], typer.Option(help="comma-separated seeds (default 0,1)")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="comma-separated seeds (default: the "
+                                                 "analysis's)")] = None,
     report_dir: Annotated[Optional[str], typer.Option("--report", help="also write an HTML "
                                                       "report of the analysis to this directory")] = None,
     data_source: Annotated[Optional[str], typer.Option(help="data source for the workloads")] = None,
@@ -757,13 +758,15 @@ def analyze(
     """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep."""
     import dataclasses
 
-    from harness.analyses import ANALYSES, catapult
+    from harness.analyses import analysis_module
     from harness.report import write_report
     from harness.spec import DataUnavailable, SpecError
 
-    if name not in ANALYSES:
-        _fail(f"unknown analysis {name!r}; valid: {', '.join(ANALYSES)}")
-    config = catapult.TINY if tiny else catapult.CatapultConfig()
+    try:
+        module = analysis_module(name)
+    except ValueError as e:
+        _fail(str(e))
+    config = module.TINY if tiny else type(module.TINY)()
     if seeds:
         try:
             config = dataclasses.replace(config, seeds=tuple(int(s) for s in _split_ids([seeds])))
@@ -771,7 +774,7 @@ def analyze(
             _fail(f"--seeds takes comma-separated integers, got {seeds!r}")
     database = _open(db)
     try:
-        result = catapult.run(config, database.url, data_source=data_source)
+        result = module.run(config, database.url, data_source=data_source)
     except (SpecError, DataUnavailable, ValueError) as e:
         _fail(str(e))
     table = _table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
@@ -780,7 +783,7 @@ def analyze(
     out.print(table)
     if report_dir:
         index = write_report(report_dir, f"curvebench analyze {name}",
-                             [catapult.section(result, database)],
+                             [module.section(result, database)],
                              meta=[f"sweep {result.sweep_id}: `curvebench report --sweep "
                                    f"{result.sweep_id}` adds the runs' standard figures"])
         out.print(str(index), highlight=False, soft_wrap=True)

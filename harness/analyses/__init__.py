@@ -2,17 +2,29 @@
 
 Each analysis module exposes `NAME`, a config dataclass with a default that runs on 2 CPU
 cores in minutes and a `TINY` one for tests, `run(config, db_url, ...)` (trains, judges,
-stores the verdicts in its sweep's spec: harness.analyses.store) and `section(result, db)`
-(its report section). Implemented: `catapult` (Kalra & Barkeshli, 2023).
+stores the verdicts in its sweep's spec: harness.analyses.store), a result record with
+`to_json`/`from_json`, and `section(result, db)` (its report section). Implemented:
+`catapult` (Kalra & Barkeshli, 2023), `ablation` (Young, Snider & Feng, Tab. 2–3).
 """
 
 from __future__ import annotations
 
 from harness.analyses.verdict import Claim, Outcome
 
-ANALYSES = ("catapult",)
+import importlib
+from types import ModuleType
 
-__all__ = ["ANALYSES", "Claim", "Outcome", "stored_section"]
+#: analysis name -> its module
+ANALYSES = {"catapult": "harness.analyses.catapult", "ablation": "harness.analyses.ablation"}
+
+__all__ = ["ANALYSES", "Claim", "Outcome", "analysis_module", "sections_for_sweep", "stored_section"]
+
+
+def analysis_module(name: str) -> ModuleType:
+    """The module of analysis `name`; ValueError naming the valid ones otherwise."""
+    if name not in ANALYSES:
+        raise ValueError(f"unknown analysis {name!r}; valid: {', '.join(ANALYSES)}")
+    return importlib.import_module(ANALYSES[name])
 
 
 def stored_section(db, sweep_id: str):
@@ -23,9 +35,8 @@ def stored_section(db, sweep_id: str):
     doc = stored_result(db, sweep_id)
     if doc is None or doc.get("name") not in ANALYSES:
         return None
-    from harness.analyses import catapult
-
-    return catapult.section(catapult.CatapultResult.from_json(sweep_id, doc), db)
+    module = analysis_module(doc["name"])
+    return module.section(module.result_from_json(sweep_id, doc), db)
 
 
 def sections_for_sweep(db, name_or_id: str) -> list:

@@ -312,6 +312,11 @@ class CatapultResult:
                    [Claim.from_json(c) for c in d["claims"]])
 
 
+def result_from_json(sweep_id: str, document: Mapping[str, Any]) -> CatapultResult:
+    """The result stored in an analysis sweep's spec."""
+    return CatapultResult.from_json(sweep_id, document)
+
+
 def run(config: CatapultConfig, db_url: str, *, data_source: str | None = None,
         data_dir: str | None = None, command: str = "curvebench analyze catapult") -> CatapultResult:
     """Measure λ_H^0, train the c grid through the sweep engine, classify, judge, store."""
