@@ -15,7 +15,8 @@ import importlib
 from types import ModuleType
 
 #: analysis name -> its module
-ANALYSES = {"catapult": "harness.analyses.catapult", "ablation": "harness.analyses.ablation"}
+ANALYSES = {"catapult": "harness.analyses.catapult", "ablation": "harness.analyses.ablation",
+            "break-even": "harness.analyses.break_even"}
 
 __all__ = ["ANALYSES", "Claim", "Outcome", "analysis_module", "sections_for_sweep", "stored_section"]
 
