@@ -746,7 +746,7 @@ def report(
 
 @app.command()
 def analyze(
-    name: Annotated[str, typer.Argument(help="the analysis: catapult, ablation, break-even")],
+    name: Annotated[str, typer.Argument(help="the analysis: catapult, ablation, break-even, quadratic")],
     tiny: Annotated[bool, typer.Option(help="the test's tiny grid instead of the default")] = False,
     seeds: Annotated[Optional[str], typer.Option(help="comma-separated seeds (default: the "
                                                  "analysis's)")] = None,

@@ -16,7 +16,7 @@ from types import ModuleType
 
 #: analysis name -> its module
 ANALYSES = {"catapult": "harness.analyses.catapult", "ablation": "harness.analyses.ablation",
-            "break-even": "harness.analyses.break_even"}
+            "break-even": "harness.analyses.break_even", "quadratic": "harness.analyses.quadratic"}
 
 __all__ = ["ANALYSES", "Claim", "Outcome", "analysis_module", "sections_for_sweep", "stored_section"]
 
