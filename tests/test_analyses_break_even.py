@@ -3,6 +3,8 @@ judge on hand-made maxima, and the tiny configuration end to end."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.analyses import Outcome, sections_for_sweep
@@ -11,13 +13,16 @@ from harness.analyses.store import stored_result
 
 
 def test_maxima_take_each_quantity_along_the_trajectory_and_flag_unconverged():
-    snaps = [{"kind": "cov", "metrics": {"gram_lambda_1": 2.0, "gram_lambda_star": 0.2, "gram_trace": 5.0}},
-             {"kind": "cov", "metrics": {"gram_lambda_1": 1.0, "gram_lambda_star": 0.5, "gram_trace": 4.0}},
-             {"kind": "hessian", "metrics": {"max_eig": 7.0, "max_eig_converged": 0.0}},
-             {"kind": "hessian", "metrics": {"max_eig": 3.0, "max_eig_converged": 1.0}}]
-    best, unconverged = B.maxima(snaps)
+    snaps = [{"kind": "cov", "step": 0, "metrics": {"gram_lambda_1": 2.0, "gram_lambda_star": 0.2,
+                                                    "gram_trace": 5.0}},
+             {"kind": "cov", "step": 10, "metrics": {"gram_lambda_1": 1.0, "gram_lambda_star": 0.5,
+                                                     "gram_trace": 4.0}},
+             {"kind": "hessian", "step": 0, "metrics": {"max_eig": 7.0, "max_eig_converged": 0.0}},
+             {"kind": "hessian", "step": 10, "metrics": {"max_eig": 3.0, "max_eig_converged": 1.0}}]
+    best, unconverged, rising = B.maxima(snaps)
     assert best == {"lambda_K": 2.0, "ratio_K": 0.5, "trace_K": 5.0, "lambda_H": 7.0}
     assert unconverged == ("lambda_H",)
+    assert rising == ("ratio_K",)  # its maximum is at the last snapshot
 
 
 def _runs(lr, lam_k, ratio, seeds=(0, 1)):
@@ -33,6 +38,9 @@ def test_judge_compares_the_noisier_extreme_with_the_quieter_one():
                         "c2_ratio_K/η": Outcome.HOLDS, "c2_trace_K/η": Outcome.HOLDS}
     flipped = {c.name: c.outcome for c in B.judge(_runs(0.1, 5.0, 0.2) + _runs(0.01, 1.0, 0.4), config)}
     assert set(flipped.values()) == {Outcome.FAILS}
+    still = [dataclasses.replace(r, rising=("lambda_K",)) for r in _runs(0.01, 5.0, 0.2)]
+    rising = {c.name: c for c in B.judge(_runs(0.1, 1.0, 0.4) + still, config)}["c1_lambda_K/η"]
+    assert rising.outcome == Outcome.UNDECIDABLE and "train longer" in rising.reason
     overlap = {c.name: c.outcome for c in B.judge(_runs(0.1, 1.0, 0.4) + _runs(0.01, 1.5, 0.2), config)}
     assert overlap["c1_lambda_K/η"] == Outcome.UNDECIDABLE  # 1, 2 vs 1.5, 2.5
 

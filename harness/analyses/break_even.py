@@ -16,8 +16,9 @@ maximum along the trajectory and judges, separately along η and along S, the co
 Each compares the two extremes of the axis (smallest vs largest η; largest vs smallest S):
 HOLDS when every seed of the noisier setting is on the predicted side of every seed of the
 other, FAILS when every seed is on the other side, UNDECIDABLE when the seeds' ranges overlap
-(more seeds), when fewer than two seeds ran, or when a maximum comes from a Hessian snapshot
-whose top Ritz value did not converge.
+(more seeds), when fewer than two seeds ran, when a maximum comes from a Hessian snapshot
+whose top Ritz value did not converge, or when a run's maximum is at its last snapshot (the
+quantity still rising: the paper picks budgets where these properties have converged).
 
 Expected outcome of the default (η ∈ {0.01, 0.1} at S = 128; S ∈ {16, 128} at η = 0.01;
 seeds 0–1; 300 steps; snapshots every 25 steps; M = 128): Conjecture 1 holds along η and
@@ -81,12 +82,18 @@ class RunMaxima:
     maxima: dict[str, float]
     #: quantities whose maximum comes from an unconverged estimate
     unconverged: tuple[str, ...]
+    #: quantities whose maximum is at the run's last snapshot (still rising: not its maximum yet)
+    rising: tuple[str, ...] = ()
 
 
-def maxima(snapshots: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], tuple[str, ...]]:
-    """Each quantity's maximum along a run's snapshots, and which maxima did not converge."""
-    best: dict[str, tuple[float, bool]] = {}
+def maxima(snapshots: Sequence[Mapping[str, Any]]
+           ) -> tuple[dict[str, float], tuple[str, ...], tuple[str, ...]]:
+    """Each quantity's maximum along a run's snapshots, which maxima did not converge, and
+    which are at the last snapshot of their kind (the quantity may still be rising)."""
+    best: dict[str, tuple[float, bool, int]] = {}
+    last: dict[str, int] = {}
     for snap in snapshots:
+        last[snap["kind"]] = max(last.get(snap["kind"], -1), snap.get("step", 0))
         m = snap["metrics"]
         for q, (kind, metric, flag, _) in QUANTITIES.items():
             if snap["kind"] != kind:
@@ -100,8 +107,12 @@ def maxima(snapshots: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], tu
                 continue
             ok = flag is None or bool(m.get(flag))
             if q not in best or value > best[q][0]:
-                best[q] = (value, ok)
-    return {q: v for q, (v, _) in best.items()}, tuple(q for q, (_, ok) in best.items() if not ok)
+                best[q] = (value, ok, snap.get("step", 0))
+    rising = tuple(q for q, (_, _, step) in best.items()
+                   if len([s for s in snapshots if s["kind"] == QUANTITIES[q][0]]) > 1
+                   and step == last[QUANTITIES[q][0]])
+    return ({q: v for q, (v, _, _) in best.items()},
+            tuple(q for q, (_, ok, _) in best.items() if not ok), rising)
 
 
 def judge(runs: Sequence[RunMaxima], config: BreakEvenConfig) -> list[Claim]:
@@ -127,6 +138,11 @@ def judge(runs: Sequence[RunMaxima], config: BreakEvenConfig) -> list[Claim]:
             if any(q in r.unconverged for r in noisy + quiet):
                 claims.append(Claim(f"{name}/{axis}", stmt, Outcome.UNDECIDABLE,
                                     f"{numbers}; a maximum's Lanczos estimate did not converge"))
+                continue
+            if any(q in r.rising for r in noisy + quiet):
+                claims.append(Claim(f"{name}/{axis}", stmt, Outcome.UNDECIDABLE,
+                                    f"{numbers}; a run's maximum is at its last snapshot (still "
+                                    f"rising): train longer"))
                 continue
             n = min(len(a), len(b))
             if n < config.min_seeds:
@@ -163,7 +179,8 @@ class BreakEvenResult:
     def from_json(cls, sweep_id: str, d: Mapping[str, Any]) -> BreakEvenResult:
         cfg = BreakEvenConfig(**{k: tuple(v) if isinstance(v, list) else v
                                  for k, v in d["config"].items()})
-        runs = [RunMaxima(**{**r, "unconverged": tuple(r["unconverged"])}) for r in d["runs"]]
+        runs = [RunMaxima(**{**r, "unconverged": tuple(r["unconverged"]), "rising": tuple(r["rising"])})
+                for r in d["runs"]]
         return cls(sweep_id, cfg, runs, [Claim.from_json(c) for c in d["claims"]])
 
 
@@ -194,9 +211,9 @@ def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
     db = database(db_url)
     runs = []
     for r, t in zip(requests, sweep.trials):
-        best, unconverged = maxima(db.snapshots(t.result.run_id))
+        best, unconverged, rising = maxima(db.snapshots(t.result.run_id))
         runs.append(RunMaxima(t.result.run_id, r.hparams["learning_rate"], r.hparams["batch_size"],
-                              r.seed, best, unconverged))
+                              r.seed, best, unconverged, rising))
     result = BreakEvenResult(sweep.sweep_id, config, runs, judge(runs, config))
     store_result(db, sweep.sweep_id, result.to_json())
     return result
