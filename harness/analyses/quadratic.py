@@ -28,7 +28,6 @@ Expected outcome of the default (dim 10, power-law spectrum λ_i = 1/i, σ = 1, 
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from collections.abc import Mapping
 from typing import Any
 
