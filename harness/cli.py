@@ -804,13 +804,61 @@ def report(
     filters = Filters(runs=tuple(_split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission)
     try:
-        result = build_report(database, filters, out_dir, density_steps=steps)
+        from harness.analyses import sections_for_sweep
+
+        extra = sections_for_sweep(database, sweep) if sweep else []
+        result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
     except (ReportError, DatabaseError) as e:
         _fail(str(e))
     if result.empty_reason:
         err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
               soft_wrap=True)
+
+
+@app.command()
+def analyze(
+    name: Annotated[str, typer.Argument(help="the analysis: catapult, ablation, break-even, quadratic")],
+    tiny: Annotated[bool, typer.Option(help="the test's tiny grid instead of the default")] = False,
+    seeds: Annotated[Optional[str], typer.Option(help="comma-separated seeds (default: the "
+                                                 "analysis's)")] = None,
+    report_dir: Annotated[Optional[str], typer.Option("--report", help="also write an HTML "
+                                                      "report of the analysis to this directory")] = None,
+    data_source: Annotated[Optional[str], typer.Option(help="data source for the workloads")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep."""
+    import dataclasses
+
+    from harness.analyses import analysis_module
+    from harness.report import write_report
+    from harness.spec import DataUnavailable, SpecError
+
+    try:
+        module = analysis_module(name)
+    except ValueError as e:
+        _fail(str(e))
+    config = module.TINY if tiny else type(module.TINY)()
+    if seeds:
+        try:
+            config = dataclasses.replace(config, seeds=tuple(int(s) for s in _split_ids([seeds])))
+        except ValueError:
+            _fail(f"--seeds takes comma-separated integers, got {seeds!r}")
+    database = _open(db)
+    try:
+        result = module.run(config, database.url, data_source=data_source)
+    except (SpecError, DataUnavailable, ValueError) as e:
+        _fail(str(e))
+    table = _table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
+    for c in result.claims:
+        table.add_row(f"{c.name}: {c.statement}", c.outcome.value, c.reason)
+    out.print(table)
+    if report_dir:
+        index = write_report(report_dir, f"curvebench analyze {name}",
+                             [module.section(result, database)],
+                             meta=[f"sweep {result.sweep_id}: `curvebench report --sweep "
+                                   f"{result.sweep_id}` adds the runs' standard figures"])
+        out.print(str(index), highlight=False, soft_wrap=True)
 
 
 @app.command()

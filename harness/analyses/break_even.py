@@ -1,0 +1,259 @@
+"""`curvebench analyze break-even`: Conjectures 1–2 of Jastrzębski et al. (2020).
+
+What it does. Trains mnist_mlp with constant-learning-rate SGD (`submissions/sgd`) at several
+learning rates η (at one batch size S) and several batch sizes (at one η), for a few seeds,
+through the sweep engine (runs with origin `analysis`, tag `break-even`, one sweep), with
+curvature snapshots on a fixed schedule: the Hessian's λ_H^1 (Lanczos) and the gradient
+covariance K's λ_K^1, λ_K* and Tr K (Gram metrics `gram_lambda_1`, `gram_lambda_star`,
+`gram_trace`; L = 25 mini-batch gradients) measured at ONE fixed mini-batch size M for every
+batch size, as the paper does (its §4 uses 128). For every run it takes each quantity's
+maximum along the trajectory and judges, separately along η and along S, the conjectures
+("a larger η or a smaller S" is "more SGD noise"):
+
+* Conjecture 1 (`c1_lambda_K`, `c1_lambda_H`): max λ_K^1 and max λ_H^1 are smaller with more noise;
+* Conjecture 2 (`c2_ratio_K`, `c2_trace_K`): max λ_K*/λ_K^1 is larger, max Tr K smaller with more noise.
+
+Each compares the two extremes of the axis (smallest vs largest η; largest vs smallest S):
+HOLDS when every seed of the noisier setting is on the predicted side of every seed of the
+other, FAILS when every seed is on the other side, UNDECIDABLE when the seeds' ranges overlap
+(more seeds), when fewer than two seeds ran, when a maximum comes from a Hessian snapshot
+whose top Ritz value did not converge, or when a run's maximum is at its last snapshot (the
+quantity still rising: the paper picks budgets where these properties have converged).
+
+Outcome of the default (η ∈ {0.01, 0.1} at S = 128; S ∈ {16, 128} at η = 0.01; seeds 0–1;
+300 steps; snapshots every 25 steps; M = 128; measured once: 1 min 40 s wall, 76 s user CPU,
+load average 5-7 on a shared 2-core machine): every claim undecidable. 300 steps are too few
+for η = 0.01: its λ_H^1, λ_K^1 and Tr K are still rising at the last snapshot (λ_H^1 ≈ 10-12
+vs 2/η = 200), while η = 0.1 has already climbed to its edge (λ_H^1 ≈ 18-19 ≈ 2/η = 20) —
+the early phase before the break-even point, where the noisier run is the sharper one; the
+ratio λ_K*/λ_K^1 overlaps between seeds. Deciding the conjectures needs a budget where the
+quieter run's maxima are behind it (a few thousand steps here: `BreakEvenConfig(steps=...)`).
+`TINY` (η ∈ {0.01, 0.1} only, seed 0, 60 steps, snapshots every 20;
+the test's) gives every claim undecidable: too few seeds (1 < 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.analyses.verdict import Claim, Outcome
+
+NAME = "break-even"
+TAG = "break-even"
+#: quantity -> (snapshot kind, metric, convergence flag or None, "smaller" or "larger" with more noise)
+QUANTITIES = {"lambda_K": ("cov", "gram_lambda_1", None, "smaller"),
+              "lambda_H": ("hessian", "max_eig", "max_eig_converged", "smaller"),
+              "ratio_K": ("cov", "ratio", None, "larger"),
+              "trace_K": ("cov", "gram_trace", None, "smaller")}
+CLAIMS = {"lambda_K": ("c1_lambda_K", "max λ_K^1 is smaller"),
+          "lambda_H": ("c1_lambda_H", "max λ_H^1 is smaller"),
+          "ratio_K": ("c2_ratio_K", "max λ_K*/λ_K^1 is larger"),
+          "trace_K": ("c2_trace_K", "max Tr K is smaller")}
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakEvenConfig:
+    workload: str = "mnist_mlp"
+    learning_rates: tuple[float, ...] = (0.01, 0.1)
+    batch_size: int = 128
+    batch_sizes: tuple[int, ...] = (16, 128)
+    batch_lr: float = 0.01
+    seeds: tuple[int, ...] = (0, 1)
+    steps: int = 300
+    every: int = 25
+    cov_batch_size: int = 128
+    curvature_batch: int = 512
+    submission: str = "submissions/sgd"
+    min_seeds: int = 2
+
+    def cells(self) -> list[tuple[str, float, int]]:
+        """(axis, η, S) of every setting: the η axis, then the S axis (a shared cell runs once)."""
+        return ([("lr", lr, self.batch_size) for lr in self.learning_rates]
+                + [("batch", self.batch_lr, s) for s in self.batch_sizes])
+
+
+TINY = BreakEvenConfig(batch_sizes=(), seeds=(0,), steps=60, every=20)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunMaxima:
+    run_id: str
+    learning_rate: float
+    batch_size: int
+    seed: int
+    maxima: dict[str, float]
+    #: quantities whose maximum comes from an unconverged estimate
+    unconverged: tuple[str, ...]
+    #: quantities whose maximum is at the run's last snapshot (still rising: not its maximum yet)
+    rising: tuple[str, ...] = ()
+
+
+def maxima(snapshots: Sequence[Mapping[str, Any]]
+           ) -> tuple[dict[str, float], tuple[str, ...], tuple[str, ...]]:
+    """Each quantity's maximum along a run's snapshots, which maxima did not converge, and
+    which are at the last snapshot of their kind (the quantity may still be rising)."""
+    best: dict[str, tuple[float, bool, int]] = {}
+    last: dict[str, int] = {}
+    for snap in snapshots:
+        last[snap["kind"]] = max(last.get(snap["kind"], -1), snap.get("step", 0))
+        m = snap["metrics"]
+        for q, (kind, metric, flag, _) in QUANTITIES.items():
+            if snap["kind"] != kind:
+                continue
+            if metric == "ratio":
+                lam1, star = m.get("gram_lambda_1"), m.get("gram_lambda_star")
+                value = star / lam1 if lam1 and star is not None else None
+            else:
+                value = m.get(metric)
+            if value is None or not math.isfinite(value):
+                continue
+            ok = flag is None or bool(m.get(flag))
+            if q not in best or value > best[q][0]:
+                best[q] = (value, ok, snap.get("step", 0))
+    rising = tuple(q for q, (_, _, step) in best.items()
+                   if len([s for s in snapshots if s["kind"] == QUANTITIES[q][0]]) > 1
+                   and step == last[QUANTITIES[q][0]])
+    return ({q: v for q, (v, _, _) in best.items()},
+            tuple(q for q, (_, ok, _) in best.items() if not ok), rising)
+
+
+def judge(runs: Sequence[RunMaxima], config: BreakEvenConfig) -> list[Claim]:
+    claims = []
+    axes = []
+    if len(set(config.learning_rates)) > 1:
+        lo, hi = min(config.learning_rates), max(config.learning_rates)
+        axes.append(("η", lambda r, v: r.learning_rate == v and r.batch_size == config.batch_size,
+                     hi, lo, f"η={hi:g} vs η={lo:g} (S={config.batch_size})"))
+    if len(set(config.batch_sizes)) > 1:
+        lo, hi = min(config.batch_sizes), max(config.batch_sizes)
+        axes.append(("S", lambda r, v: r.batch_size == v and r.learning_rate == config.batch_lr,
+                     lo, hi, f"S={lo} vs S={hi} (η={config.batch_lr:g})"))
+    for axis, member, noisy_value, quiet_value, label in axes:
+        noisy = [r for r in runs if member(r, noisy_value)]
+        quiet = [r for r in runs if member(r, quiet_value)]
+        for q, (name, statement) in CLAIMS.items():
+            direction = QUANTITIES[q][3]
+            a = [r.maxima[q] for r in noisy if q in r.maxima]
+            b = [r.maxima[q] for r in quiet if q in r.maxima]
+            stmt = f"along {axis}: with more SGD noise {statement}"
+            numbers = f"{label}: {_fmt(a)} vs {_fmt(b)}"
+            n = min(len(a), len(b))
+            if n < config.min_seeds:
+                claims.append(Claim(f"{name}/{axis}", stmt, Outcome.UNDECIDABLE,
+                                    f"{numbers}; too few seeds ({n} < {config.min_seeds})"))
+                continue
+            if any(q in r.unconverged for r in noisy + quiet):
+                claims.append(Claim(f"{name}/{axis}", stmt, Outcome.UNDECIDABLE,
+                                    f"{numbers}; a maximum's Lanczos estimate did not converge"))
+                continue
+            if any(q in r.rising for r in noisy + quiet):
+                claims.append(Claim(f"{name}/{axis}", stmt, Outcome.UNDECIDABLE,
+                                    f"{numbers}; a run's maximum is at its last snapshot (still "
+                                    f"rising): train longer"))
+                continue
+            predicted = max(a) < min(b) if direction == "smaller" else min(a) > max(b)
+            reversed_ = min(a) > max(b) if direction == "smaller" else max(a) < min(b)
+            outcome = Outcome.HOLDS if predicted else Outcome.FAILS if reversed_ else Outcome.UNDECIDABLE
+            why = {Outcome.HOLDS: "every seed on the predicted side",
+                   Outcome.FAILS: "every seed on the other side",
+                   Outcome.UNDECIDABLE: "the seeds' ranges overlap; more seeds"}[outcome]
+            claims.append(Claim(f"{name}/{axis}", stmt, outcome, f"{numbers}; {why}"))
+    return claims
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+
+@dataclasses.dataclass
+class BreakEvenResult:
+    sweep_id: str
+    config: BreakEvenConfig
+    runs: list[RunMaxima]
+    claims: list[Claim]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": NAME, "config": dataclasses.asdict(self.config),
+                "runs": [dataclasses.asdict(r) for r in self.runs],
+                "claims": [c.to_json() for c in self.claims]}
+
+    @classmethod
+    def from_json(cls, sweep_id: str, d: Mapping[str, Any]) -> BreakEvenResult:
+        cfg = BreakEvenConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in d["config"].items()})
+        runs = [RunMaxima(**{**r, "unconverged": tuple(r["unconverged"]), "rising": tuple(r["rising"])})
+                for r in d["runs"]]
+        return cls(sweep_id, cfg, runs, [Claim.from_json(c) for c in d["claims"]])
+
+
+def result_from_json(sweep_id: str, document: Mapping[str, Any]) -> BreakEvenResult:
+    """The result stored in an analysis sweep's spec."""
+    return BreakEvenResult.from_json(sweep_id, document)
+
+
+def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
+        data_dir: str | None = None, command: str = "curvebench analyze break-even") -> BreakEvenResult:
+    """Train the η and S grids with snapshots, take each run's maxima, judge, store."""
+    from harness.analyses.store import store_result
+    from harness.db import RunOrigin
+    from harness.experiment import CurvatureRequest, TrialRequest, database, run_sweep
+    from harness.trial import TrialOptions
+
+    settings = list(dict.fromkeys((lr, s) for _, lr, s in config.cells()))
+    requests = [TrialRequest(config.workload, config.submission,
+                             {"learning_rate": lr, "batch_size": s}, seed)
+                for lr, s in settings for seed in config.seeds]
+    options = TrialOptions(max_steps=config.steps, eval_every=config.steps, stop_at_target=False,
+                           origin=RunOrigin.ANALYSIS, tag=TAG)
+    curvature = CurvatureRequest({"kinds": ["hessian", "cov"], "curvature_batch": config.curvature_batch,
+                                  "cov_batch_size": config.cov_batch_size, "top_k": [1],
+                                  "trace_probes": 0}, f"init,every:{config.every}")
+    sweep = run_sweep(requests, options, db_url, name=f"analysis-{NAME}", command=command,
+                      data_source=data_source, data_dir=data_dir, curvature=curvature)
+    db = database(db_url)
+    runs = []
+    for r, t in zip(requests, sweep.trials):
+        best, unconverged, rising = maxima(db.snapshots(t.result.run_id))
+        runs.append(RunMaxima(t.result.run_id, r.hparams["learning_rate"], r.hparams["batch_size"],
+                              r.seed, best, unconverged, rising))
+    result = BreakEvenResult(sweep.sweep_id, config, runs, judge(runs, config))
+    store_result(db, sweep.sweep_id, result.to_json())
+    return result
+
+
+def section(result: BreakEvenResult, db):
+    """The report section: the four quantities over training per setting, and the verdicts."""
+    from matplotlib.figure import Figure as PlotFigure
+
+    from harness.analyses.verdict import claims_table
+    from harness.report import Figure, Provenance, Section, mark_data
+
+    plot = PlotFigure(figsize=(10, 6.5), layout="constrained")
+    axes = plot.subplots(2, 2).ravel()
+    for ax, (q, (kind, metric, _, _)) in zip(axes, QUANTITIES.items()):
+        for r in result.runs:
+            snaps = [s for s in db.snapshots(r.run_id) if s["kind"] == kind]
+            m = [s["metrics"] for s in snaps]
+            if metric == "ratio":
+                ys = [(x.get("gram_lambda_star") or math.nan) / (x.get("gram_lambda_1") or math.nan) for x in m]
+            else:
+                ys = [x.get(metric) if x.get(metric) is not None else math.nan for x in m]
+            mark_data(ax.plot([s["step"] for s in snaps], ys, lw=1,
+                              label=f"η={r.learning_rate:g} S={r.batch_size} seed {r.seed}"))
+        ax.set(xlabel="step", title={"lambda_K": "λ_K^1", "lambda_H": "λ_H^1", "ratio_K": "λ_K*/λ_K^1",
+                                      "trace_K": "Tr K"}[q])
+        ax.set_yscale("log")
+    axes[0].legend(fontsize=6)
+    runs = [db.get_run(r.run_id) for r in result.runs]
+    fig = Figure("Break-even quantities over training (Jastrzębski et al., 2020)",
+                 f"λ_K^1, λ_H^1, λ_K*/λ_K^1 and Tr K per run (K at M={result.config.cov_batch_size} "
+                 f"for every batch size).",
+                 Provenance.of(runs, f"sweep {result.sweep_id} (curvebench analyze {NAME})"),
+                 plot, slug="break-even")
+    return Section(f"Break-even point (Jastrzębski et al., 2020) — sweep {result.sweep_id[:8]}",
+                   text=f"`{result.config.submission}` on `{result.config.workload}`, "
+                        f"{result.config.steps} steps, snapshots every {result.config.every} steps.",
+                   figures=[fig], tables=[claims_table(result.claims)])
