@@ -23,6 +23,7 @@ def test_runner_speed_prints_all_ratios():
         assert label in out
 
 
+@pytest.mark.slow  # ~17 s: four programs compiled
 def test_vmap_seeds_prints_every_path_against_one_seed():
     out = run_script("vmap_seeds.py", "--seeds", "2", "--steps", "3", "--eval-every", "3",
                      "--repeats", "1", "--workload", "mnist_mlp:width=16")
@@ -31,6 +32,7 @@ def test_vmap_seeds_prints_every_path_against_one_seed():
         assert label in out
 
 
+@pytest.mark.slow  # ~25 s: five optimizer pairs compiled
 def test_algoperf_adapter_prints_every_pair():
     out = run_script("algoperf_adapter.py", "--steps", "5", "--repeats", "1")
     for label in ("adamw native, chunk", "adamw AlgoPerf (jit), chunk", "adamw AlgoPerf, concrete step",

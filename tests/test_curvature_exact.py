@@ -41,8 +41,9 @@ def _dense_training_hessian(workload, params, state, batches):
         return np.asarray(jax.hessian(loss)(flat)), count
 
 
-@pytest.mark.parametrize("workload", [TinyMlp(width=4, activation="gelu"), BnMlp()],
-                         ids=["mlp", "batchnorm"])
+@pytest.mark.parametrize("workload", [
+    pytest.param(TinyMlp(width=4, activation="gelu"), id="mlp", marks=pytest.mark.slow),  # ~34 s
+    pytest.param(BnMlp(), id="batchnorm")])
 def test_full_order_snapshot_matches_dense_eigh_with_a_non_dividing_batch(workload):
     """21 examples in physical batches of 8: the MLP pads the last batch (padding adds
     nothing), the batch-norm net uses whole batches only (16 examples), since padding
@@ -132,6 +133,7 @@ def test_whole_split_product_equals_the_dense_product_over_the_split():
     assert snap.metrics["curvature_examples"] == 19
 
 
+@pytest.mark.slow  # ~45 s on 2 cores: rdkit molecules, a graph program compiled twice
 def test_graph_snapshot_on_real_molecules():
     """ogbg_molpcba (host-mode graphs): a fixed set of padded graph batches from real NCI
     molecules; the snapshot's loss and Hessian quadratic form equal the workload's own mean

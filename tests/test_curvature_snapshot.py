@@ -100,6 +100,7 @@ def test_bn_dropout_snapshot_is_deterministic(loop, kinds):
                 np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
 
 
+@pytest.mark.slow  # ~23 s: both loops and a float64 snapshot compiled
 def test_host_and_scan_loops_agree_and_float64_runs():
     w = TinyMlp(width=5, activation="gelu")
     data = w.synthetic_dataset({"train": 50}, seed=0)
