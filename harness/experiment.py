@@ -342,9 +342,11 @@ def preflight(groups: Sequence[TrialGroup], *, data_here: bool) -> None:
     from harness.submissions import apply_overrides, load_submission
     from workloads import get_workload
 
+    submissions = {path: load_submission(path)
+                   for path in dict.fromkeys(g.submission for g in groups)}
     for group in groups:
         workload = get_workload(group.workload)
-        submission = load_submission(group.submission)
+        submission = submissions[group.submission]
         max_steps = int(group.options.max_steps or workload.max_steps)
         eval_every = int(group.options.eval_every or workload.eval_every)
         sizes = {dataclasses.replace(

@@ -127,44 +127,28 @@ def test_diverging_learning_rate_diverges_alone_and_mixed_hparams_match(mnist_sa
     assert group[0].evals != group[2].evals
 
 
-BRANCHING = '''"""SGD whose momentum is switched by a Python branch on a hyperparameter."""
-import jax
-import optax
-
-
-def _optimizer(hparams):
-    if hparams["momentum"] > 0:
+SGD_OPTIMIZER = '''def _optimizer(hparams):
+    return optax.sgd(hparams["learning_rate"])
+'''
+BRANCHING_OPTIMIZER = '''def _optimizer(hparams):
+    if hparams["momentum"] > 0:  # a Python branch on a hyperparameter
         return optax.sgd(hparams["learning_rate"], momentum=hparams["momentum"])
     return optax.sgd(hparams["learning_rate"])
-
-
-def init_optimizer_state(workload, params, model_state, hparams, rng):
-    return _optimizer(hparams).init(params)
-
-
-def update_params(workload, params, model_state, opt_state, batch, hparams, step, rng):
-    def loss_fn(p):
-        return workload.loss(p, model_state, batch, train=True, rng=rng)
-
-    (loss, new_model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = _optimizer(hparams).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), new_model_state, opt_state, {"loss": loss}
-
-
-def get_batch_size(workload_name):
-    return None
-
-
-def data_selection(workload, next_batch, opt_state, params, model_state, hparams, step, rng):
-    return next_batch(rng)
 '''
+
+
+def branching_sgd() -> str:
+    """The shipped SGD with its momentum switched by a Python branch on a hyperparameter."""
+    source = (SUBMISSIONS / "sgd" / "submission.py").read_text()
+    assert SGD_OPTIMIZER in source
+    return source.replace(SGD_OPTIMIZER, BRANCHING_OPTIMIZER)
 
 
 def test_python_branch_on_a_hyperparameter_falls_back_to_one_program_per_value(
         mnist_sample, tmp_path, caplog):
     folder = tmp_path / "branching"
     folder.mkdir()
-    (folder / "submission.py").write_text(BRANCHING)
+    (folder / "submission.py").write_text(branching_sgd())
     (folder / "hparams.json").write_text('{"learning_rate": 0.1, "momentum": 0.0}')
     sub = load_submission(folder)
     trials = [TrialSpec(seed, {"momentum": m}) for m in (0.0, 0.9) for seed in (0, 1)]
