@@ -15,10 +15,19 @@ NAMES = sorted(REGISTRY)
 
 @pytest.fixture(scope="module", params=NAMES)
 def case(request):
+    """One workload with its data and parameters; `init` is compiled once (eager init of a
+    ResNet dispatches hundreds of tiny ops) and reused by test_init_deterministic."""
     workload = get_workload(request.param)
     data = workload.synthetic_dataset({"train": 64, "validation": 37}, seed=1)
-    params, model_state = workload.init(jax.random.PRNGKey(0))
+    params, model_state = _compiled_init(workload)(jax.random.PRNGKey(0))
     return workload, data, params, model_state
+
+
+_INITS: dict[str, object] = {}
+
+
+def _compiled_init(workload: Workload):
+    return _INITS.setdefault(workload.spec, jax.jit(workload.init))
 
 
 def _train_batch(workload: Workload, data, n=8):
@@ -38,11 +47,12 @@ def test_declares_contract(case):
 def test_loss_finite_and_per_example(case):
     workload, data, params, model_state = case
     batch = _train_batch(workload, data)
-    outputs, _ = workload.apply(params, model_state, batch["inputs"], train=False)
-    per_example = workload.loss_per_example(outputs, batch)
+    per_example = jax.jit(lambda p, b: workload.loss_per_example(
+        workload.apply(p, model_state, b["inputs"], train=False)[0], b))(params, batch)
     assert per_example.shape == batch["mask"].shape
     assert bool(jnp.all(jnp.isfinite(per_example)))
-    loss, _ = workload.loss(params, model_state, batch, train=True, rng=jax.random.PRNGKey(2))
+    loss, _ = jax.jit(lambda p, b, rng: workload.loss(p, model_state, b, train=True, rng=rng))(
+        params, batch, jax.random.PRNGKey(2))
     assert np.isfinite(float(loss))
 
 
@@ -61,20 +71,21 @@ def test_mask_respected(case):
         noisy_inputs[half:] = 1e3 * np.random.default_rng(0).standard_normal(noisy_inputs[half:].shape)
         garbage["inputs"] = noisy_inputs.astype(garbage["inputs"].dtype)
         clean["inputs"] = np.array(clean["inputs"])
-    loss_fn = lambda p, b: workload.loss(p, model_state, b, train=False)[0]  # noqa: E731
-    per_example = workload.loss_per_example(
-        workload.apply(params, model_state, garbage["inputs"], train=False)[0], garbage)
+    loss_grad = jax.jit(jax.grad(lambda p, b: workload.loss(p, model_state, b, train=False)[0]))
+    per_example = jax.jit(lambda p, b: workload.loss_per_example(
+        workload.apply(p, model_state, b["inputs"], train=False)[0], b))(params, garbage)
     assert np.all(np.asarray(per_example)[mask == 0] == 0.0)
     if workload.input_mode == "device" and not workload.variant.get("batchnorm"):
-        g_clean = jax.grad(loss_fn)(params, clean)
-        g_garbage = jax.grad(loss_fn)(params, garbage)
+        g_clean = loss_grad(params, clean)
+        g_garbage = loss_grad(params, garbage)
         for a, b in zip(jax.tree_util.tree_leaves(g_clean), jax.tree_util.tree_leaves(g_garbage)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_eval_metrics_in_range(case):
     workload, data, params, model_state = case
-    outs = [jax.device_get(workload.eval_batch(params, model_state, b))
+    eval_batch = jax.jit(workload.eval_batch)  # as the runner compiles it
+    outs = [jax.device_get(eval_batch(params, model_state, b))
             for b in workload.eval_batches(data.splits["validation"], 16)]
     metrics = workload.finalize_metrics(outs)
     for name, (low, high) in workload.metric_ranges().items():
@@ -96,7 +107,7 @@ def test_version_stable_and_variant_sensitive(case):
 
 def test_init_deterministic(case):
     workload, _, params, model_state = case
-    again, state_again = workload.init(jax.random.PRNGKey(0))
+    again, state_again = _compiled_init(get_workload(workload.spec))(jax.random.PRNGKey(0))
     for a, b in zip(jax.tree_util.tree_leaves((params, model_state)),
                     jax.tree_util.tree_leaves((again, state_again))):
         np.testing.assert_array_equal(a, b)
