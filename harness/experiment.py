@@ -521,8 +521,9 @@ def resume_run(run_id: str, db_url: str, *, options: Mapping[str, Any] | None = 
     `options`: TrialOptions fields to change for the rest (e.g. the checkpoint cadence).
     Returns the program's trials (those finished before the checkpoint as they were), with
     `resumed_from_step` set on the resumed ones; a trial that finished after the checkpoint
-    is trained again from it (to the same result) with the others. Raises a UserError, one line, where the run
-    cannot be resumed: finished, still running, concrete-step mode, no checkpoint."""
+    is trained again from it (to the same result) with the others. Raises a UserError, one
+    line, where the run cannot be resumed: finished, still running, concrete-step mode, no
+    checkpoint."""
     from sqlalchemy import select
 
     from harness import checkpoint

@@ -5,6 +5,7 @@ the rows the killed process wrote after its checkpoint are gone."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ import pytest
 from harness import checkpoint
 from harness.db import open_database
 from harness.experiment import TrialRequest, resume_run, run_sweep
-from harness.trial import TrialOptions
+from harness.runner import run_group
+from harness.trial import TrialOptions, TrialSpec
 
 from conftest import REPO, SUBMISSIONS
 
@@ -124,23 +126,18 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
     assert _state_bytes(db.get_run(runs[0].id).checkpoint_path) == \
         _state_bytes(whole_db.get_run(whole_ids[0]).checkpoint_path)
 
-    finished = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--resume",
-                               runs[0].id, "--db", str(db_path)],
-                              capture_output=True, text=True, env=_env(), timeout=300)
-    assert finished.returncode == 2
-    assert "already finished (reached); nothing to resume" in finished.stderr
 
 
 def test_checkpoints_are_deleted_when_the_trials_finish(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'r.db'}"
     options = TrialOptions(max_steps=300, eval_every=100, checkpoint_every=1,
                            stop_at_target=False)
-    sweep = run_sweep([TrialRequest(WORKLOAD, str(SUBMISSIONS / "adam"), HPARAMS, 0)], options,
-                      db_url)
+    sweep = run_sweep([TrialRequest("uv", str(SUBMISSIONS / "sgd"), {}, 0)], options, db_url)
     root = tmp_path / "r.db.checkpoints"
     assert root.is_dir() and not any(root.iterdir())  # written at step 256, gone at the end
     assert open_database(db_url).get_run(sweep.trials[0].result.run_id).checkpoint_path is None
-    with pytest.raises(checkpoint.CheckpointError, match="already finished"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"already finished \(reached\); "
+                                                         "nothing to resume"):
         resume_run(sweep.trials[0].result.run_id, db_url)
 
 
@@ -164,3 +161,66 @@ def test_cadence_by_steps_and_by_time(tmp_path):
     assert not writer(300, None).due(399) and writer(300, None).due(400)
     assert not writer(None, 3600.0).due(10_000) and writer(None, 0.0).due(101)
     assert not writer(None, None).due(10_000)
+
+
+def _resume_in_process(tmp_path, monkeypatch, workload, submission, dataset, trials, options):
+    """The trials run through (final state kept), and run again stopped by Ctrl-C at their
+    second checkpoint then resumed from the first: both runs' rows and final states."""
+    db = open_database(f"sqlite:///{tmp_path / 'r.db'}")
+    every = checkpoint.Checkpointing(root=tmp_path / "ck", every_steps=1, every_s=None, keep=True,
+                                     group={})
+    whole = run_group(workload, submission, dataset, trials, db=db, options=options,
+                      checkpointing=dataclasses.replace(every, root=tmp_path / "whole",
+                                                        every_steps=None))
+    write = checkpoint.Writer.write
+
+    def stop_at_second(self, *args, **kwargs):
+        if self.written:
+            raise KeyboardInterrupt
+        write(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint.Writer, "write", stop_at_second)
+        with pytest.raises(KeyboardInterrupt):
+            run_group(workload, submission, dataset, trials, db=db, options=options,
+                      checkpointing=every)
+    stopped = [r for r in db.runs() if r.id not in {w.run_id for w in whole}]
+    assert {r.status for r in stopped} == {"interrupted"}
+    folder = Path(stopped[0].checkpoint_path)
+    resumed = run_group(workload, submission, dataset, trials, db=db, options=options,
+                        checkpointing=dataclasses.replace(every, resume=folder))
+    for w, r in zip(whole, resumed):
+        assert r.resumed_from_step is not None and r.resumed_from_step > 0
+        assert (r.status, r.steps_to_target, r.final_step) == (w.status, w.steps_to_target,
+                                                               w.final_step)
+        assert db.eval_curve(r.run_id) == db.eval_curve(w.run_id)
+        assert db.losses(r.run_id)[1].tobytes() == db.losses(w.run_id)[1].tobytes()
+    assert _state_bytes(str(folder)) == _state_bytes(str(tmp_path / "whole" / whole[0].run_id))
+
+
+@pytest.mark.slow
+def test_host_mode_graph_trials_resume_bit_identical(tmp_path, monkeypatch):
+    """ogbg: batches fed from the host (the iterator replayed to the step), host evals."""
+    from harness.submissions import load_submission
+    from workloads.ogbg_molpcba import OgbgMolpcba
+
+    workload = OgbgMolpcba(latent=16, hidden=16, depth=2)
+    dataset = workload.synthetic_dataset({"train": 64, "validation": 16})
+    submission = load_submission(SUBMISSIONS / "adam", ["batch_size=8", "learning_rate=0.01"])
+    _resume_in_process(tmp_path, monkeypatch, workload, submission, dataset,
+                       [TrialSpec(0, {}), TrialSpec(1, {})],
+                       TrialOptions(max_steps=9, eval_every=3, stop_at_target=False))
+
+
+@pytest.mark.slow
+def test_conv_net_step_mode_trials_resume_bit_identical(tmp_path, monkeypatch):
+    """A batch-norm conv net in "step" chunk mode (XLA:CPU), host evals."""
+    from harness.submissions import load_submission
+    from workloads import get_workload
+
+    workload = get_workload("cifar_simplecnn:batchnorm=1,width=0.25")
+    dataset = workload.synthetic_dataset({"train": 32, "validation": 8})
+    submission = load_submission(SUBMISSIONS / "momentum", ["batch_size=8"])
+    _resume_in_process(tmp_path, monkeypatch, workload, submission, dataset,
+                       [TrialSpec(0, {}), TrialSpec(1, {})],
+                       TrialOptions(max_steps=6, eval_every=2, stop_at_target=False))
