@@ -377,11 +377,11 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
         keys = [trial_keys(ctx.trials[i].seed) for i in idx]
         train_keys = jnp.stack([k["train"] for k in keys])
         hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced)
-        if saved is None:
-            carry = program.init(keys, [ctx.hparams[i] for i in idx])
-        else:
-            carry = saved.carry(jax.eval_shape(lambda: program.init(
-                keys, [ctx.hparams[i] for i in idx])))
+        # init runs on resume too: its structure is checked, and a submission's init side
+        # effects (an AlgoPerf adapter's optimizer objects) happen as in the first run
+        carry = program.init(keys, [ctx.hparams[i] for i in idx])
+        if saved is not None:
+            carry = saved.carry(carry)
         step, clock = (0, 0.0) if saved is None else (saved.step, saved.clock)
         if program.host:
             host_batches = [prefetch(w.train_batches(ctx.dataset, ctx.batch_size, ctx.trials[i].seed),
