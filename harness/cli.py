@@ -327,6 +327,9 @@ def run(
     """Train a submission on one workload for N seeds; print steps and time to target."""
     cadence = _checkpoint_fields(checkpoint_every, checkpoint_dir, keep_checkpoints)
     if resume is not None:
+        if workload is not None or submission is not None:
+            _fail("--resume continues a recorded run with its own workload, submission and "
+                  "options: drop --workload/--submission")
         _resume_run(resume, db, cadence, as_json=as_json, quiet=quiet)
         return
     if workload is None or submission is None:

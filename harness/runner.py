@@ -372,6 +372,10 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
     def finish(j: int, status: str, error: str | None = None) -> None:
         ledgers[j].finish(status, error, program.compile_s - compile0, program.compiles - compiles0)
 
+    def save(step: int, clock: float, carry: Carry) -> None:
+        _checkpoint(writer, ledgers, [ctx.trials[i] for i in idx], step, clock, carry, program,
+                    compile0, compiles0)
+
     host_batches = None
     try:
         keys = [trial_keys(ctx.trials[i].seed) for i in idx]
@@ -475,12 +479,12 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
             step = stop
             if (writer is not None and step < o.max_steps and writer.due(step)
                     and any(ledger.running for ledger in ledgers)):
-                _checkpoint(writer, ledgers, [ctx.trials[i] for i in idx], step, clock, carry, program, compile0, compiles0)
+                save(step, clock, carry)
         for j, ledger in enumerate(ledgers):
             if ledger.running:
                 finish(j, "not_reached" if ledger.result.steps_to_target is None else "reached")
         if writer is not None and writer.cfg.keep:
-            _checkpoint(writer, ledgers, [ctx.trials[i] for i in idx], step, clock, carry, program, compile0, compiles0)
+            save(step, clock, carry)
         elif writer is not None:
             writer.remove()
             if ctx.db is not None and (writer.written or saved is not None):

@@ -139,6 +139,14 @@ def test_checkpoints_are_deleted_when_the_trials_finish(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=r"already finished \(reached\); "
                                                          "nothing to resume"):
         resume_run(sweep.trials[0].result.run_id, db_url)
+    db, run_id = open_database(db_url), sweep.trials[0].result.run_id
+    db.update_run(run_id, status="interrupted")
+    with pytest.raises(checkpoint.CheckpointError, match="has no checkpoint: it stopped before"):
+        resume_run(run_id, db_url)
+    db.update_run(run_id, chunk_mode="concrete")
+    with pytest.raises(checkpoint.CheckpointError, match="concrete-step mode .* writes no "
+                                                         "checkpoints"):
+        resume_run(run_id, db_url)
 
 
 def test_cadence_option():
