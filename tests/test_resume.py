@@ -232,3 +232,17 @@ def test_conv_net_step_mode_trials_resume_bit_identical(tmp_path, monkeypatch):
     _resume_in_process(tmp_path, monkeypatch, workload, submission, dataset,
                        [TrialSpec(0, {}), TrialSpec(1, {})],
                        TrialOptions(max_steps=6, eval_every=2, stop_at_target=False))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run"], "run needs --workload and --submission (or --resume RUN_ID)"),
+    (["run", "--resume", "abc", "--checkpoint-every", "5x"], "--checkpoint-every '5x': give N steps"),
+    (["run", "--resume", "abc", "--workload", "mnist_mlp"], "drop --workload/--submission"),
+])
+def test_bad_resume_options_are_one_line_errors(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    res = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "r.db")])
+    assert res.exit_code == 2 and message in res.output
