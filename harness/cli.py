@@ -7,6 +7,7 @@ answer at once. Training goes through the experiment layer (harness.experiment.r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -270,11 +271,18 @@ def _parse_single(workload: str, hparam: list[str], command: str) -> dict[str, A
     return overrides
 
 
+CheckpointEveryOpt = Annotated[Optional[str], typer.Option(
+    help="checkpoint a trial's state every N steps, or every 90s / 10m / 2h of wall time, at its "
+         "next return to the host; off: never (default 10m)", metavar="N|TIME|off")]
+
+
 @app.command()
 def run(
     ctx: typer.Context,
-    workload: Annotated[str, typer.Option(help="workload[:knob=value,...], e.g. mnist_mlp:width=200")],
-    submission: Annotated[str, typer.Option(help="submission folder (submission.py + hparams.json)")],
+    workload: Annotated[Optional[str], typer.Option(
+        help="workload[:knob=value,...], e.g. mnist_mlp:width=200 (required unless --resume)")] = None,
+    submission: Annotated[Optional[str], typer.Option(
+        help="submission folder (submission.py + hparams.json; required unless --resume)")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="number of seeds: 0..N-1 from --seed-start")] = 1,
     seed_start: Annotated[int, typer.Option(min=0, help="first seed")] = 0,
     db: DbOpt = None,
@@ -306,8 +314,26 @@ def run(
     search_point: Annotated[int, typer.Option(min=0, help=(
         "AlgoPerf-format submission with a tuning_search_space.json: use its point K (listed "
         "points in order; ranges: the K-th quasi-random point)"))] = 0,
+    checkpoint_every: CheckpointEveryOpt = None,
+    checkpoint_dir: Annotated[Optional[str], typer.Option(
+        help="checkpoint folder (default: beside a SQLite --db, else "
+             "$XDG_CACHE_HOME/curvebench/checkpoints)")] = None,
+    keep_checkpoints: Annotated[bool, typer.Option(
+        help="keep the checkpoints (and the final state) when the trials finish")] = False,
+    resume: Annotated[Optional[str], typer.Option(
+        help="continue this killed or interrupted run (id or prefix) from its last checkpoint, "
+             "with the unfinished trials of its group", metavar="RUN_ID")] = None,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
+    cadence = _checkpoint_fields(checkpoint_every, checkpoint_dir, keep_checkpoints)
+    if resume is not None:
+        if workload is not None or submission is not None:
+            _fail("--resume continues a recorded run with its own workload, submission and "
+                  "options: drop --workload/--submission")
+        _resume_run(resume, db, cadence, as_json=as_json, quiet=quiet)
+        return
+    if workload is None or submission is None:
+        _fail("run needs --workload and --submission (or --resume RUN_ID)")
     overrides = _parse_single(workload, hparam, "run")
     _check_chunk_mode(chunk_mode)
     database = _open(db)
@@ -323,9 +349,10 @@ def run(
             cov_centered=cov_centered))
     except SpecError as e:
         _fail(str(e))
-    options = _trial_options("run", max_steps=max_steps, eval_every=eval_every,
-                             chunk_mode=chunk_mode, stop_at_target=stop_at_target,
-                             divergence_factor=divergence_factor, tag=tag)
+    options = dataclasses.replace(
+        _trial_options("run", max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
+                       stop_at_target=stop_at_target, divergence_factor=divergence_factor,
+                       tag=tag), **cadence)
     point: dict[str, Any] = {}
     if search_point:  # point 0 is what the folder loads to by default
         from harness.submissions import load_submission
@@ -339,24 +366,67 @@ def run(
     sweep = _sweep(requests, options, database.url, quiet=quiet or as_json,
                    command=_command_line(ctx), data_dir=data_dir, data_source=data_source,
                    curvature=config, compile_cache=compile_cache)
-    trials = sweep.trials
+    _print_trials(sweep.trials, database.url, as_json)
+
+
+def _checkpoint_fields(every: str | None, directory: str | None, keep: bool) -> dict[str, Any]:
+    """TrialOptions' checkpoint fields the options give (only those given)."""
+    fields: dict[str, Any] = {}
+    if every is not None:
+        from harness.checkpoint import parse_cadence
+
+        try:
+            fields["checkpoint_every"], fields["checkpoint_every_s"] = parse_cadence(every)
+        except ValueError as e:
+            _fail(str(e))
+    if directory is not None:
+        fields["checkpoint_dir"] = directory
+    if keep:
+        fields["keep_checkpoints"] = True
+    return fields
+
+
+def _resume_run(run_id: str, db: str | None, options: dict[str, Any], *, as_json: bool,
+                quiet: bool) -> None:
+    """`run --resume`: the run's program continues from its checkpoint; say which trials."""
+    database = _open(db)
+    from harness.experiment import resume_run
+    from harness.spec import DataUnavailable, SpecError
+
+    try:
+        with _Progress(quiet or as_json) as progress:
+            result = resume_run(run_id, database.url, options=options, on_event=progress)
+    except (SpecError, DataUnavailable) as e:
+        _fail(str(e))
+    resumed = [t.result for t in result.trials if t.result.resumed_from_step is not None]
+    if not as_json and resumed:
+        err.print(f"resumed {len(resumed)} trial(s) from step {resumed[0].resumed_from_step}: "
+                  + ", ".join(r.run_id[:8] for r in resumed), highlight=False)
+    _print_trials(result.trials, database.url, as_json)
+
+
+def _print_trials(trials, db_url: str, as_json: bool) -> None:
+    """`run`'s output: every trial as JSON, or a table with the median."""
     if as_json:
         print(json.dumps(_jsonable([t.to_json() for t in trials]), indent=2))
         return
     table = _table(f"{trials[0].result.workload} / {trials[0].result.submission}",
                    ("seed", "status", "steps to target", "time to target (s)", "compile (s)",
-                    "group", "chunk mode", "run id"))
+                    "group", "chunk mode", "resumed from", "run id"))
     for t in trials:
         r = t.result
         table.add_row(str(r.seed), r.status, _fmt_steps(r.steps_to_target),
                       _fmt_s(r.time_to_target_s), _fmt_compile(r.compile_s, t.compile_cache_hit),
-                      str(t.group_size), r.chunk_mode, r.run_id[:8])
+                      str(t.group_size), r.chunk_mode,
+                      "-" if r.resumed_from_step is None else str(r.resumed_from_step),
+                      r.run_id[:8])
     table.add_row("median", "", _fmt_steps(_median([t.result.steps_to_target for t in trials])),
                   _fmt_s(_median([t.result.time_to_target_s for t in trials])),
-                  _fmt_s(_median([t.result.compile_s for t in trials])), "", "", "", style="bold")
+                  _fmt_s(_median([t.result.compile_s for t in trials])), "", "", "", "",
+                  style="bold")
     out.print(table)
     _time_note(trials)
-    out.print(f"results in {database.url}")
+    out.print(f"results in {db_url}")
 
 
 def _fmt_compile(seconds: float, hit: bool | None) -> str:

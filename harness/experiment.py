@@ -154,12 +154,52 @@ def _curvature_hooks(group: TrialGroup, workload: Workload, submission, dataset:
                     workload.name, workload.batch_size))}
 
 
+def group_to_json(group: TrialGroup) -> dict[str, Any]:
+    """A group as JSON-able plain data (`group_from_json` reads it back)."""
+    d = dataclasses.asdict(group)
+    d["options"]["origin"] = group.options.origin.value
+    return json.loads(json.dumps(d, default=str))
+
+
+def group_from_json(data: Mapping[str, Any]) -> TrialGroup:
+    from harness.db.models import RunOrigin
+
+    options = dict(data["options"])
+    options["origin"] = RunOrigin(options["origin"])
+    curvature = data.get("curvature")
+    return TrialGroup(workload=data["workload"], submission=data["submission"],
+                      trials=tuple(TrialSpec(seed=t["seed"], hparams=t["hparams"])
+                                   for t in data["trials"]),
+                      options=TrialOptions(**options), data_dir=data.get("data_dir"),
+                      data_source=data.get("data_source"),
+                      curvature=None if curvature is None else CurvatureRequest(**curvature),
+                      compile_cache=data.get("compile_cache"))
+
+
+def _checkpointing(group: TrialGroup, db_url: str | None, resume: str | None):
+    """How the group's programs checkpoint (harness/checkpoint.py); None without a results
+    database (nothing could find the checkpoint) or with checkpoints off and none kept."""
+    from harness import checkpoint
+
+    o = group.options
+    if db_url is None or (o.checkpoint_every is None and o.checkpoint_every_s is None
+                          and not o.keep_checkpoints and resume is None):
+        return None
+    root = (Path(o.checkpoint_dir).expanduser() if o.checkpoint_dir
+            else checkpoint.default_root(db_url))
+    return checkpoint.Checkpointing(root=root, every_steps=o.checkpoint_every,
+                                    every_s=o.checkpoint_every_s, keep=o.keep_checkpoints,
+                                    group=group_to_json(group),
+                                    resume=None if resume is None else Path(resume))
+
+
 def execute_group(group: TrialGroup, db_url: str | None, *,
-                  on_eval: Callable[[int, int, dict[str, float]], None] | None = None
-                  ) -> list[TrialResult]:
+                  on_eval: Callable[[int, int, dict[str, float]], None] | None = None,
+                  resume: str | None = None) -> list[TrialResult]:
     """Load what the group needs and run it, writing every trial's rows to `db_url`;
     on_eval(trial_index, step, metrics). Each run row says whether its programs came from
-    the persistent compilation cache (runs.compile_cache_hit)."""
+    the persistent compilation cache (runs.compile_cache_hit). `resume`: the checkpoint
+    folder the group's trials (those of one compiled program) continue from."""
     from harness import compile_cache
     from harness.runner import run_group
     from harness.submissions import load_submission
@@ -173,7 +213,8 @@ def execute_group(group: TrialGroup, db_url: str | None, *,
     hooks = _curvature_hooks(group, workload, submission, dataset, db)
     with compile_cache.CacheCounter() as counter:
         results = run_group(workload, submission, dataset, group.trials, db=db,
-                            options=group.options, on_eval=on_eval, **hooks)
+                            options=group.options, on_eval=on_eval,
+                            checkpointing=_checkpointing(group, db_url, resume), **hooks)
     if db is not None:
         hit = counter.verdict(cache_dir is not None)
         for r in results:
@@ -470,6 +511,73 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
     return SweepResult(sweep_id=sweep_id, name=name,
                        trials=[by_request[i] for i in range(len(todo))],
                        dropped_duplicates=len(requests) - len(todo))
+
+
+def resume_run(run_id: str, db_url: str, *, options: Mapping[str, Any] | None = None,
+               on_event: Callable[[SweepEvent], None] | None = None) -> SweepResult:
+    """Continue a killed, interrupted or failed run from its last checkpoint
+    (harness/checkpoint.py), under its run id: with it every trial of the compiled program it
+    trained in (the other seeds of its group) that had not finished by that checkpoint.
+    `options`: TrialOptions fields to change for the rest (e.g. the checkpoint cadence).
+    Returns the program's trials (those finished before the checkpoint as they were), with
+    `resumed_from_step` set on the resumed ones; a trial that finished after the checkpoint
+    is trained again from it (to the same result) with the others. Raises a UserError, one
+    line, where the run cannot be resumed: finished, still running, concrete-step mode, no
+    checkpoint."""
+    from sqlalchemy import select
+
+    from harness import checkpoint
+    from harness.sweep_state import FINISHED
+
+    from harness.db import Run
+
+    db = database(db_url)
+    run = db.get_run(run_id)
+    label = f"run {run.id[:8]}"
+    if run.status in FINISHED:
+        # its program's other trials may still be unfinished (it finished after the checkpoint)
+        with db.session() as s:
+            unfinished = [] if run.checkpoint_path is None else s.scalars(
+                select(Run.id).where(Run.checkpoint_path == run.checkpoint_path,
+                                     Run.status.not_in(FINISHED))).all()
+        if not unfinished:
+            raise checkpoint.CheckpointError(f"{label} already finished ({run.status}); "
+                                             "nothing to resume")
+        run = db.get_run(unfinished[0])
+    if run.status == "running":
+        raise checkpoint.CheckpointError(f"{label} is still running (process {run.pid} on "
+                                         f"{run.host}); resume it once that process is gone")
+    if run.chunk_mode == "concrete":
+        raise checkpoint.CheckpointError(
+            f"{label} trained in concrete-step mode (AlgoPerf's runner loop), which writes no "
+            "checkpoints: the submission's optimizer state may hold Python objects and its "
+            "eval_results/train_state live in its module; rerun it (`sweep --resume`)")
+    if run.checkpoint_path is None:
+        raise checkpoint.CheckpointError(
+            f"{label} has no checkpoint: it stopped before its first one (default every 10 "
+            "minutes; `run --checkpoint-every N` for more often); rerun it")
+    saved = checkpoint.read(run.checkpoint_path)
+    stored = group_from_json(saved.group)
+    group = dataclasses.replace(
+        stored, trials=tuple(TrialSpec(seed=r.trial["seed"], hparams=r.trial["hparams"])
+                             for r in saved.trials),
+        options=dataclasses.replace(stored.options, **(options or {})))
+    requests = tuple(TrialRequest(group.workload, group.submission, dict(t.hparams), t.seed)
+                     for t in group.trials)
+    sweep_id = group.options.sweep_id or ""
+    if on_event is not None:
+        on_event(GroupStarted(0, group, requests))
+    results = execute_group(group, db_url, resume=str(saved.path), on_eval=None if on_event is None
+                            else lambda ti, step, m: on_event(TrialEvaluated(0, requests[ti],
+                                                                             step, m)))
+    how = _how_run(db_url, [r.run_id for r in results])
+    trials = [TrialOutcome(request=q, result=r, hparams=dict(r.hparams),
+                           group_size=how.get(r.run_id, (None, None))[0],
+                           compile_cache_hit=how.get(r.run_id, (None, None))[1], sweep_id=sweep_id)
+              for q, r in zip(requests, results)]
+    if on_event is not None:
+        on_event(GroupFinished(0, tuple(trials)))
+    return SweepResult(sweep_id=sweep_id, name=None, trials=trials)
 
 
 def _finished_outcomes(db_url: str | None, sweep_id: str, todo: Sequence[TrialRequest],

@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness import environment, guards
+from harness import checkpoint, environment, guards
 from harness.algoperf.adapter import AlgoPerfSubmission, NeedsConcreteStep
 from harness.algoperf.hooks import (PREPARE_RNG_DERIVATION, AlgoPerfClock, ConcreteSteps,
                                     record_eval, timed_prepare_for_eval)
@@ -104,6 +104,15 @@ class _Ledger:
 
     def losses(self, values: np.ndarray) -> None:
         self.pending.append(np.asarray(values, np.float32))
+
+    def record(self, trial: TrialSpec) -> checkpoint.TrialRecord:
+        """This trial's part of a checkpoint; its pending losses are written first."""
+        if self.db is not None and (rest := self._flush()) is not None:
+            self.db.add_losses(self.result.run_id, *rest)
+        return checkpoint.TrialRecord(trial={"seed": trial.seed, "hparams": dict(trial.hparams)},
+                                      result=dataclasses.asdict(self.result),
+                                      losses_from=self.pending_start,
+                                      wall_s=time.perf_counter() - self.t_start)
 
     def _flush(self) -> tuple[int, np.ndarray] | None:
         if not self.pending:
@@ -178,6 +187,7 @@ class _Context:
     snapshot_steps: list[int]
     on_snapshot: Callable[[str, int, Any, Any], None] | None
     on_eval: Callable[[int, int, dict[str, float]], None] | None
+    checkpointing: checkpoint.Checkpointing | None = None
 
 
 def _eval_is_sums(workload: Workload, batch: Any) -> bool:
@@ -296,6 +306,39 @@ def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | No
     return _Ledger(result, ctx.db, w.target.split, on_eval)
 
 
+def _resumed(ctx: _Context, index: int, saved: checkpoint.Saved, record: checkpoint.TrialRecord
+             ) -> _Ledger:
+    """A trial's ledger as a checkpoint left it. A trial still running then is running again
+    (same run id, this process's pid, started_at now: what tells a live run from a dead one),
+    and the rows its killed process wrote after the checkpoint are deleted."""
+    fields = dict(record.result)
+    fields["evals"] = [(int(step), metrics) for step, metrics in fields["evals"]]
+    if fields["search_point"] is not None:
+        fields["search_point"] = tuple(fields["search_point"])
+    result = TrialResult(**fields)
+    on_eval = None if ctx.on_eval is None else (lambda s, m, i=index: ctx.on_eval(i, s, m))
+    ledger = _Ledger(result, ctx.db, ctx.workload.target.split, on_eval)
+    ledger.pending_start = record.losses_from
+    ledger.t_start = time.perf_counter() - record.wall_s
+    if ledger.running:
+        result.resumed_from_step = saved.step
+        if ctx.db is not None:
+            checkpoint.discard_after(ctx.db, result.run_id, saved.step, record.losses_from)
+            ctx.db.update_run(result.run_id, status="running", error=None, finished_at=None,
+                              host=socket.gethostname(), pid=os.getpid(), started_at=utcnow(),
+                              resumed_from_step=saved.step, final_step=result.final_step,
+                              steps_to_target=result.steps_to_target,
+                              time_to_target_s=result.time_to_target_s, train_s=result.train_s)
+    return ledger
+
+
+def _versions(ctx: _Context) -> dict[str, str]:
+    """What a checkpoint's state depends on besides the trials: resumed only where all agree."""
+    return {"workload_version": ctx.workload.version, "submission_hash": ctx.submission.code_hash,
+            "data_fingerprint": ctx.dataset.fingerprint, "backend": jax.default_backend(),
+            "chunk_mode": ctx.mode}
+
+
 def _divergence_error(code: int, loss: float, loss0: float, step: int, factor: float | None) -> str:
     if code == Stop.LOSS_DIVERGED and not np.isfinite(loss):
         return f"loss became {loss:.4g} at step {step}"
@@ -307,27 +350,54 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
     program, idx = piece.program, piece.indices
     o, w = ctx.resolved, ctx.workload
     t = len(idx)
-    ledgers = [_start(ctx, i, t, ctx.mode, piece.note) for i in idx]
-    compile0, compiles0 = program.compile_s, program.compiles
+    cp = ctx.checkpointing
+    saved = None if cp is None or cp.resume is None else checkpoint.read(cp.resume)
+    if saved is None:
+        ledgers = [_start(ctx, i, t, ctx.mode, piece.note) for i in idx]
+        compile0, compiles0 = program.compile_s, program.compiles
+    else:
+        changed = {k: (v, _versions(ctx).get(k)) for k, v in saved.versions.items()
+                   if _versions(ctx).get(k) != v}
+        if changed:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {saved.path} was written with other "
+                + ", ".join(f"{k} ({a} then, {b} now)" for k, (a, b) in changed.items())
+                + "; resuming would mix the two: rerun the trials")
+        ledgers = [_resumed(ctx, i, saved, rec) for i, rec in zip(idx, saved.trials)]
+        compile0, compiles0 = program.compile_s - saved.compile_s, program.compiles - saved.compiles
+    writer = None if cp is None else checkpoint.Writer(
+        cp, cp.resume or cp.root / ledgers[0].result.run_id, _versions(ctx),
+        0 if saved is None else saved.step)
 
     def finish(j: int, status: str, error: str | None = None) -> None:
         ledgers[j].finish(status, error, program.compile_s - compile0, program.compiles - compiles0)
+
+    def save(step: int, clock: float, carry: Carry) -> None:
+        _checkpoint(writer, ledgers, [ctx.trials[i] for i in idx], step, clock, carry, program,
+                    compile0, compiles0)
 
     host_batches = None
     try:
         keys = [trial_keys(ctx.trials[i].seed) for i in idx]
         train_keys = jnp.stack([k["train"] for k in keys])
         hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced)
+        # init runs on resume too: its structure is checked, and a submission's init side
+        # effects (an AlgoPerf adapter's optimizer objects) happen as in the first run
         carry = program.init(keys, [ctx.hparams[i] for i in idx])
+        if saved is not None:
+            carry = saved.carry(carry)
+        step, clock = (0, 0.0) if saved is None else (saved.step, saved.clock)
         if program.host:
             host_batches = [prefetch(w.train_batches(ctx.dataset, ctx.batch_size, ctx.trials[i].seed),
                                      HOST_PREFETCH) for i in idx]
+            for it in host_batches:  # the data position of a resumed trial: replayed
+                for _ in range(step):
+                    next(it)
         snaps = ctx.snapshot_steps
-        if ctx.on_snapshot is not None and snaps and snaps[0] == 0:
+        if ctx.on_snapshot is not None and snaps and snaps[0] == 0 and step == 0:
             for j, ledger in enumerate(ledgers):
                 ctx.on_snapshot(ledger.result.run_id, 0, take(carry.state[0], j),
                                 take(carry.state[1], j))
-        step, clock = 0, 0.0
         while step < o.max_steps and any(ledger.running for ledger in ledgers):
             k = bisect.bisect_right(snaps, step)
             next_snap = snaps[k] if k < len(snaps) else o.max_steps
@@ -407,9 +477,19 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
                         o.divergence_factor))
             clock += seg_s
             step = stop
+            if (writer is not None and step < o.max_steps and writer.due(step)
+                    and any(ledger.running for ledger in ledgers)):
+                save(step, clock, carry)
         for j, ledger in enumerate(ledgers):
             if ledger.running:
                 finish(j, "not_reached" if ledger.result.steps_to_target is None else "reached")
+        if writer is not None and writer.cfg.keep:
+            save(step, clock, carry)
+        elif writer is not None:
+            writer.remove()
+            if ctx.db is not None and (writer.written or saved is not None):
+                for ledger in ledgers:
+                    ctx.db.update_run(ledger.result.run_id, checkpoint_path=None)
         return [ledger.result for ledger in ledgers]
     except KeyboardInterrupt:
         for j, ledger in enumerate(ledgers):
@@ -425,6 +505,18 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
     finally:
         for it in host_batches or ():
             it.close()  # stops the prefetch thread
+
+
+def _checkpoint(writer: checkpoint.Writer, ledgers: Sequence[_Ledger], trials: Sequence[TrialSpec],
+                step: int, clock: float, carry: Carry, program: Program, compile0: float,
+                compiles0: int) -> None:
+    """Write the program's checkpoint at `step`; the first one is recorded in every run row."""
+    first = not writer.written
+    writer.write(step, clock, carry, [ledger.record(t) for ledger, t in zip(ledgers, trials)],
+                 program.compile_s - compile0, program.compiles - compiles0)
+    for ledger in ledgers:
+        if first and ledger.db is not None:
+            ledger.db.update_run(ledger.result.run_id, checkpoint_path=str(writer.folder))
 
 
 def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
@@ -525,10 +617,15 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
               options: TrialOptions = TrialOptions(),
               snapshot_steps: Iterable[int] = (),
               on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
-              on_eval: Callable[[int, int, dict[str, float]], None] | None = None
+              on_eval: Callable[[int, int, dict[str, float]], None] | None = None,
+              checkpointing: checkpoint.Checkpointing | None = None
               ) -> list[TrialResult]:
     """Run trials that share a compiled shape (variant, submission, batch size), vectorised
     where they can be (see the module docstring); results in the order of `trials`.
+
+    checkpointing: write checkpoints of every compiled program's trials (harness/checkpoint.py);
+    with `resume`, the trials are those of the one program that wrote that checkpoint, and
+    they continue from it. Trials in concrete-step mode write none.
 
     A trial's hparams override the submission's (known names only). Each trial trains until
     its first eval that meets the target (unless options.stop_at_target is off), divergence
@@ -581,9 +678,15 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
                    mode=mode, batch_size=batch_size, batching=batching, train_data=train_data,
                    eval_batches=eval_batches, eval_stacked=eval_stacked, db=db,
                    snapshot_steps=sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= max_steps}),
-                   on_snapshot=on_snapshot, on_eval=on_eval)
+                   on_snapshot=on_snapshot, on_eval=on_eval, checkpointing=checkpointing)
     results: list[TrialResult | None] = [None] * len(trials)
-    for piece in _plan(ctx, in_loop):
+    pieces = _plan(ctx, in_loop)
+    if checkpointing is not None and checkpointing.resume is not None and (
+            len(pieces) != 1 or pieces[0].concrete is not None):
+        raise checkpoint.CheckpointError(
+            f"the trials of checkpoint {checkpointing.resume} no longer run as one compiled "
+            "program with this code; rerun them")
+    for piece in pieces:
         if piece.concrete is not None:
             for i in piece.indices:
                 results[i] = _run_concrete(ctx, i, piece.concrete)

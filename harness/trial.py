@@ -23,6 +23,9 @@ HOST_CHUNK_STEPS = 32
 #: a trial diverges when its training loss exceeds this multiple of its step-0 loss (the rule of
 #: Kalra & Barkeshli, "Phase diagram of early training dynamics in deep neural networks", 2023)
 DIVERGENCE_FACTOR = 1e5
+#: default checkpoint cadence: every 10 minutes of wall time, so trials that finish in minutes
+#: write none and an hours-long CIFAR or ogbg trial loses at most 10 minutes when killed
+CHECKPOINT_EVERY_S = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,11 @@ class TrialOptions:
     trial after the other, still sharing the compiled program).
     batching: how a program computes its trials, "auto", "vmap" or "map"
     (harness.vectorised.Batching says what each does).
+    checkpoint_every / checkpoint_every_s: write a checkpoint of a program's trials at the
+    first return to the host after this many steps / seconds of wall time since the last one
+    (None: not by that measure; both None: never); checkpoint_dir: where (None: beside a SQLite
+    results database, else the user cache dir); keep_checkpoints: keep them (and the final
+    state) when the trials finish. harness/checkpoint.py says what a checkpoint holds.
     """
 
     max_steps: int | None = None
@@ -56,6 +64,10 @@ class TrialOptions:
     sweep_id: str | None = None
     max_group_size: int | None = None
     batching: str = "auto"
+    checkpoint_every: int | None = None
+    checkpoint_every_s: float | None = CHECKPOINT_EVERY_S
+    checkpoint_dir: str | None = None
+    keep_checkpoints: bool = False
 
 
 @dataclasses.dataclass
@@ -70,6 +82,9 @@ class TrialResult:
     algoperf_time_to_target_s: AlgoPerf's time-to-target (training + its compilation +
     prepare_for_eval, not evals); for a trial in compiled chunks, time_to_target_s + compile_s.
     search_point: (k, seed) of the search-space point the hyperparameters came from, if so.
+    resumed_from_step: the checkpoint step this trial's last resume continued from (None:
+    never resumed); its train_s and time_to_target_s count the training steps up to the
+    checkpoint (timed by the killed process) plus those after it, not work lost to the kill.
     """
 
     run_id: str
@@ -91,6 +106,7 @@ class TrialResult:
     concrete_reason: str | None = None
     algoperf_time_to_target_s: float | None = None
     search_point: tuple[int, int] | None = None
+    resumed_from_step: int | None = None
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
     evals: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
 

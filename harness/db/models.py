@@ -88,6 +88,11 @@ class Run(Base):
     algoperf_time_to_target_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: {"k": k, "seed": seed} of the search-space point the hparams came from (None: hparams.json)
     search_point: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    #: the step the last resume of this run continued from (None: never resumed)
+    resumed_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: folder of the latest checkpoint of this run's compiled program (harness/checkpoint.py);
+    #: None: none written yet, or deleted when the run finished
+    checkpoint_path: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     evals: Mapped[list[EvalRow]] = relationship(back_populates="run", cascade="all, delete-orphan",
                                                 order_by="EvalRow.step")
