@@ -8,10 +8,13 @@ time, and when it finishes its outcome ("reached at step 120", "not reached in 5
 — no bars and no escape codes, one plain timestamped line each time a trial enters a phase it
 has not been in before (every snapshot counts), and one when it finishes; QUIET — nothing.
 
-The runner announces training (or a host eval) before the call that runs it, and that call may
-first compile its program: in LINES mode a training or evaluating line is held for HOLD_S, and
-dropped if compiling begins meanwhile (training is announced again when compiling ends), so a
-log reads "compiling" then "training", in the order they happened, each with its own time.
+LINES mode holds two kinds of line back for a moment, each printed with the time it happened:
+the runner announces training (or a host eval) before the call that runs it, and that call may
+first compile its program, so a training or evaluating line waits HOLD_S and is dropped if
+compiling begins meanwhile (training is announced again when compiling ends): a log reads
+"compiling" then "training", in the order they happened. A sweep-level line ("loading data")
+waits SWEEP_HOLD_S: bad input found right after it (a missing file, a budget that cannot fit)
+ends the display with an error and drops it, so the error stays the only line.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ OUTCOME_STYLE = {"reached": "green", "not_reached": "yellow", "diverged": "red",
 #: the style of a phase while it lasts
 #: seconds a LINES-mode training/evaluating line waits for a compilation that supersedes it
 HOLD_S = 0.5
+#: seconds a LINES-mode sweep-level line waits for an error that drops it
+SWEEP_HOLD_S = 2.0
 PHASE_STYLE = {Phase.COMPILING: "magenta", Phase.TRAINING: "cyan", Phase.EVALUATING: "blue",
                Phase.SNAPSHOT: "bold blue", Phase.WRITING: "dim", Phase.QUEUED: "dim"}
 
@@ -82,6 +87,16 @@ def _key(request: TrialRequest) -> str:
                       sort_keys=True, default=str)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Held:
+    """A LINES-mode line held back: when it happened, when it is due, its text and label."""
+
+    at: float
+    due: float
+    line: str
+    label: str
+
+
 @dataclasses.dataclass
 class _Trial:
     """What the display knows of one trial."""
@@ -106,10 +121,10 @@ class ProgressDisplay:
         self.trials: dict[str, _Trial] = {}
         self.t0 = time.perf_counter()
         self.header = None
-        #: LINES mode: id(trial) -> (time, line, phase label) of a line held back
-        self._held: dict[int, tuple[float, str, str]] = {}
+        #: LINES mode: lines held back, by id(trial) (None: the sweep's), each with the time
+        #: it happened, when it is due and its phase label
+        self._held: dict[int | None, _Held] = {}
         self._lock = threading.RLock()
-        self._timer: threading.Timer | None = None
         self.bars = Progress(TextColumn("{task.description}"), TextColumn("{task.fields[phase]}"),
                              BarColumn(), TextColumn("{task.fields[steps]}"),
                              TextColumn("{task.fields[metric]}"), TimeElapsedColumn(),
@@ -121,7 +136,13 @@ class ProgressDisplay:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._flush()
+        if exc[0] is None:
+            self._flush(everything=True)
+        else:  # the error is what matters now
+            with self._lock:
+                self._held.clear()
+            if self.header is not None:
+                self.bars.remove_task(self.header)
         self.bars.__exit__(*exc)
 
     def __call__(self, event: SweepEvent) -> None:
@@ -149,7 +170,8 @@ class ProgressDisplay:
     def _sweep_phase(self, event: SweepPhase) -> None:
         text = f"{event.phase.value} {event.detail}".strip()
         if self.mode is Mode.LINES:
-            self._line(text)
+            self._flush(everything=True, key=None)
+            self._hold(None, text, text, SWEEP_HOLD_S)
             return
         if self.header is None:
             self.header = self.bars.add_task("sweep", total=None, phase=text, steps="", metric="")
@@ -186,6 +208,7 @@ class ProgressDisplay:
         if trial.done:
             return
         if self.mode is Mode.LINES:
+            self._flush(everything=True, key=None)
             self._release(trial, print_it=change.phase is not Phase.COMPILING)
         if change.phase is Phase.DONE:
             trial.done = True
@@ -208,7 +231,7 @@ class ProgressDisplay:
                 at = f" (step {change.step})" if change.step else ""
                 line = f"{trial.label}: {label}{at}"
                 if change.phase in (Phase.TRAINING, Phase.EVALUATING):
-                    self._hold(trial, line, label)
+                    self._hold(id(trial), line, label, HOLD_S)
                 else:
                     self._line(line)
         elif trial.task is not None:
@@ -242,13 +265,13 @@ class ProgressDisplay:
             self.console.print(f"[{at - self.t0:7.1f}s] {text}", markup=False, highlight=False,
                                emoji=False, soft_wrap=True)
 
-    def _hold(self, trial: _Trial, line: str, label: str) -> None:
+    def _hold(self, key: int | None, line: str, label: str, seconds: float) -> None:
+        now = time.perf_counter()
         with self._lock:
-            self._held[id(trial)] = (time.perf_counter(), line, label)
-            if self._timer is None:
-                self._timer = threading.Timer(HOLD_S, self._flush)
-                self._timer.daemon = True
-                self._timer.start()
+            self._held[key] = _Held(now, now + seconds, line, label)
+        timer = threading.Timer(seconds, self._flush)
+        timer.daemon = True
+        timer.start()
 
     def _release(self, trial: _Trial, print_it: bool) -> None:
         """Print the trial's held line, or drop it (compiling came first: its phase will be
@@ -258,13 +281,17 @@ class ProgressDisplay:
             if held is None:
                 return
             if print_it:
-                self._line(held[1], at=held[0])
+                self._line(held.line, at=held.at)
             else:
-                trial.printed.discard(held[2])
+                trial.printed.discard(held.label)
 
-    def _flush(self) -> None:
-        """Print every held line (the timer's job, and at the end)."""
+    def _flush(self, everything: bool = False, key: int | None | str = "all") -> None:
+        """Print the held lines that are due (`everything`: all), in the order they happened;
+        `key`: only that one's."""
+        now = time.perf_counter()
         with self._lock:
-            held, self._held, self._timer = sorted(self._held.values()), {}, None
-            for at, line, _ in held:
-                self._line(line, at=at)
+            due = sorted((h.at, k) for k, h in self._held.items()
+                         if (everything or h.due <= now) and (key == "all" or k == key))
+            for _, k in due:
+                held = self._held.pop(k)
+                self._line(held.line, at=held.at)
