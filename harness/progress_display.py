@@ -42,6 +42,8 @@ OUTCOME_STYLE = {"reached": "green", "not_reached": "yellow", "diverged": "red",
 HOLD_S = 0.5
 #: seconds a LINES-mode sweep-level line waits for an error that drops it
 SWEEP_HOLD_S = 2.0
+#: seconds between two LIVE-mode redraws on phase changes
+REFRESH_S = 0.05
 PHASE_STYLE = {Phase.COMPILING: "magenta", Phase.TRAINING: "cyan", Phase.EVALUATING: "blue",
                Phase.SNAPSHOT: "bold blue", Phase.WRITING: "dim", Phase.QUEUED: "dim"}
 
@@ -107,20 +109,24 @@ class _Trial:
     task: Any = None  # rich TaskID (LIVE)
     metric: str = ""
     printed: set[str] = dataclasses.field(default_factory=set)  # phase labels (LINES)
+    shown: str = "queued"  # the phase label on its bar (LIVE)
     done: bool = False
 
 
 class ProgressDisplay:
     """Consumes a sweep's events (call it with each) and shows them as its mode says; use it
-    as a context manager around the sweep."""
+    as a context manager around the sweep. `refresh_s`: the least time between two redraws of
+    the bars on phase changes (0: every change drawn)."""
 
-    def __init__(self, console: Console, mode: Mode):
+    def __init__(self, console: Console, mode: Mode, refresh_s: float = REFRESH_S):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console, self.mode = console, mode
         self.trials: dict[str, _Trial] = {}
         self.t0 = time.perf_counter()
         self.header = None
+        self.refresh_s = refresh_s
+        self._drawn = 0.0  # when the bars were last drawn (LIVE)
         #: LINES mode: lines held back, by id(trial) (None: the sweep's), each with the time
         #: it happened, when it is due and its phase label
         self._held: dict[int | None, _Held] = {}
@@ -177,7 +183,7 @@ class ProgressDisplay:
             self.header = self.bars.add_task("sweep", total=None, phase=text, steps="", metric="")
         else:
             self.bars.update(self.header, phase=text)
-        self.bars.refresh()
+        self._refresh()
 
     def _group_started(self, event: GroupStarted) -> None:
         from workloads import get_workload
@@ -197,7 +203,7 @@ class ProgressDisplay:
                                                 phase=self._styled(Phase.QUEUED, "queued"),
                                                 steps=f"0/{budget}", metric="")
         if self.mode is Mode.LIVE:
-            self.bars.refresh()
+            self._refresh()
 
     def _trial(self, request: TrialRequest) -> _Trial:
         """The trial's record; a request seen in no GroupStarted (an event out of order) gets a
@@ -222,7 +228,7 @@ class ProgressDisplay:
                                  f"{escape(text)}[/]", steps=f"{step} steps",
                                  total=max(step, 1) if full else trial.budget, completed=step)
                 self.bars.stop_task(trial.task)
-                self.bars.refresh()
+                self._refresh()
             return
         label = change.label
         if self.mode is Mode.LINES:
@@ -239,7 +245,9 @@ class ProgressDisplay:
             if change.step is not None:
                 fields.update(completed=change.step, steps=f"{change.step}/{trial.budget}")
             self.bars.update(trial.task, **fields)
-            self.bars.refresh()
+            if label != trial.shown:
+                trial.shown = label
+                self._refresh()
 
     def _evaluated(self, event: TrialEvaluated) -> None:
         trial = self._trial(event.request)
@@ -256,6 +264,14 @@ class ProgressDisplay:
     def _styled(phase: Phase, label: str) -> str:
         style = PHASE_STYLE.get(phase)
         return f"[{style}]{escape(label)}[/]" if style else escape(label)
+
+    def _refresh(self) -> None:
+        """Draw the bars now, so a short phase is seen too, at most every `refresh_s` (a big
+        group's trials change phase together); rich redraws them 10 times a second anyway."""
+        now = time.perf_counter()
+        if now - self._drawn >= self.refresh_s:
+            self._drawn = now
+            self.bars.refresh()
 
     def _line(self, text: str, at: float | None = None) -> None:
         """One plain line (LINES mode), stamped with the seconds since the start (or since
