@@ -195,8 +195,8 @@ class ProgressDisplay:
         budget = int(event.group.options.max_steps or w.max_steps)
         for request in event.requests:
             key = _key(request)
-            if key in self.trials:
-                continue
+            if key in self.trials and not self.trials[key].done:
+                continue  # a GroupStarted repeated; a finished trial asked again gets a new bar
             trial = self.trials[key] = _Trial(trial_label(request), budget, w.target.metric)
             if self.mode is Mode.LIVE:
                 trial.task = self.bars.add_task(escape(trial.label), total=budget,

@@ -165,23 +165,22 @@ def test_cli_in_a_log_prints_plain_phase_lines_in_order(tmp_path):
 
 
 def _under_a_terminal(args, cwd) -> tuple[int, str]:
-    """Run `args` with stdin/stdout/stderr on a pseudo-terminal; its exit code and output."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child
-        os.chdir(cwd)
-        os.execve(args[0], args, _env())
+    """Run `args` with stdin, stdout and stderr on a pseudo-terminal; its exit code and output."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(args, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd,
+                            env=_env(), start_new_session=True)
+    os.close(terminal)
     chunks = []
     while True:
         try:
-            data = os.read(fd, 65536)
-        except OSError:  # the child closed the terminal
+            data = os.read(controller, 65536)
+        except OSError:  # the process closed the terminal
             break
         if not data:
             break
         chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
+    os.close(controller)
+    return proc.wait(timeout=600), b"".join(chunks).decode(errors="replace")
 
 
 def test_cli_on_a_terminal_shows_live_phase_labels(tmp_path):
