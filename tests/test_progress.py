@@ -125,6 +125,24 @@ def test_log_lines_are_plain_ordered_and_compiling_comes_first():
     assert _feed(Mode.QUIET, terminal=False) == ""
 
 
+def test_a_remote_group_reports_its_outcomes_when_it_finishes():
+    """Remote executors report no phases: the outcome comes from GroupFinished."""
+    from harness.experiment import TrialGroup, TrialOutcome
+    from harness.runner import TrialResult, TrialSpec
+
+    buffer = io.StringIO()
+    request = TrialRequest("mnist_mlp", SGD, {"learning_rate": 10.0}, 3)
+    group = TrialGroup("mnist_mlp", SGD, (TrialSpec(3, {"learning_rate": 10.0}),))
+    result = TrialResult("r1", "mnist_mlp", "sgd", 3, status="diverged", final_step=7,
+                         error="loss became nan at step 7")
+    with ProgressDisplay(Console(file=buffer, force_terminal=False), Mode.LINES) as display:
+        display(GroupStarted(0, group, (request,)))
+        display(GroupFinished(0, (TrialOutcome(request, result, {}, 1, None, "s"),)))
+    [line] = buffer.getvalue().splitlines()
+    assert line.endswith("mnist_mlp / sgd learning_rate=10.0 / seed 3: diverged at step 7: "
+                         "loss became nan at step 7")
+
+
 def test_a_log_keeps_bad_input_to_its_error_line():
     """Bad input found right after the sweep announced loading data: no line but the error."""
     buffer = io.StringIO()
