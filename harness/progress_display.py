@@ -44,6 +44,8 @@ HOLD_S = 0.5
 SWEEP_HOLD_S = 2.0
 #: seconds between two LIVE-mode redraws on phase changes
 REFRESH_S = 0.05
+#: characters of a trial's hyperparameters shown in its label (`check` passes them all)
+LABEL_HPARAMS = 48
 PHASE_STYLE = {Phase.COMPILING: "magenta", Phase.TRAINING: "cyan", Phase.EVALUATING: "blue",
                Phase.SNAPSHOT: "bold blue", Phase.WRITING: "dim", Phase.QUEUED: "dim"}
 
@@ -78,8 +80,10 @@ def outcome(status: str, final_step: int | None, target_step: int | None,
 
 
 def trial_label(request: TrialRequest) -> str:
-    """workload / submission [overrides] / seed N."""
+    """workload / submission [hparams, cut to LABEL_HPARAMS characters] / seed N."""
     hp = ",".join(f"{k}={v}" for k, v in request.hparams.items())
+    if len(hp) > LABEL_HPARAMS:
+        hp = hp[:LABEL_HPARAMS - 3] + "..."
     return (f"{request.workload} / {Path(request.submission).name}{' ' + hp if hp else ''}"
             f" / seed {request.seed}")
 
@@ -125,6 +129,7 @@ class ProgressDisplay:
         self.trials: dict[str, _Trial] = {}
         self.t0 = time.perf_counter()
         self.header = None
+        self.sweep_text = ""  # the latest sweep-level phase
         self.refresh_s = refresh_s
         self._drawn = 0.0  # when the bars were last drawn (LIVE)
         #: LINES mode: lines held back, by id(trial) (None: the sweep's), each with the time
@@ -175,6 +180,9 @@ class ProgressDisplay:
 
     def _sweep_phase(self, event: SweepPhase) -> None:
         text = f"{event.phase.value} {event.detail}".strip()
+        if text == self.sweep_text:  # e.g. check loads the data, then its sweep checks it
+            return
+        self.sweep_text = text
         if self.mode is Mode.LINES:
             self._flush(everything=True, key=None)
             self._hold(None, text, text, SWEEP_HOLD_S)

@@ -19,7 +19,7 @@ from rich.console import Console
 from harness.experiment import (GroupFinished, GroupStarted, SweepPhase, TrialPhase,
                                 TrialRequest, run_sweep)
 from harness.progress import Phase, PhaseChange, compiling, emit, listening
-from harness.progress_display import Mode, ProgressDisplay, outcome
+from harness.progress_display import Mode, ProgressDisplay, outcome, trial_label
 from harness.runner import TrialOptions
 from tests.conftest import REPO, SUBMISSIONS
 
@@ -91,6 +91,10 @@ def test_outcome_words():
         "diverged at step 40: loss became nan at step 40"
     assert outcome("failed", 3, None, "Traceback ...\n  ...\nValueError: bad") == \
         "failed at step 3: ValueError: bad"
+    many = {f"hparam_{i}": i for i in range(10)}
+    label = trial_label(TrialRequest("mnist_mlp", SGD, many, 2))
+    assert label.startswith("mnist_mlp / sgd hparam_0=0,") and label.endswith("... / seed 2")
+    assert len(label) < 90
 
 
 def _feed(mode: Mode, terminal: bool) -> str:
@@ -103,6 +107,7 @@ def _feed(mode: Mode, terminal: bool) -> str:
     group = TrialGroup("mnist_mlp", SGD, (TrialSpec(0, {}),), TrialOptions(max_steps=500))
     with ProgressDisplay(console, mode, refresh_s=0) as display:
         display(SweepPhase(Phase.LOADING_DATA, "mnist_mlp"))
+        display(SweepPhase(Phase.LOADING_DATA, "mnist_mlp"))  # said once
         display(GroupStarted(0, group, (request,)))
         for change in [PhaseChange((0,), Phase.TRAINING, step=0),
                        PhaseChange((0,), Phase.COMPILING, step=0),
