@@ -37,7 +37,6 @@ from harness.progress import Phase, PhaseChange
 #: the style of a finished trial's outcome, by status
 OUTCOME_STYLE = {"reached": "green", "not_reached": "yellow", "diverged": "red",
                  "failed": "bold red", "interrupted": "yellow"}
-#: the style of a phase while it lasts
 #: seconds a LINES-mode training/evaluating line waits for a compilation that supersedes it
 HOLD_S = 0.5
 #: seconds a LINES-mode sweep-level line waits for an error that drops it
@@ -46,6 +45,7 @@ SWEEP_HOLD_S = 2.0
 REFRESH_S = 0.05
 #: characters of a trial's hyperparameters shown in its label (`check` passes them all)
 LABEL_HPARAMS = 48
+#: the style of a phase while it lasts
 PHASE_STYLE = {Phase.COMPILING: "magenta", Phase.TRAINING: "cyan", Phase.EVALUATING: "blue",
                Phase.SNAPSHOT: "bold blue", Phase.WRITING: "dim", Phase.QUEUED: "dim"}
 
@@ -184,7 +184,7 @@ class ProgressDisplay:
             return
         self.sweep_text = text
         if self.mode is Mode.LINES:
-            self._flush(everything=True, key=None)
+            self._flush(everything=True, sweep_only=True)
             self._hold(None, text, text, SWEEP_HOLD_S)
             return
         if self.header is None:
@@ -222,7 +222,7 @@ class ProgressDisplay:
         if trial.done:
             return
         if self.mode is Mode.LINES:
-            self._flush(everything=True, key=None)
+            self._flush(everything=True, sweep_only=True)
             self._release(trial, print_it=change.phase is not Phase.COMPILING)
         if change.phase is Phase.DONE:
             trial.done = True
@@ -309,13 +309,12 @@ class ProgressDisplay:
             else:
                 trial.printed.discard(held.label)
 
-    def _flush(self, everything: bool = False, key: int | None | str = "all") -> None:
-        """Print the held lines that are due (`everything`: all), in the order they happened;
-        `key`: only that one's."""
+    def _flush(self, everything: bool = False, sweep_only: bool = False) -> None:
+        """Print the held lines that are due (`everything`: all; `sweep_only`: only the
+        sweep-level one), in the order they happened."""
         now = time.perf_counter()
         with self._lock:
-            due = sorted((h.at, k) for k, h in self._held.items()
-                         if (everything or h.due <= now) and (key == "all" or k == key))
-            for _, k in due:
-                held = self._held.pop(k)
+            keys = [k for k, h in self._held.items()
+                    if (everything or h.due <= now) and (k is None or not sweep_only)]
+            for held in sorted((self._held.pop(k) for k in keys), key=lambda h: h.at):
                 self._line(held.line, at=held.at)
