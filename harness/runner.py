@@ -93,9 +93,11 @@ class _Ledger:
     """One trial's host-side record: its TrialResult, its database rows, pending losses."""
 
     def __init__(self, result: TrialResult, db: Database | None, split: str,
-                 on_eval: Callable[[int, dict[str, float]], None] | None, index: int):
+                 on_eval: Callable[[int, dict[str, float]], None] | None, *,
+                 index: int | None = None):
         self.result, self.db, self.split, self.on_eval = result, db, split, on_eval
-        self.index = index  # in the group, for harness.progress
+        #: the trial's index in the group, named in its harness.progress events (None: none)
+        self.index = index
         self.pending: list[np.ndarray] = []
         self.pending_start = 0
         self.t_start = time.perf_counter()
@@ -136,8 +138,9 @@ class _Ledger:
         r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
         if r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
             r.algoperf_time_to_target_s = r.time_to_target_s + compile_s
+        trials = () if self.index is None else (self.index,)
         if self.db is not None:
-            progress.emit(Phase.WRITING, (self.index,), step=r.final_step)
+            progress.emit(Phase.WRITING, trials, step=r.final_step)
             if (rest := self._flush()) is not None:
                 self.db.add_losses(r.run_id, *rest)
             self.db.update_run(r.run_id, status=status, error=error, compile_s=r.compile_s,
@@ -146,7 +149,7 @@ class _Ledger:
                                time_to_target_s=r.time_to_target_s,
                                algoperf_time_to_target_s=r.algoperf_time_to_target_s,
                                finished_at=utcnow())
-        progress.emit(Phase.DONE, (self.index,), step=r.final_step, status=status,
+        progress.emit(Phase.DONE, trials, step=r.final_step, status=status,
                       target_step=r.steps_to_target, error=error)
 
 
@@ -297,7 +300,7 @@ def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | No
             tag=o.tag, sweep_id=o.sweep_id, group_size=group_size,
             stop_at_target=o.stop_at_target, divergence_factor=o.divergence_factor)
     on_eval = None if ctx.on_eval is None else (lambda s, m, i=index: ctx.on_eval(i, s, m))
-    return _Ledger(result, ctx.db, w.target.split, on_eval, index)
+    return _Ledger(result, ctx.db, w.target.split, on_eval, index=index)
 
 
 def _divergence_error(code: int, loss: float, loss0: float, step: int, factor: float | None) -> str:
