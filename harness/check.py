@@ -47,7 +47,8 @@ from scipy import stats
 from harness import environment, refs
 from harness.db import RunOrigin
 from harness.errors import UserError
-from harness.experiment import SweepEvent, TrialRequest, load_dataset, run_sweep
+from harness.experiment import SweepEvent, SweepPhase, TrialRequest, load_dataset, run_sweep
+from harness.progress import Phase
 from harness.refs import RefSet
 from harness.runner import RNG_DERIVATION, TrialOptions
 
@@ -471,6 +472,8 @@ def check(db, sets: list[RefSet], workload, submission, *, seeds: Sequence[int] 
         code = records[0]["run"]
     else:
         env = environment.fingerprint()
+        if on_event is not None:
+            on_event(SweepPhase(Phase.LOADING_DATA, workload.spec))
         dataset = load_dataset(workload, data_dir, data_source)
         code = {"workload_version": workload.version, "submission_hash": submission.code_hash,
                 "data_fingerprint": dataset.fingerprint, "hparams": submission.hparams,

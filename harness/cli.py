@@ -21,7 +21,7 @@ from harness import grid as grids
 
 if TYPE_CHECKING:
     from harness.db import Database
-    from harness.experiment import CurvatureRequest, SweepEvent, SweepResult
+    from harness.experiment import CurvatureRequest, SweepResult
 
 app = typer.Typer(help="curvebench: score training algorithms, check reruns, record curvature. "
                   "Any failure prints one line `error: ...` (exit 2: bad input; 3: internal); "
@@ -41,7 +41,7 @@ CURVATURE_EVERY = "init,log:4:1000,every:1000"
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path "
                                               "(default $CURVEBENCH_DB, else ./curvebench.db)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-QuietOpt = Annotated[bool, typer.Option(help="no progress bars")]
+QuietOpt = Annotated[bool, typer.Option(help="no progress output: only the results and errors")]
 DataDirOpt = Annotated[Optional[str], typer.Option(help="directory with the dataset files")]
 DataSourceOpt = Annotated[Optional[str], typer.Option(help="dataset source (workload-specific)")]
 MaxStepsOpt = Annotated[Optional[int], typer.Option(min=1, help="step budget (default: the workload's)")]
@@ -201,52 +201,12 @@ def _check_chunk_mode(chunk_mode: str | None) -> None:
         _fail(f"unknown chunk mode {chunk_mode!r}; valid: {', '.join(CHUNK_MODES)}")
 
 
-class _Progress:
-    """Rich progress bars, one per trial, fed by the sweep's events."""
+def _progress(quiet: bool):
+    """The sweep's progress display on stderr: bars on a terminal, plain lines in a log,
+    nothing with --quiet (harness.progress_display)."""
+    from harness.progress_display import Mode, ProgressDisplay
 
-    def __init__(self, disabled: bool):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[metric]}"),
-                                 TimeElapsedColumn(), console=err,
-                                 disable=disabled or not err.is_terminal)
-        self.tasks: dict[tuple, Any] = {}
-        self.metric: dict[str, str] = {}
-        self.budget: dict[str, int] = {}
-
-    def __enter__(self) -> _Progress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-
-    @staticmethod
-    def _key(r) -> tuple:
-        return (r.workload, r.submission, json.dumps(r.hparams, sort_keys=True, default=str), r.seed)
-
-    def __call__(self, event: SweepEvent) -> None:
-        from harness.experiment import GroupFinished, GroupStarted, TrialEvaluated
-        from workloads import get_workload
-
-        if isinstance(event, GroupStarted):
-            w = get_workload(event.group.workload)
-            self.metric[w.spec] = w.target.metric
-            budget = event.group.options.max_steps or w.max_steps
-            for r in event.requests:
-                hp = ",".join(f"{k}={v}" for k, v in r.hparams.items())
-                label = f"{r.workload} / {Path(r.submission).name}{' ' + hp if hp else ''} / seed {r.seed}"
-                self.tasks[self._key(r)] = self.progress.add_task(label, total=budget, metric="")
-        elif isinstance(event, TrialEvaluated):
-            metric = self.metric.get(event.request.workload)
-            shown = f"{metric}={event.metrics[metric]:.4f}" if metric in event.metrics else ""
-            self.progress.update(self.tasks[self._key(event.request)], completed=event.step,
-                                 metric=shown)
-        elif isinstance(event, GroupFinished):
-            for t in event.outcomes:
-                self.progress.update(self.tasks[self._key(t.request)], completed=t.result.final_step)
+    return ProgressDisplay(err, Mode.choose(quiet, err))
 
 
 def _sweep(requests, options, db_url: str, *, quiet: bool, **kwargs) -> SweepResult:
@@ -256,7 +216,7 @@ def _sweep(requests, options, db_url: str, *, quiet: bool, **kwargs) -> SweepRes
     from harness.spec import DataUnavailable, SpecError
 
     try:
-        with _Progress(quiet) as progress:
+        with _progress(quiet) as progress:
             return run_sweep(requests, options, db_url, on_event=progress, **kwargs)
     except (SpecError, DataUnavailable, ScheduleError) as e:
         _fail(str(e))
@@ -394,7 +354,7 @@ def _resume_run(run_id: str, db: str | None, options: dict[str, Any], *, as_json
     from harness.spec import DataUnavailable, SpecError
 
     try:
-        with _Progress(quiet or as_json) as progress:
+        with _progress(quiet or as_json) as progress:
             result = resume_run(run_id, database.url, options=options, on_event=progress)
     except (SpecError, DataUnavailable) as e:
         _fail(str(e))
@@ -896,6 +856,7 @@ def analyze(
                                                       "report of the analysis to this directory")] = None,
     data_source: Annotated[Optional[str], typer.Option(help="data source for the workloads")] = None,
     db: DbOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep."""
     import dataclasses
@@ -916,7 +877,8 @@ def analyze(
             _fail(f"--seeds takes comma-separated integers, got {seeds!r}")
     database = _open(db)
     try:
-        result = module.run(config, database.url, data_source=data_source)
+        with _progress(quiet) as progress:
+            result = module.run(config, database.url, data_source=data_source, on_event=progress)
     except (SpecError, DataUnavailable, ValueError) as e:
         _fail(str(e))
     table = _table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
@@ -1134,6 +1096,7 @@ def check(
                                                  "known to alter floating-point results)")] = False,
     compile_cache: CompileCacheOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Rerun (or take stored runs) and compare with the matching reference set.
 
@@ -1148,28 +1111,21 @@ def check(
     from harness import refs
     from harness.curvature import ScheduleError
     from harness.db import DatabaseError
-    from harness.experiment import GroupFinished
     from harness.spec import DataUnavailable, SpecError
     from harness.submissions import load_submission
     from workloads import get_workload
-
-    def on_event(event) -> None:
-        if isinstance(event, GroupFinished) and not as_json:
-            for t in event.outcomes:
-                r = t.result
-                err.print(f"seed {r.seed}: {r.status} at step {r.final_step} (run {r.run_id[:8]})",
-                          highlight=False, soft_wrap=True)
 
     try:
         w = get_workload(workload)
         sub = load_submission(submission, overrides)
         sets = _reference_sets(database, refs_dir)
-        report = checking.check(database, sets, w, sub,
-                                seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,
-                                data_dir=data_dir, data_source=data_source,
-                                resamples=resamples, skip_bit_exact=skip_bit_exact,
-                                on_event=on_event, compile_cache=compile_cache,
-                                command=_command_line(ctx))
+        with _progress(quiet or as_json) as progress:
+            report = checking.check(database, sets, w, sub,
+                                    seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,
+                                    data_dir=data_dir, data_source=data_source,
+                                    resamples=resamples, skip_bit_exact=skip_bit_exact,
+                                    on_event=progress, compile_cache=compile_cache,
+                                    command=_command_line(ctx))
     except (checking.CheckError, refs.RefsError, SpecError, DataUnavailable, DatabaseError,
             ScheduleError) as e:
         if as_json:

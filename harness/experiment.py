@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness import progress
+from harness.progress import Phase, PhaseChange
 from harness.runner import TrialOptions, TrialResult, TrialSpec
 from harness.spec import Dataset, SpecError, Workload
 
@@ -197,7 +199,8 @@ def execute_group(group: TrialGroup, db_url: str | None, *,
                   on_eval: Callable[[int, int, dict[str, float]], None] | None = None,
                   resume: str | None = None) -> list[TrialResult]:
     """Load what the group needs and run it, writing every trial's rows to `db_url`;
-    on_eval(trial_index, step, metrics). Each run row says whether its programs came from
+    on_eval(trial_index, step, metrics); phase changes go to the listener the caller
+    installed (harness.progress.listening). Each run row says whether its programs came from
     the persistent compilation cache (runs.compile_cache_hit). `resume`: the checkpoint
     folder the group's trials (those of one compiled program) continue from."""
     from harness import compile_cache
@@ -208,6 +211,7 @@ def execute_group(group: TrialGroup, db_url: str | None, *,
     cache_dir = compile_cache.configure(group.compile_cache)
     workload = get_workload(group.workload)
     submission = load_submission(group.submission)
+    progress.emit(Phase.LOADING_DATA, range(len(group.trials)))
     dataset = load_dataset(workload, group.data_dir, group.data_source)
     db = database(db_url) if db_url is not None else None
     hooks = _curvature_hooks(group, workload, submission, dataset, db)
@@ -231,13 +235,16 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Every group in this process, one after the other. The callbacks, if given, see each
-    group start (index, group), each eval (group index, trial index, step, metrics) and each
-    group's results (index, results) as they happen."""
+    group start (index, group), each eval (group index, trial index, step, metrics), each
+    phase change (group index, harness.progress.PhaseChange) and each group's results
+    (index, results) as they happen."""
 
     def __init__(self, *, on_start: Callable[[int, TrialGroup], None] | None = None,
                  on_eval: Callable[[int, int, int, dict[str, float]], None] | None = None,
-                 on_done: Callable[[int, list[TrialResult]], None] | None = None):
+                 on_done: Callable[[int, list[TrialResult]], None] | None = None,
+                 on_phase: Callable[[int, PhaseChange], None] | None = None):
         self.on_start, self.on_eval, self.on_done = on_start, on_eval, on_done
+        self.on_phase = on_phase
 
     def run(self, groups: Sequence[TrialGroup], db_url: str | None) -> list[list[TrialResult]]:
         out = []
@@ -245,7 +252,9 @@ class LocalExecutor:
             if self.on_start is not None:
                 self.on_start(index, group)
             on_eval = None if self.on_eval is None else functools.partial(self.on_eval, index)
-            out.append(execute_group(group, db_url, on_eval=on_eval))
+            on_phase = None if self.on_phase is None else functools.partial(self.on_phase, index)
+            with progress.listening(on_phase):
+                out.append(execute_group(group, db_url, on_eval=on_eval))
             if self.on_done is not None:
                 self.on_done(index, out[-1])
         return out
@@ -329,7 +338,8 @@ class SweepResult:
 
 @dataclasses.dataclass(frozen=True)
 class GroupStarted:
-    """A group is about to run: its index and the requests it holds, in its trial order."""
+    """A group is about to run (remote executors: handed over, every group at once): its
+    index and the requests it holds, in its trial order."""
 
     index: int
     group: TrialGroup
@@ -347,6 +357,25 @@ class TrialEvaluated:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrialPhase:
+    """One trial entered a phase (harness.progress; only from executors that report phases,
+    e.g. the local one): `change` holds the phase and its step, snapshot or outcome."""
+
+    group_index: int
+    request: TrialRequest
+    change: PhaseChange
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPhase:
+    """The sweep itself is in a phase before any group runs (loading a workload's data to
+    check it is there); `detail` says what (the workload variant)."""
+
+    phase: Phase
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class GroupFinished:
     """A group's trials are finished, their rows written."""
 
@@ -354,7 +383,7 @@ class GroupFinished:
     outcomes: tuple[TrialOutcome, ...]
 
 
-SweepEvent = GroupStarted | TrialEvaluated | GroupFinished
+SweepEvent = SweepPhase | GroupStarted | TrialEvaluated | TrialPhase | GroupFinished
 
 
 def validate_requests(requests: Sequence[TrialRequest]) -> tuple[list[TrialRequest],
@@ -456,6 +485,8 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
         from workloads import get_workload
 
         for spec in dict.fromkeys(r.workload for r in todo):
+            if on_event is not None:
+                on_event(SweepPhase(Phase.LOADING_DATA, spec))
             load_dataset(get_workload(spec), data_dir, data_source)
     sweep_id = resume or str(uuid.uuid4())
     options = dataclasses.replace(options, sweep_id=sweep_id)
@@ -495,14 +526,20 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
             done[index] = outcomes(index, results)
             emit(GroupFinished(index, tuple(done[index])))
 
+        def on_phase(index: int, change: PhaseChange) -> None:
+            for trial in change.trials:
+                emit(TrialPhase(index, todo[planned[index][1][trial]], change))
+
         executor = LocalExecutor(
             on_start=lambda i, g: emit(GroupStarted(i, g, tuple(todo[j] for j in planned[i][1]))),
             on_eval=lambda gi, ti, step, m: emit(TrialEvaluated(gi, todo[planned[gi][1][ti]],
                                                                 step, m)),
-            on_done=on_done)
+            on_done=on_done, on_phase=on_phase)
         if groups:
             executor.run(groups, db_url)
     elif groups:
+        for index, group in enumerate(groups):  # every group is handed over at once
+            emit(GroupStarted(index, group, tuple(todo[j] for j in planned[index][1])))
         for index, results in enumerate(executor.run(groups, db_url)):
             done[index] = outcomes(index, results)
             emit(GroupFinished(index, tuple(done[index])))
@@ -567,9 +604,16 @@ def resume_run(run_id: str, db_url: str, *, options: Mapping[str, Any] | None = 
     sweep_id = group.options.sweep_id or ""
     if on_event is not None:
         on_event(GroupStarted(0, group, requests))
-    results = execute_group(group, db_url, resume=str(saved.path), on_eval=None if on_event is None
-                            else lambda ti, step, m: on_event(TrialEvaluated(0, requests[ti],
-                                                                             step, m)))
+
+    def on_phase(change: PhaseChange) -> None:
+        for trial in change.trials:
+            on_event(TrialPhase(0, requests[trial], change))
+
+    with progress.listening(None if on_event is None else on_phase):
+        results = execute_group(group, db_url, resume=str(saved.path),
+                                on_eval=None if on_event is None
+                                else lambda ti, step, m: on_event(TrialEvaluated(0, requests[ti],
+                                                                                 step, m)))
     how = _how_run(db_url, [r.run_id for r in results])
     trials = [TrialOutcome(request=q, result=r, hparams=dict(r.hparams),
                            group_size=how.get(r.run_id, (None, None))[0],

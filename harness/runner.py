@@ -46,7 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness import checkpoint, environment, guards
+from harness import checkpoint, environment, guards, progress
+from harness.progress import Phase
 from harness.algoperf.adapter import AlgoPerfSubmission, NeedsConcreteStep
 from harness.algoperf.hooks import (PREPARE_RNG_DERIVATION, AlgoPerfClock, ConcreteSteps,
                                     record_eval, timed_prepare_for_eval)
@@ -92,8 +93,11 @@ class _Ledger:
     """One trial's host-side record: its TrialResult, its database rows, pending losses."""
 
     def __init__(self, result: TrialResult, db: Database | None, split: str,
-                 on_eval: Callable[[int, dict[str, float]], None] | None):
+                 on_eval: Callable[[int, dict[str, float]], None] | None, *,
+                 index: int | None = None):
         self.result, self.db, self.split, self.on_eval = result, db, split, on_eval
+        #: the trial's index in the group, named in its harness.progress events (None: none)
+        self.index = index
         self.pending: list[np.ndarray] = []
         self.pending_start = 0
         self.t_start = time.perf_counter()
@@ -143,16 +147,19 @@ class _Ledger:
         r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
         if r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
             r.algoperf_time_to_target_s = r.time_to_target_s + compile_s
-        if self.db is None:
-            return
-        if (rest := self._flush()) is not None:
-            self.db.add_losses(r.run_id, *rest)
-        self.db.update_run(r.run_id, status=status, error=error, compile_s=r.compile_s,
-                           compiles=r.compiles, train_s=r.train_s, eval_s=r.eval_s,
-                           final_step=r.final_step, steps_to_target=r.steps_to_target,
-                           time_to_target_s=r.time_to_target_s,
-                           algoperf_time_to_target_s=r.algoperf_time_to_target_s,
-                           finished_at=utcnow())
+        trials = () if self.index is None else (self.index,)
+        if self.db is not None:
+            progress.emit(Phase.WRITING, trials, step=r.final_step)
+            if (rest := self._flush()) is not None:
+                self.db.add_losses(r.run_id, *rest)
+            self.db.update_run(r.run_id, status=status, error=error, compile_s=r.compile_s,
+                               compiles=r.compiles, train_s=r.train_s, eval_s=r.eval_s,
+                               final_step=r.final_step, steps_to_target=r.steps_to_target,
+                               time_to_target_s=r.time_to_target_s,
+                               algoperf_time_to_target_s=r.algoperf_time_to_target_s,
+                               finished_at=utcnow())
+        progress.emit(Phase.DONE, trials, step=r.final_step, status=status,
+                      target_step=r.steps_to_target, error=error)
 
 
 @dataclasses.dataclass
@@ -303,7 +310,7 @@ def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | No
             tag=o.tag, sweep_id=o.sweep_id, group_size=group_size,
             stop_at_target=o.stop_at_target, divergence_factor=o.divergence_factor)
     on_eval = None if ctx.on_eval is None else (lambda s, m, i=index: ctx.on_eval(i, s, m))
-    return _Ledger(result, ctx.db, w.target.split, on_eval)
+    return _Ledger(result, ctx.db, w.target.split, on_eval, index=index)
 
 
 def _resumed(ctx: _Context, index: int, saved: checkpoint.Saved, record: checkpoint.TrialRecord
@@ -317,7 +324,7 @@ def _resumed(ctx: _Context, index: int, saved: checkpoint.Saved, record: checkpo
         fields["search_point"] = tuple(fields["search_point"])
     result = TrialResult(**fields)
     on_eval = None if ctx.on_eval is None else (lambda s, m, i=index: ctx.on_eval(i, s, m))
-    ledger = _Ledger(result, ctx.db, ctx.workload.target.split, on_eval)
+    ledger = _Ledger(result, ctx.db, ctx.workload.target.split, on_eval, index=index)
     ledger.pending_start = record.losses_from
     ledger.t_start = time.perf_counter() - record.wall_s
     if ledger.running:
@@ -378,6 +385,7 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
 
     host_batches = None
     try:
+        progress.emit(Phase.PREPARING, idx)
         keys = [trial_keys(ctx.trials[i].seed) for i in idx]
         train_keys = jnp.stack([k["train"] for k in keys])
         hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced)
@@ -396,11 +404,14 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
         snaps = ctx.snapshot_steps
         if ctx.on_snapshot is not None and snaps and snaps[0] == 0 and step == 0:
             for j, ledger in enumerate(ledgers):
+                progress.emit(Phase.SNAPSHOT, (idx[j],), step=0, snapshot=1, snapshots=len(snaps))
                 ctx.on_snapshot(ledger.result.run_id, 0, take(carry.state[0], j),
                                 take(carry.state[1], j))
         while step < o.max_steps and any(ledger.running for ledger in ledgers):
             k = bisect.bisect_right(snaps, step)
             next_snap = snaps[k] if k < len(snaps) else o.max_steps
+            progress.emit(Phase.TRAINING, [i for i, lg in zip(idx, ledgers) if lg.running],
+                          step=step)
             t0, c0 = time.perf_counter(), program.compile_s
             evals: dict[int, list[tuple[int, dict[str, float], bool]]] = {}
             if program.in_loop_eval:
@@ -426,6 +437,8 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
                 seg_s = time.perf_counter() - t0 - (program.compile_s - c0)
                 eval_s = 0.0
                 if (stop % o.eval_every == 0 or stop == o.max_steps) and flags.active.any():
+                    progress.emit(Phase.EVALUATING, [idx[j] for j in np.flatnonzero(flags.active)],
+                                  step=stop)
                     t1, c1 = time.perf_counter(), program.compile_s
                     per_batch = program.evaluate(carry, ctx.eval_batches)
                     active, stop_code = flags.active.copy(), flags.stop.copy()
@@ -462,6 +475,8 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
                 code = int(flags.stop[j])
                 if (ctx.on_snapshot is not None and stop in snaps and last == stop
                         and code != Stop.LOSS_DIVERGED):
+                    progress.emit(Phase.SNAPSHOT, (idx[j],), step=stop,
+                                  snapshot=snaps.index(stop) + 1, snapshots=len(snaps))
                     ctx.on_snapshot(r.run_id, stop, take(carry.state[0], j), take(carry.state[1], j))
                 if code == Stop.RUNNING:
                     r.train_s = clock + seg_s
@@ -533,6 +548,7 @@ def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
     module.train_state.update(validation_goal_reached=False, training_complete=False,
                               accumulated_submission_time=0.0)
     log.info("%s: submission %s runs in concrete-step mode (%s)", w.spec, sub.name, reason)
+    progress.emit(Phase.PREPARING, (index,))
     ledger = _start(ctx, index, 1, "concrete", None, reason)
     r = ledger.result
     evaluate = Evaluator(w, eval_batches=ctx.eval_batches)
@@ -545,6 +561,7 @@ def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
         state = (params, model_state, module.init_optimizer_state(w, params, model_state, sub.hparams,
                                                                   keys["optimizer"]))
         if ctx.on_snapshot is not None and snaps and snaps[0] == 0:
+            progress.emit(Phase.SNAPSHOT, (index,), step=0, snapshot=1, snapshots=len(snaps))
             ctx.on_snapshot(r.run_id, 0, state[0], state[1])
         stepper = ConcreteSteps(w, sub, ctx.batch_size)
         step, loss0 = 0, None
@@ -553,6 +570,8 @@ def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
             next_snap = snaps[k] if k < len(snaps) else o.max_steps
             stop = min((step // o.eval_every + 1) * o.eval_every, next_snap, o.max_steps)
             first = stepper.first_call_s
+            # the submission's own jit compiles on its first call (ConcreteSteps.first_call_s)
+            progress.emit(Phase.TRAINING if first else Phase.COMPILING, (index,), step=step)
             t0 = time.perf_counter()
             state, losses, completed = stepper.run(state, ctx.train_data, step, stop - step,
                                                    keys["train"])
@@ -582,6 +601,7 @@ def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
                 if module.has_prepare_for_eval:
                     state, prepare_s = timed_prepare_for_eval(sub, w, state, last, trial.seed)
                     clock.prepare_s += prepare_s
+                progress.emit(Phase.EVALUATING, (index,), step=last)
                 t1 = time.perf_counter()
                 metrics = evaluate(state[0], state[1])
                 r.eval_s += time.perf_counter() - t1
@@ -596,6 +616,8 @@ def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
                     return r
                 done = done or (met and o.stop_at_target)
             if ctx.on_snapshot is not None and last in snaps:
+                progress.emit(Phase.SNAPSHOT, (index,), step=last,
+                              snapshot=snaps.index(last) + 1, snapshots=len(snaps))
                 ctx.on_snapshot(r.run_id, last, state[0], state[1])
             module.train_state["training_complete"] = completed is not None
             if done:
@@ -650,6 +672,7 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
         raise SpecError(f"a group's trials must share one batch size, got {sorted(sizes)}; "
                         "run each batch size as its own group")
     batch_size = sizes.pop()
+    progress.emit(Phase.PREPARING, range(len(trials)))
     guards.check_trial_fits(workload, dataset, batch_size, max_steps, eval_every,
                             trials=min(len(trials), options.max_group_size or len(trials)))
     mode = pick_chunk_mode(workload, options.chunk_mode)
@@ -686,6 +709,8 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
         raise checkpoint.CheckpointError(
             f"the trials of checkpoint {checkpointing.resume} no longer run as one compiled "
             "program with this code; rerun them")
+    first = pieces[0].indices[:1] if pieces[0].concrete is not None else pieces[0].indices
+    progress.emit(Phase.QUEUED, [i for p in pieces for i in p.indices if i not in first])
     for piece in pieces:
         if piece.concrete is not None:
             for i in piece.indices:

@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from harness import progress
 from harness.db.models import RunOrigin
 from harness.spec import SpecError, Workload
 
@@ -153,7 +154,8 @@ class CompileCache:
         compiled = self._compiled.get(sig)
         if compiled is None:
             t0 = time.perf_counter()
-            compiled = self._jitted.lower(*args).compile()
+            with progress.compiling():
+                compiled = self._jitted.lower(*args).compile()
             self.compile_s += time.perf_counter() - t0
             self.compiles += 1
             self._compiled[sig] = compiled

@@ -131,8 +131,8 @@ def test_importing_the_cli_imports_no_jax_flax_sqlalchemy_or_workloads():
 
 def test_sweep_events_and_results_follow_the_requests(tmp_path):
     from harness.db import RunOrigin
-    from harness.experiment import (GroupFinished, GroupStarted, TrialEvaluated, TrialRequest,
-                                    run_sweep)
+    from harness.experiment import (GroupFinished, GroupStarted, SweepPhase, TrialEvaluated,
+                                    TrialRequest, run_sweep)
     from harness.runner import TrialOptions
 
     adam = str(SUBMISSIONS / "adam")
@@ -145,7 +145,8 @@ def test_sweep_events_and_results_follow_the_requests(tmp_path):
     assert [t.result.seed for t in result.trials] == [1, 0]
     evals = [(e.request.seed, e.step) for e in events if isinstance(e, TrialEvaluated)]
     assert sorted(evals) == [(0, 2), (0, 4), (1, 2), (1, 4)]
-    assert isinstance(events[0], GroupStarted) and isinstance(events[-1], GroupFinished)
+    assert isinstance(events[0], SweepPhase)  # loading data, before anything is recorded
+    assert isinstance(events[1], GroupStarted) and isinstance(events[-1], GroupFinished)
     [cell] = result.cells()
     assert cell.seeds == 2 and cell.hparams["learning_rate"] == 1e-3
 

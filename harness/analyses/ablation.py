@@ -40,10 +40,13 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.analyses.verdict import Claim, Outcome
+
+if TYPE_CHECKING:
+    from harness.experiment import SweepEvent
 
 NAME = "ablation"
 TAG = "ablation"
@@ -167,8 +170,10 @@ def result_from_json(sweep_id: str, document: Mapping[str, Any]) -> AblationResu
 
 
 def run(config: AblationConfig, db_url: str, *, data_source: str | None = None,
-        data_dir: str | None = None, command: str = "curvebench analyze ablation") -> AblationResult:
-    """Train the grid through the sweep engine, judge the orderings, store the verdicts."""
+        data_dir: str | None = None, command: str = "curvebench analyze ablation",
+        on_event: Callable[[SweepEvent], None] | None = None) -> AblationResult:
+    """Train the grid through the sweep engine, judge the orderings, store the verdicts.
+    on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
     from harness.experiment import TrialRequest, database, run_sweep
@@ -179,7 +184,7 @@ def run(config: AblationConfig, db_url: str, *, data_source: str | None = None,
     options = TrialOptions(max_steps=config.max_steps, eval_every=config.eval_every,
                            origin=RunOrigin.ANALYSIS, tag=TAG)
     sweep = run_sweep(requests, options, db_url, name=f"analysis-{NAME}", command=command,
-                      data_source=data_source, data_dir=data_dir)
+                      data_source=data_source, data_dir=data_dir, on_event=on_event)
     steps: dict[str, list[float]] = {}
     for r, t in zip(requests, sweep.trials):
         s = t.result.steps_to_target

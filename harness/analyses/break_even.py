@@ -36,10 +36,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.analyses.verdict import Claim, Outcome
+
+if TYPE_CHECKING:
+    from harness.experiment import SweepEvent
 
 NAME = "break-even"
 TAG = "break-even"
@@ -195,8 +198,10 @@ def result_from_json(sweep_id: str, document: Mapping[str, Any]) -> BreakEvenRes
 
 
 def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
-        data_dir: str | None = None, command: str = "curvebench analyze break-even") -> BreakEvenResult:
-    """Train the η and S grids with snapshots, take each run's maxima, judge, store."""
+        data_dir: str | None = None, command: str = "curvebench analyze break-even",
+        on_event: Callable[[SweepEvent], None] | None = None) -> BreakEvenResult:
+    """Train the η and S grids with snapshots, take each run's maxima, judge, store.
+    on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
     from harness.experiment import CurvatureRequest, TrialRequest, database, run_sweep
@@ -212,7 +217,8 @@ def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
                                   "cov_batch_size": config.cov_batch_size, "top_k": [1],
                                   "trace_probes": 0}, f"init,every:{config.every}")
     sweep = run_sweep(requests, options, db_url, name=f"analysis-{NAME}", command=command,
-                      data_source=data_source, data_dir=data_dir, curvature=curvature)
+                      data_source=data_source, data_dir=data_dir, curvature=curvature,
+                      on_event=on_event)
     db = database(db_url)
     runs = []
     for r, t in zip(requests, sweep.trials):

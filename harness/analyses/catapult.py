@@ -52,12 +52,15 @@ import dataclasses
 import enum
 import math
 import statistics
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.analyses.verdict import Claim, Outcome
+
+if TYPE_CHECKING:
+    from harness.experiment import SweepEvent
 
 NAME = "catapult"
 TAG = "catapult"
@@ -325,13 +328,19 @@ def result_from_json(sweep_id: str, document: Mapping[str, Any]) -> CatapultResu
 
 
 def run(config: CatapultConfig, db_url: str, *, data_source: str | None = None,
-        data_dir: str | None = None, command: str = "curvebench analyze catapult") -> CatapultResult:
-    """Measure λ_H^0, train the c grid through the sweep engine, classify, judge, store."""
+        data_dir: str | None = None, command: str = "curvebench analyze catapult",
+        on_event: Callable[[SweepEvent], None] | None = None) -> CatapultResult:
+    """Measure λ_H^0, train the c grid through the sweep engine, classify, judge, store.
+    on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db.models import RunOrigin
-    from harness.experiment import CurvatureRequest, TrialRequest, database, run_sweep
+    from harness.experiment import (CurvatureRequest, SweepPhase, TrialRequest, database,
+                                    run_sweep)
+    from harness.progress import Phase
     from harness.trial import TrialOptions
 
+    if on_event is not None:
+        on_event(SweepPhase(Phase.SNAPSHOT, "λ_H^0 at initialisation, per model and seed"))
     lambda0 = initial_sharpness(config, data_source, data_dir)
     bad = [f"{m} seed {s}: {lam:g}" for (m, s), (lam, _) in lambda0.items()
            if not (math.isfinite(lam) and lam > 0)]
@@ -348,7 +357,8 @@ def run(config: CatapultConfig, db_url: str, *, data_source: str | None = None,
                            origin=RunOrigin.ANALYSIS, tag=TAG)
     curvature = CurvatureRequest(config.snapshot_config(), f"at:{config.steps}")
     sweep = run_sweep(requests, options, db_url, name=f"analysis-{NAME}", command=command,
-                      data_source=data_source, data_dir=data_dir, curvature=curvature)
+                      data_source=data_source, data_dir=data_dir, curvature=curvature,
+                      on_event=on_event)
     db = database(db_url)
     phases = []
     for (model, seed, c, lr), outcome in zip(meta, sweep.trials):

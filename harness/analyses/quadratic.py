@@ -28,12 +28,15 @@ Expected outcome of the default (dim 10, power-law spectrum λ_i = 1/i, σ = 1, 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.analyses.verdict import Claim, Outcome
+
+if TYPE_CHECKING:
+    from harness.experiment import SweepEvent
 
 NAME = "quadratic"
 TAG = "quadratic"
@@ -120,8 +123,10 @@ def _curve(db, run_id: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
-        data_dir: str | None = None, command: str = "curvebench analyze quadratic") -> QuadraticResult:
-    """Train every α, compare the equilibrium excess loss with the prediction, store."""
+        data_dir: str | None = None, command: str = "curvebench analyze quadratic",
+        on_event: Callable[[SweepEvent], None] | None = None) -> QuadraticResult:
+    """Train every α, compare the equilibrium excess loss with the prediction, store.
+    on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
     from harness.experiment import TrialRequest, database, run_sweep
@@ -138,7 +143,7 @@ def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
     options = TrialOptions(max_steps=config.steps, eval_every=config.eval_every,
                            stop_at_target=False, origin=RunOrigin.ANALYSIS, tag=TAG)
     sweep = run_sweep(requests, options, db_url, name=f"analysis-{NAME}", command=command,
-                      data_source=data_source, data_dir=data_dir)
+                      data_source=data_source, data_dir=data_dir, on_event=on_event)
     db = database(db_url)
     run_ids: dict[str, list[str]] = {}
     for r, t in zip(requests, sweep.trials):
