@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.analyses.rotation import RotationRun, RotationSettings
 from harness.analyses.verdict import Claim, Outcome
 
 NAME = "quadratic"
@@ -48,9 +49,30 @@ class QuadraticConfig:
     eval_every: int = 10
     tolerance: float = 0.15
     submission: str = "submissions/sgd"
+    #: the top-k subspace rotation on a real workload (harness.analyses.rotation); "" skips it
+    rotation_workload: str = "mnist_mlp"
+    rotation_submission: str = "submissions/momentum"
+    rotation_seeds: tuple[int, ...] = (0,)
+    rotation_steps: int = 300
+    rotation_snapshots: str = "init,log:10:300"
+    rotation_k: int = 5
+    rotation_batch: int = 1024
+    rotation_lanczos_order: int = 20
+    stable_overlap: float = 0.8
+    early_fraction: float = 0.1
+
+    def rotation(self) -> RotationSettings | None:
+        if not self.rotation_workload:
+            return None
+        return RotationSettings(
+            self.rotation_workload, self.rotation_submission, self.rotation_seeds,
+            self.rotation_steps, self.rotation_snapshots, self.rotation_k, self.rotation_batch,
+            self.rotation_lanczos_order, self.stable_overlap, self.early_fraction)
 
 
-TINY = QuadraticConfig(step_sizes=(0.5,), seeds=(0,))
+TINY = QuadraticConfig(step_sizes=(0.5,), seeds=(0,), rotation_workload="mnist_mlp:width=16",
+                       rotation_steps=20, rotation_snapshots="init,at:2/10/20", rotation_k=3,
+                       rotation_batch=256, rotation_lanczos_order=12)
 
 
 def predicted_excess(curvatures: np.ndarray, alpha: float, sigma: float, batch: int) -> float:
@@ -95,17 +117,24 @@ class QuadraticResult:
     config: QuadraticConfig
     run_ids: dict[str, list[str]]
     claims: list[Claim]
+    #: the rotation part's sweep and runs (None: not run)
+    rotation_sweep_id: str | None = None
+    rotation: list[RotationRun] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": NAME, "config": dataclasses.asdict(self.config), "run_ids": self.run_ids,
-                "claims": [c.to_json() for c in self.claims]}
+                "claims": [c.to_json() for c in self.claims],
+                "rotation_sweep_id": self.rotation_sweep_id,
+                "rotation": None if self.rotation is None else [r.to_json() for r in self.rotation]}
 
     @classmethod
     def from_json(cls, sweep_id: str, d: Mapping[str, Any]) -> QuadraticResult:
         cfg = QuadraticConfig(**{k: tuple(v) if isinstance(v, list) else v
                                  for k, v in d["config"].items()})
+        rotation = d.get("rotation")
         return cls(sweep_id, cfg, {k: list(v) for k, v in d["run_ids"].items()},
-                   [Claim.from_json(c) for c in d["claims"]])
+                   [Claim.from_json(c) for c in d["claims"]], d.get("rotation_sweep_id"),
+                   None if rotation is None else [RotationRun.from_json(r) for r in rotation])
 
 
 def result_from_json(sweep_id: str, document: Mapping[str, Any]) -> QuadraticResult:
@@ -121,7 +150,9 @@ def _curve(db, run_id: str) -> tuple[np.ndarray, np.ndarray]:
 
 def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
         data_dir: str | None = None, command: str = "curvebench analyze quadratic") -> QuadraticResult:
-    """Train every α, compare the equilibrium excess loss with the prediction, store."""
+    """Train every α, compare the equilibrium excess loss with the prediction; train the
+    real workload with Ritz-vector snapshots and judge the top subspace's rotation; store."""
+    from harness.analyses import rotation
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
     from harness.experiment import TrialRequest, database, run_sweep
@@ -147,7 +178,14 @@ def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
     for a in config.step_sizes:
         mean, err = equilibrium_mean([_curve(db, i)[1] for i in run_ids[str(a)]])
         claims.append(judge_one(a, mean, err, predictions[a], config.tolerance))
-    result = QuadraticResult(sweep.sweep_id, config, run_ids, claims)
+    rotation_sweep, rotation_runs = None, None
+    settings = config.rotation()
+    if settings is not None:
+        rotation_sweep, rotation_runs = rotation.run(
+            settings, db_url, tag=TAG, name=f"analysis-{NAME}-rotation", command=command,
+            data_source=data_source, data_dir=data_dir)
+        claims.extend(rotation.judge(rotation_runs, settings))
+    result = QuadraticResult(sweep.sweep_id, config, run_ids, claims, rotation_sweep, rotation_runs)
     store_result(db, sweep.sweep_id, result.to_json())
     return result
 
@@ -181,7 +219,20 @@ def section(result: QuadraticResult, db):
                  "stationary Σ αλ²σ²/(B(1−αλ)) (dashed).",
                  Provenance.of(runs, f"sweep {result.sweep_id} (curvebench analyze {NAME})"),
                  plot, slug="quadratic-equilibrium")
+    figures = [fig]
+    text = (f"`{result.config.submission}` on `{result.config.workload}`, batch {batch}, "
+            f"{result.config.steps} steps; the mean over the second half is compared.")
+    settings = result.config.rotation()
+    if result.rotation and settings is not None:
+        from harness.analyses import rotation
+
+        rot_runs = [db.get_run(r.run_id) for r in result.rotation]
+        figures.append(rotation.figure(result.rotation, settings, Provenance.of(
+            rot_runs, f"curvature_arrays ritz_vectors, ritz_values, ritz_residuals of sweep "
+                      f"{result.rotation_sweep_id} (curvebench analyze {NAME})")))
+        text += (f"\n\nTop-{settings.k} Hessian subspace rotation (Ciuca: \"the high λ subspace is "
+                 f"remarkably consistent\"): `{settings.submission}` on `{settings.workload}`, "
+                 f"{settings.steps} steps, snapshots `{settings.snapshots}` storing the top-"
+                 f"{settings.k} Ritz vectors (sweep {result.rotation_sweep_id}).")
     return Section(f"Stochastic quadratic model (Ciuca) — sweep {result.sweep_id[:8]}",
-                   text=f"`{result.config.submission}` on `{result.config.workload}`, batch {batch}, "
-                        f"{result.config.steps} steps; the mean over the second half is compared.",
-                   figures=[fig], tables=[claims_table(result.claims)])
+                   text=text, figures=figures, tables=[claims_table(result.claims)])
