@@ -14,8 +14,13 @@ Claim `equilibrium/α=…` per step size: HOLDS when the measured mean is within
 standard error, UNDECIDABLE when the standard error (batch means over the seeds' evals) is
 itself larger than the tolerance: too few evals or seeds.
 
-Not done here: the rotation of the top-k eigenvector subspace between snapshots on a real
-workload (it needs the snapshots to store the top-k Ritz vectors).
+Second part, on a real workload (harness.analyses.rotation): Ciuca's "the high λ subspace is
+remarkably consistent" — `mnist_mlp` trained with `submissions/momentum` (momentum 0.97,
+clipped gradients, as his setup), Hessian snapshots storing the top-k Ritz vectors, the
+overlap ‖U_aᵀU_b‖_F²/k between consecutive snapshots, against the first and against the last;
+claims `rotation/stable` and `rotation/settles_early` (threshold `stable_overlap`, judged from
+`early_fraction` of training on; undecidable when the Davis–Kahan estimate of the Ritz
+subspaces' error cannot tell).
 
 Expected outcome of the default (dim 10, power-law spectrum λ_i = 1/i, σ = 1, B = 32,
 α ∈ {0.2, 0.5, 0.9}, seeds 0–2, 2,000 steps, an eval every 10; measured once: 46 s wall,

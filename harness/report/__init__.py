@@ -92,17 +92,20 @@ def _need_matplotlib() -> None:
 
 
 def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *,
-                 meta: Sequence[str] = (), empty_reason: str | None = None) -> Path:
-    """Write sections as `out_dir/index.html` plus one SVG per figure (see `harness.report.html`)."""
+                 meta: Sequence[str] = (), empty_reason: str | None = None,
+                 workers: int | None = None) -> Path:
+    """Write sections as `out_dir/index.html` plus one SVG per figure, rendered in `workers`
+    processes (default: one per CPU, at most 4; see `harness.report.html`)."""
     _need_matplotlib()
     from harness.report import html
 
-    return html.write_report(out_dir, title, sections, meta=meta, empty_reason=empty_reason)
+    return html.write_report(out_dir, title, sections, meta=meta, empty_reason=empty_reason,
+                             workers=workers)
 
 
 def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_OUT, *,
                  density_steps: Sequence[int] | None = None,
-                 extra_sections: Sequence[Section] = ()) -> ReportResult:
+                 extra_sections: Sequence[Section] = (), workers: int | None = None) -> ReportResult:
     """Select runs, draw the standard figures and `extra_sections`, write the page."""
     _need_matplotlib()
     from harness.report.figures import standard_sections
@@ -116,6 +119,6 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
         sections = standard_sections(selection.runs, series, density_steps)
     sections.extend(extra_sections)
     index = write_report(out_dir, "curvebench report", sections, meta=meta,
-                         empty_reason=selection.empty_reason)
+                         empty_reason=selection.empty_reason, workers=workers)
     return ReportResult(index, len(selection.runs), sum(len(s.figures) for s in sections),
                         selection.empty_reason)

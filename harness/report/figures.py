@@ -37,6 +37,8 @@ from harness.spec import SpecError, Target
 LOSS_BINS = 300
 #: curves of at most this many points are drawn with markers
 FEW_POINTS = 12
+#: longer curves are drawn through each bin's extremes (`decimate`), ~this many points at most
+MAX_POINTS = 400
 #: SLQ densities at this many snapshot steps when none are chosen
 DENSITY_STEPS = 5
 #: densities are drawn down to this fraction of the highest peak in their panel (log scale)
@@ -98,17 +100,41 @@ def band(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarray
         return np.nanmedian(stacked, 0), np.nanmin(stacked, 0), np.nanmax(stacked, 0)
 
 
+def decimate(x: np.ndarray, *ys: np.ndarray, points: int = MAX_POINTS) -> tuple[np.ndarray, ...]:
+    """At most `points` points of the curves (x, y) for drawing: consecutive bins each keep
+    their first and last point and, for every y, the points where it is smallest and largest,
+    in order, so every spike and dip is still drawn (a min-max decimation; a curve of at most
+    `points` points is kept whole). Returns (x, *ys) at the kept indices."""
+    n = x.size
+    if n <= points:
+        return (x, *ys)
+    bins = max(1, points // (2 * len(ys) + 2))
+    edges = np.linspace(0, n, bins + 1).astype(int)
+    keep = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            for y in ys:
+                part = y[a:b]
+                if np.isfinite(part).any():
+                    keep.extend((a + int(np.nanargmin(part)), a + int(np.nanargmax(part))))
+            keep.extend((a, b - 1))
+    idx = np.unique(keep)
+    return (x[idx], *(y[idx] for y in ys))
+
+
 def _draw_band(ax, curves, grid, color, label, x: np.ndarray | None = None) -> None:
-    """Median line and min..max band of `curves` on `grid`, drawn at `x` (default: the grid)."""
+    """Median line and min..max band of `curves` on `grid`, drawn at `x` (default: the grid);
+    long curves decimated (`decimate`: every bin's extremes kept)."""
     mid, lo, hi = band(curves, grid)
     x = grid if x is None else x
     ok = np.isfinite(mid) & np.isfinite(x)
     if not ok.any():
         return
-    few = ok.sum() <= FEW_POINTS  # a short curve (e.g. evals of a trial that stopped early) gets markers
-    mark_data(ax.plot(x[ok], mid[ok], color=color, label=label, lw=1.6, marker="o" if few else None, ms=3))
+    x, mid, lo, hi = decimate(x[ok], mid[ok], lo[ok], hi[ok])
+    few = x.size <= FEW_POINTS  # a short curve (e.g. evals of a trial that stopped early) gets markers
+    mark_data(ax.plot(x, mid, color=color, label=label, lw=1.6, marker="o" if few else None, ms=3))
     if len(curves) > 1:
-        mark_data(ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.2, lw=0))
+        mark_data(ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0))
 
 
 def binned(steps: np.ndarray, values: np.ndarray, bins: int = LOSS_BINS) -> tuple[np.ndarray, np.ndarray]:
