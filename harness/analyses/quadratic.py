@@ -26,8 +26,24 @@ Expected outcome of the default (dim 10, power-law spectrum λ_i = 1/i, σ = 1, 
 α ∈ {0.2, 0.5, 0.9}, seeds 0–2, 2,000 steps, an eval every 10; measured once: 46 s wall,
 14 s user CPU, load average 6-7 on a shared 2-core machine): every α holds — measured
 0.01218 ± 0.00064, 0.04137 ± 0.0025, 0.2973 ± 0.018 vs predicted 0.01152, 0.0418, 0.3049
-(5.7%, 1.0%, 2.5% off).
-`TINY` (α = 0.5, one seed; the test's) holds too.
+(5.7%, 1.0%, 2.5% off); the same numbers again this session.
+The rotation part (mnist_mlp, width 100: D = 89,610 parameters; momentum 0.97 with clipping;
+300 steps; Hessian snapshots at `init,log:10:300` over 1,024 examples, Lanczos order 20, top
+5 Ritz vectors) gives `rotation/stable` FAILS and `rotation/settles_early` FAILS at the
+threshold 0.8 (ours: Ciuca gives no number): consecutive overlaps from step 30 on are 0.746
+(45→84), 0.925 (84→159), 0.835 (159→300), and step 45's subspace overlaps step 300's by
+0.715 — against 5.6e-5 for a random 5-dimensional subspace. The Ritz subspaces are accurate
+there (Davis–Kahan estimates ≤ 0.04 from step 24 on), so the misses are real: the top
+subspace rotates while the sharpness climbs (top Ritz value 1.5 at step 13 → 30 at step
+84), then settles (0.83-0.93 once it has). Before step 13 the gap below the 5th Ritz value
+is small and the subspace ill-determined (estimates 0.15-1.5).
+
+Whole default, `curvebench analyze quadratic` with no flags, measured this once with the
+compilation cache warm: 1 min 1 s wall, 16.5 s user CPU, load average 16-18 on the shared
+2-core machine (the rotation part alone, cache cold: 85 s wall, 16.6 s user CPU, load 11-13).
+`TINY` (α = 0.5, one seed; the rotation on mnist_mlp at width 16, 20 steps, snapshots at
+0/2/10/20, top 3 of a Lanczos order 12; the test's): the equilibrium holds; both rotation
+claims are undecidable (the Ritz subspaces' estimated errors reach 3 at step 2).
 """
 
 from __future__ import annotations

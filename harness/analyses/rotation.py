@@ -118,8 +118,8 @@ def _judge_pairs(name: str, statement: str, pairs: list[tuple[int, int, subspace
     if not pairs:
         return Claim(name, statement, Outcome.UNDECIDABLE, why_none)
     shown = "; ".join(f"{a}→{b}: {r.measured:.3f} [{r.low:.2f}, {r.high:.2f}]" for a, b, r in pairs)
-    numbers = (f"overlap (steps a→b: measured [range from the Ritz residuals]) {shown}; threshold "
-               f"{threshold:g}, a random subspace {baseline:.2g}")
+    numbers = (f"overlap of steps a→b, measured and the range its Ritz residuals allow: {shown}; "
+               f"threshold {threshold:g}, a random subspace {baseline:.2g}")
     if all(r.low >= threshold for _, _, r in pairs):
         return Claim(name, statement, Outcome.HOLDS, numbers)
     if any(r.high < threshold for _, _, r in pairs):
