@@ -40,7 +40,7 @@ is small and the subspace ill-determined (estimates 0.15-1.5).
 
 Whole default, `curvebench analyze quadratic` with no flags, measured this once with the
 compilation cache warm: 1 min 1 s wall, 16.5 s user CPU, load average 16-18 on the shared
-2-core machine (the rotation part alone, cache cold: 85 s wall, 16.6 s user CPU, load 11-13).
+2-core machine (the rotation part alone: 85 s wall, 16.6 s user CPU, load 11-13).
 `TINY` (α = 0.5, one seed; the rotation on mnist_mlp at width 16, 20 steps, snapshots at
 0/2/10/20, top 3 of a Lanczos order 12; the test's): the equilibrium holds; both rotation
 claims are undecidable (the Ritz subspaces' estimated errors reach 3 at step 2).
