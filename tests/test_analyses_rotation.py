@@ -14,6 +14,7 @@ from curvature_models import TinyMlp, to_float64
 from harness.analyses import Outcome, subspace
 from harness.analyses.rotation import RotationRun, RotationSettings, judge
 from harness.curvature import SnapshotConfig, Snapshotter
+from harness.curvature.settings import CurvatureOptions
 from harness.spec import SpecError
 
 
@@ -90,6 +91,9 @@ def test_stored_ritz_vectors_are_ritz_pairs_of_the_dense_hessian():
     assert distance <= estimate < 0.01
     with pytest.raises(SpecError, match="ritz_vectors"):
         SnapshotConfig(lanczos_order=8, top_k=(1,), ritz_vectors=9)
+    with pytest.raises(SpecError, match="--curvature-vectors"):
+        CurvatureOptions(kinds="hessian", ritz_vectors=21).config()
+    assert CurvatureOptions(kinds="hessian", ritz_vectors=5).config().ritz_vectors == 5
 
 
 def _run(consecutive, errors, steps=(0, 10, 20, 40)):
