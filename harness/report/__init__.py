@@ -27,6 +27,15 @@ and a browser to render at all. matplotlib is already installed by the core depe
 `mlxtend`, so it costs nothing; it is declared as a core dependency because this package
 imports it. Text stays text (`svg.fonttype=none`), keeping files small.
 
+**Speed.** matplotlib's SVG writer is pure Python; what a report costs is mostly drawing
+(axes, ticks, text, paths). Lines of more than `figures.MAX_POINTS` points are drawn through
+each bin's first, last, lowest and highest points (`figures.decimate`; the figure says so
+when it happens), so a curve of an eval every step over thousands of steps still shows every
+spike and costs a few hundred points. Figures are rendered in forked worker processes (one
+per CPU, at most 4; `workers=`), except in a process running a JAX backend, where forking
+risks a deadlock and they are written one after the other. Snapshot arrays no figure draws
+(Ritz vectors) are never read. `benchmarks/report_build.py` measures it.
+
 **Adding to a report (the API for analyses).** A report is a list of `Section`s; the HTML
 writer knows nothing else:
 
