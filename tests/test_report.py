@@ -235,3 +235,22 @@ def test_decimate_keeps_every_bins_extremes_and_short_curves_whole():
         assert ys[inside].max() >= np.sort(y[i:i + 500])[-30] and ys[inside].min() <= np.sort(y[i:i + 500])[30]
     short = decimate(x[:300], y[:300], points=400)
     np.testing.assert_array_equal(short[1], y[:300])
+
+
+def test_forked_workers_write_the_same_figures_as_one_process(trials, report, tmp_path):
+    """`curvebench report` (no JAX backend in its process) renders in forked workers; the
+    files are byte for byte the serial page's. This pytest process has run JAX, so the
+    `report` fixture's page was written serially; the forked one is written in a child."""
+    import subprocess
+
+    out = tmp_path / "forked"
+    code = ("import sys; from harness.db import open_database; from harness.report import Filters, "
+            "build_report; from harness.report.html import _jax_started; "
+            f"build_report(open_database({trials['db']!r}), Filters(), {str(out)!r}, workers=2); "
+            "sys.exit(3 if _jax_started() else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    serial = sorted(p.name for p in report.glob("*.svg"))
+    assert serial == sorted(p.name for p in out.glob("*.svg")) and len(serial) == 9
+    for name in serial:
+        assert (out / name).read_bytes() == (report / name).read_bytes(), name
