@@ -214,7 +214,7 @@ def figure(runs: Sequence[RotationRun], settings: RotationSettings, provenance):
     dim = runs[0].dim
     left.axhline(settings.stable_overlap, color="black", ls="--", lw=1,
                  label=f"threshold {settings.stable_overlap:g}")
-    left.axhline(settings.k / dim, color="grey", ls=":", lw=1, label=f"random subspace (k/D)")
+    left.axhline(settings.k / dim, color="grey", ls=":", lw=1, label="random subspace (k/D)")
     left.axvline(settings.early_step, color="grey", lw=0.8)
     for ax in (left, right):
         ax.set_xscale("symlog", linthresh=1.0)
