@@ -11,7 +11,10 @@ number and shape, which the copies keep. The copies are timing data only: their 
 not what was trained.
 
 Printed: seconds per phase (select + load rows, build figures, write SVG + HTML) for the
-small and the full database, built one after the other in this process, and their ratio.
+small and the full database, built one after the other in this process, and their ratio;
+the write phase twice side by side: one figure after the other (`workers=1`) and in forked
+workers (the default, one per CPU up to 4). The real trials train in a child process, so no
+JAX backend runs in this one (the report forks its workers only then, as `curvebench report`).
 
 Run: python benchmarks/report_build.py [--runs 200] [--small 20] [--steps 200]
 """
@@ -19,6 +22,9 @@ Run: python benchmarks/report_build.py [--runs 200] [--small 20] [--steps 200]
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -105,9 +111,14 @@ def timed_build(db: Database, out: Path) -> tuple[dict[str, float], int]:
     t1 = time.perf_counter()
     sections = standard_sections(selection.runs, series)
     t2 = time.perf_counter()
-    write_report(out, "benchmark", sections)
+    write_report(out / "serial", "benchmark", sections, workers=1)
     t3 = time.perf_counter()
-    return ({"select + load": t1 - t0, "figures": t2 - t1, "write": t3 - t2, "total": t3 - t0},
+    sections = standard_sections(selection.runs, series)  # writing clears the figures it wrote
+    t4 = time.perf_counter()
+    write_report(out / "forked", "benchmark", sections)
+    t5 = time.perf_counter()
+    return ({"select + load": t1 - t0, "figures": t2 - t1, "write serial": t3 - t2,
+             "write forked": t5 - t4, "total (forked)": (t1 - t0) + (t2 - t1) + (t5 - t4)},
             sum(len(s.figures) for s in sections))
 
 
@@ -116,11 +127,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--small", type=int, default=20)
     parser.add_argument("--steps", type=int, default=200, help="steps of each real trial")
+    parser.add_argument("--make-source", help=argparse.SUPPRESS)  # the child: train, print ids
     args = parser.parse_args()
+    if args.make_source:
+        print(" ".join(real_runs(open_database(f"sqlite:///{args.make_source}"), args.steps)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        made = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--make-source",
+                               str(tmp / "real.db")], check=True, capture_output=True, text=True)
+        sources = made.stdout.split()
         source = open_database(f"sqlite:///{tmp / 'real.db'}")
-        sources = real_runs(source, args.steps)
         results = {}
         for count in (args.small, args.runs):
             db = open_database(f"sqlite:///{tmp / f'copies{count}.db'}")
@@ -135,6 +152,8 @@ def main() -> None:
         big, small = results[args.runs][0], results[args.small][0]
         print(f"ratio {args.runs}/{args.small} runs: " + ", ".join(
             f"{k} x{big[k] / small[k]:.2f}" for k in big))
+        print(f"write serial / forked ({os.cpu_count()} CPUs): " + ", ".join(
+            f"{count} runs x{p['write serial'] / p['write forked']:.2f}" for count, (p, _) in results.items()))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,9 @@ CovBatchesOpt = Annotated[Optional[int], typer.Option(min=2, help="L: mini-batch
 CovBatchSizeOpt = Annotated[Optional[str], typer.Option(
     help="M: examples per cov mini-batch (keep fixed when comparing batch sizes), or 'train' "
          "(default 128)")]
+CurvatureVectorsOpt = Annotated[Optional[int], typer.Option(
+    min=0, help="store the top K Ritz vectors of each hessian/ggn snapshot (float32; default 0: none)",
+    metavar="K")]
 CovCenteredOpt = Annotated[Optional[bool], typer.Option(
     "--cov-centered/--cov-uncentered", help="cov spectrum of the centered K, not Σ (default uncentered)")]
 #: command-line option name -> harness.curvature.settings.CurvatureOptions field
@@ -91,7 +94,8 @@ CURVATURE_OPTIONS = {"curvature": "kinds", "curvature_every": "every", "curvatur
                      "curvature_split": "split", "lanczos_order": "lanczos_order",
                      "lanczos_probes": "probes", "ritz_tol": "ritz_tol", "trace": "trace",
                      "trace_probes": "trace_probes", "cov_batches": "cov_batches",
-                     "cov_batch_size": "cov_batch_size", "cov_centered": "cov_centered"}
+                     "cov_batch_size": "cov_batch_size", "cov_centered": "cov_centered",
+                     "curvature_vectors": "ritz_vectors"}
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -271,6 +275,7 @@ def run(
     cov_batches: CovBatchesOpt = None,
     cov_batch_size: CovBatchSizeOpt = None,
     cov_centered: CovCenteredOpt = None,
+    curvature_vectors: CurvatureVectorsOpt = None,
     search_point: Annotated[int, typer.Option(min=0, help=(
         "AlgoPerf-format submission with a tuning_search_space.json: use its point K (listed "
         "points in order; ranges: the K-th quasi-random point)"))] = 0,
@@ -306,7 +311,7 @@ def run(
             curvature_split=curvature_split, lanczos_order=lanczos_order,
             lanczos_probes=lanczos_probes, ritz_tol=ritz_tol, trace=trace,
             trace_probes=trace_probes, cov_batches=cov_batches, cov_batch_size=cov_batch_size,
-            cov_centered=cov_centered))
+            cov_centered=cov_centered, curvature_vectors=curvature_vectors))
     except SpecError as e:
         _fail(str(e))
     options = dataclasses.replace(
@@ -436,6 +441,7 @@ def sweep(
     cov_batches: CovBatchesOpt = None,
     cov_batch_size: CovBatchSizeOpt = None,
     cov_centered: CovCenteredOpt = None,
+    curvature_vectors: CurvatureVectorsOpt = None,
     max_group_size: Annotated[Optional[int], typer.Option(
         min=1, help="at most this many trials in one compiled program (default: a whole group; "
                     "1: each trial alone, still compiled once)")] = None,
@@ -490,7 +496,8 @@ def sweep(
              "lanczos_order": lanczos_order, "lanczos_probes": lanczos_probes,
              "ritz_tol": ritz_tol, "trace": trace, "trace_probes": trace_probes,
              "cov_batches": cov_batches, "cov_batch_size": cov_batch_size,
-             "cov_centered": cov_centered, "compile_cache": compile_cache,
+             "cov_centered": cov_centered, "curvature_vectors": curvature_vectors,
+             "compile_cache": compile_cache,
              "max_group_size": max_group_size}
     o = {**cfg.options, **{k: v for k, v in given.items() if v is not None}}
     _check_chunk_mode(o.get("chunk_mode"))

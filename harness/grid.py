@@ -31,7 +31,7 @@ OPTION_KEYS = ("max_steps", "eval_every", "chunk_mode", "stop_at_target", "diver
                "data_dir", "data_source", "db", "curvature", "curvature_every",
                "curvature_batch", "curvature_split", "lanczos_order", "lanczos_probes",
                "ritz_tol", "trace", "trace_probes", "cov_batches", "cov_batch_size",
-               "cov_centered", "compile_cache", "max_group_size")
+               "cov_centered", "curvature_vectors", "compile_cache", "max_group_size")
 CONFIG_KEYS = ("name", "tag", "submission", "submissions", "seeds", "seed_start", "workloads",
                "hparams", "options")
 

@@ -1,5 +1,6 @@
 """analyze quadratic (Ciuca): the predicted equilibrium against a direct simulation of the
-same recursion, the judge, and the tiny configuration end to end."""
+same recursion, the judge, and the tiny configuration end to end (with the top-k subspace
+rotation on a width-16 mnist_mlp)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,13 @@ def test_judge():
 
 def test_tiny_configuration_reaches_its_documented_verdict(db):
     result = Q.run(Q.TINY, db.url)
-    assert [(c.name, c.outcome) for c in result.claims] == [("equilibrium/α=0.5", Outcome.HOLDS)]
+    assert [(c.name, c.outcome) for c in result.claims] == [
+        ("equilibrium/α=0.5", Outcome.HOLDS), ("rotation/stable", Outcome.UNDECIDABLE),
+        ("rotation/settles_early", Outcome.UNDECIDABLE)]
+    assert "raise the Lanczos order" in result.claims[1].reason
+    (run,) = result.rotation
+    assert run.steps == [0, 2, 10, 20] and len(run.consecutive) == 3 and run.to_last[-1] == pytest.approx(1)
     stored = Q.result_from_json(result.sweep_id, stored_result(db, result.sweep_id))
-    assert stored.claims == result.claims
-    assert [len(s.figures) for s in sections_for_sweep(db, result.sweep_id)] == [1]
+    assert stored.claims == result.claims and stored.rotation == result.rotation
+    (section,) = sections_for_sweep(db, result.sweep_id)
+    assert [f.slug for f in section.figures] == ["quadratic-equilibrium", "quadratic-rotation"]

@@ -17,7 +17,7 @@ from harness import score as scoring
 from harness.cli import app
 from harness.db import open_database
 from harness.report import Filters, ReportError, build_report, write_report
-from harness.report.figures import band, choose_steps, performance_profile
+from harness.report.figures import band, choose_steps, decimate, performance_profile
 from tests.conftest import SUBMISSIONS
 
 CLI = CliRunner()
@@ -218,3 +218,39 @@ def test_missing_matplotlib_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ReportError, match="needs matplotlib: pip install matplotlib"):
         write_report(tmp_path, "t", [])
+
+
+def test_decimate_keeps_every_bins_extremes_and_short_curves_whole():
+    rng = np.random.default_rng(0)
+    x = np.arange(10_000.0)
+    y, lo = rng.normal(size=x.size), rng.normal(size=x.size) - 3
+    y[1234], lo[8765] = 40.0, -90.0
+    xs, ys, los = decimate(x, y, lo, points=400)
+    assert xs.size <= 400 and np.all(np.diff(xs) > 0)
+    assert (xs[0], xs[-1]) == (0.0, 9999.0) and 1234.0 in xs and 8765.0 in xs
+    assert ys.max() == 40.0 and los.min() == -90.0
+    np.testing.assert_array_equal(ys, y[xs.astype(int)])  # kept points are data points, not averages
+    for i in range(0, 10_000, 500):  # every stretch of the curve keeps its own extremes
+        inside = (xs >= i) & (xs < i + 500)
+        assert ys[inside].max() >= np.sort(y[i:i + 500])[-30] and ys[inside].min() <= np.sort(y[i:i + 500])[30]
+    short = decimate(x[:300], y[:300], points=400)
+    np.testing.assert_array_equal(short[1], y[:300])
+
+
+def test_forked_workers_write_the_same_figures_as_one_process(trials, report, tmp_path):
+    """`curvebench report` (no JAX backend in its process) renders in forked workers; the
+    files are byte for byte the serial page's. This pytest process has run JAX, so the
+    `report` fixture's page was written serially; the forked one is written in a child."""
+    import subprocess
+
+    out = tmp_path / "forked"
+    code = ("import sys; from harness.db import open_database; from harness.report import Filters, "
+            "build_report; from harness.report.html import _jax_started; "
+            f"build_report(open_database({trials['db']!r}), Filters(), {str(out)!r}, workers=2); "
+            "sys.exit(3 if _jax_started() else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    serial = sorted(p.name for p in report.glob("*.svg"))
+    assert serial == sorted(p.name for p in out.glob("*.svg")) and len(serial) == 9
+    for name in serial:
+        assert (out / name).read_bytes() == (report / name).read_bytes(), name

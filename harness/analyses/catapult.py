@@ -41,6 +41,17 @@ per-step batch loss rises above L_0 by more than the paper's 2-decimal rounding 
 and those "catapults" end above 2/η. The paper's claims are for MSE (its App. F says
 cross-entropy is noisier, c_loss larger than 2); read the MLP's verdicts as that caveat
 measured, not as a refutation.
+Measured again (`curvebench analyze catapult`, no flags, same verdicts): 22 min 24 s wall,
+211 s user CPU, every program from the warm compilation cache, load average 7 rising to 21 (six other jobs on the 2 cores), so the wall
+time is mostly waiting for a core. Where a run's wall time goes (runs.train_s, compile_s and
+the snapshots' compute_s against started_at/finished_at): for mnist_mlp at width 256 each
+run is 30-55 s wall = 10-20 s training (100 steps at batch 1,024) + 1-5 s compiling + 15-32 s
+for the final full-batch Hessian snapshot (20 Lanczos products over the whole training
+split, as the paper's λ_H is full-batch), with nothing left over; the first 2 min go to
+imports and λ_H^0 of the 10 (model, seed) pairs. No run took minutes on its own: a run whose
+wall time is many times its train_s is its snapshot plus a loaded machine, not waste. With
+curvature, trials group by hyperparameters (a snapshot reads its trial's η), so each c is
+its own compiled program; the persistent compilation cache serves repeats.
 `TINY` (uv at widths 2 and 512, c ∈ {1, 2.5, 3.5, 4.5}, seed 0, 60 steps; the
 test's) gives: claims 1, 2, 3 and 5 hold; claim 4 is undecidable (width 2's loss never rises
 on the grid: the sharpness-reduction phase covers all of it).

@@ -36,6 +36,7 @@ class CurvatureOptions:
     cov_batches: int = 25
     cov_batch_size: str = str(PAPER_COV_BATCH_SIZE)
     cov_centered: bool = False
+    ritz_vectors: int = 0
 
     def config(self) -> SnapshotConfig | None:
         """The SnapshotConfig these options ask for (None without kinds); SpecError if invalid."""
@@ -58,7 +59,7 @@ class CurvatureOptions:
             ritz_tol=self.ritz_tol, trace_method=method, trace_probes=self.trace_probes,
             cov_batches=self.cov_batches,
             cov_batch_size=_count(self.cov_batch_size, "--cov-batch-size", TRAINING_BATCH),
-            cov_centered=self.cov_centered)
+            cov_centered=self.cov_centered, ritz_vectors=self.ritz_vectors)
 
 
 def _count(text: str, option: str, word: str) -> int | None:

@@ -80,6 +80,9 @@ class SnapshotConfig:
     density_sigma: float = 0.01
     density_points: int = 256
     power_iterations: int = 0
+    #: store the top this-many Ritz vectors of each Hessian / GGN snapshot (array "ritz_vectors",
+    #: float32, (k, parameters), rows in descending Ritz-value order); 0: none.
+    ritz_vectors: int = 0
     #: accumulate the Lanczos vectors in float64 (x64 enabled during the snapshot).
     float64: bool = False
     loop: str = "auto"
@@ -105,6 +108,9 @@ class SnapshotConfig:
                                      and 0 < self.trace_probes < 3):
             raise SpecError(f"trace_probes must be 0 (no trace) or >= 1 (>= 3 for hutchpp), "
                             f"got {self.trace_probes}")
+        if not 0 <= self.ritz_vectors <= self.lanczos_order:
+            raise SpecError(f"ritz_vectors (--curvature-vectors) must be between 0 and lanczos_order "
+                            f"({self.lanczos_order}), got {self.ritz_vectors}")
         if self.density_sigma <= 0 or self.ritz_tol <= 0:
             raise SpecError("density_sigma and ritz_tol must be > 0")
 
@@ -288,6 +294,10 @@ class Snapshotter:
                   "tridiag_beta": np.stack([r.betas for r in runs]),
                   "ritz_values": ritz, "ritz_residuals": residuals,
                   "density_grid": grid, "density": density.evaluate(grid)}
+        if cfg.ritz_vectors:
+            top = descending[:cfg.ritz_vectors]  # y_i = Vᵀ s_i, as rows
+            arrays["ritz_vectors"] = np.asarray(
+                jnp.asarray(eigvecs[:, top].T, basis0.dtype) @ basis0, np.float32)
         return metrics, arrays
 
     def _trace(self, base, pattern, dtype, flat_dtype, params, model_state, basis, tridiag_trace, dim):

@@ -27,6 +27,15 @@ and a browser to render at all. matplotlib is already installed by the core depe
 `mlxtend`, so it costs nothing; it is declared as a core dependency because this package
 imports it. Text stays text (`svg.fonttype=none`), keeping files small.
 
+**Speed.** matplotlib's SVG writer is pure Python; what a report costs is mostly drawing
+(axes, ticks, text, paths). Lines of more than `figures.MAX_POINTS` points are drawn through
+each bin's first, last, lowest and highest points (`figures.decimate`; the figure says so
+when it happens), so a curve of an eval every step over thousands of steps still shows every
+spike and costs a few hundred points. Figures are rendered in forked worker processes (one
+per CPU, at most 4; `workers=`), except in a process running a JAX backend, where forking
+risks a deadlock and they are written one after the other. Snapshot arrays no figure draws
+(Ritz vectors) are never read. `benchmarks/report_build.py` measures it.
+
 **Adding to a report (the API for analyses).** A report is a list of `Section`s; the HTML
 writer knows nothing else:
 
@@ -92,17 +101,20 @@ def _need_matplotlib() -> None:
 
 
 def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *,
-                 meta: Sequence[str] = (), empty_reason: str | None = None) -> Path:
-    """Write sections as `out_dir/index.html` plus one SVG per figure (see `harness.report.html`)."""
+                 meta: Sequence[str] = (), empty_reason: str | None = None,
+                 workers: int | None = None) -> Path:
+    """Write sections as `out_dir/index.html` plus one SVG per figure, rendered in `workers`
+    processes (default: one per CPU, at most 4; see `harness.report.html`)."""
     _need_matplotlib()
     from harness.report import html
 
-    return html.write_report(out_dir, title, sections, meta=meta, empty_reason=empty_reason)
+    return html.write_report(out_dir, title, sections, meta=meta, empty_reason=empty_reason,
+                             workers=workers)
 
 
 def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_OUT, *,
                  density_steps: Sequence[int] | None = None,
-                 extra_sections: Sequence[Section] = ()) -> ReportResult:
+                 extra_sections: Sequence[Section] = (), workers: int | None = None) -> ReportResult:
     """Select runs, draw the standard figures and `extra_sections`, write the page."""
     _need_matplotlib()
     from harness.report.figures import standard_sections
@@ -116,6 +128,6 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
         sections = standard_sections(selection.runs, series, density_steps)
     sections.extend(extra_sections)
     index = write_report(out_dir, "curvebench report", sections, meta=meta,
-                         empty_reason=selection.empty_reason)
+                         empty_reason=selection.empty_reason, workers=workers)
     return ReportResult(index, len(selection.runs), sum(len(s.figures) for s in sections),
                         selection.empty_reason)

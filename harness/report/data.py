@@ -18,10 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from harness.db import Database, DatabaseError, Run
-from harness.db.models import CurvatureSnapshot, EvalRow, Sweep, TrainLosses
+from harness.db.models import CurvatureArray, CurvatureSnapshot, EvalRow, Sweep, TrainLosses
 
 #: ids per IN (...) query: below SQLite's default limit on bound parameters
 ID_CHUNK = 500
+#: snapshot arrays no standard figure draws, left in the database (Ritz vectors: k x parameters
+#: floats per snapshot, more than everything else a report reads)
+UNPLOTTED_ARRAYS = ("ritz_vectors",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +179,8 @@ def load_series(db: Database, runs: Sequence[Run]) -> dict[str, RunSeries]:
                 losses[row.run_id].append((row.start_step, np.frombuffer(row.data, "<f4", count=row.count)))
             for x in s.scalars(select(CurvatureSnapshot)
                                .options(selectinload(CurvatureSnapshot.values),
-                                        selectinload(CurvatureSnapshot.arrays))
+                                        selectinload(CurvatureSnapshot.arrays.and_(
+                                            CurvatureArray.name.not_in(UNPLOTTED_ARRAYS))))
                                .where(CurvatureSnapshot.run_id.in_(chunk))
                                .order_by(CurvatureSnapshot.step, CurvatureSnapshot.kind)):
                 snaps[x.run_id].append(Snapshot(

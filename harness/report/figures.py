@@ -37,6 +37,8 @@ from harness.spec import SpecError, Target
 LOSS_BINS = 300
 #: curves of at most this many points are drawn with markers
 FEW_POINTS = 12
+#: longer curves are drawn through each bin's extremes (`decimate`), ~this many points at most
+MAX_POINTS = 400
 #: SLQ densities at this many snapshot steps when none are chosen
 DENSITY_STEPS = 5
 #: densities are drawn down to this fraction of the highest peak in their panel (log scale)
@@ -98,17 +100,49 @@ def band(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarray
         return np.nanmedian(stacked, 0), np.nanmin(stacked, 0), np.nanmax(stacked, 0)
 
 
-def _draw_band(ax, curves, grid, color, label, x: np.ndarray | None = None) -> None:
-    """Median line and min..max band of `curves` on `grid`, drawn at `x` (default: the grid)."""
+def decimate(x: np.ndarray, *ys: np.ndarray, points: int = MAX_POINTS) -> tuple[np.ndarray, ...]:
+    """At most `points` points of the curves (x, y) for drawing: consecutive bins each keep
+    their first and last point and, for every y, the points where it is smallest and largest,
+    in order, so every spike and dip is still drawn (a min-max decimation; a curve of at most
+    `points` points is kept whole). Returns (x, *ys) at the kept indices."""
+    n = x.size
+    if n <= points:
+        return (x, *ys)
+    bins = max(1, points // (2 * len(ys) + 2))
+    edges = np.linspace(0, n, bins + 1).astype(int)
+    keep = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            for y in ys:
+                part = y[a:b]
+                if np.isfinite(part).any():
+                    keep.extend((a + int(np.nanargmin(part)), a + int(np.nanargmax(part))))
+            keep.extend((a, b - 1))
+    idx = np.unique(keep)
+    return (x[idx], *(y[idx] for y in ys))
+
+
+def _draw_band(ax, curves, grid, color, label, x: np.ndarray | None = None) -> bool:
+    """Median line and min..max band of `curves` on `grid`, drawn at `x` (default: the grid);
+    long curves decimated (`decimate`: every bin's extremes kept). True if decimated."""
     mid, lo, hi = band(curves, grid)
     x = grid if x is None else x
     ok = np.isfinite(mid) & np.isfinite(x)
     if not ok.any():
-        return
-    few = ok.sum() <= FEW_POINTS  # a short curve (e.g. evals of a trial that stopped early) gets markers
-    mark_data(ax.plot(x[ok], mid[ok], color=color, label=label, lw=1.6, marker="o" if few else None, ms=3))
+        return False
+    decimated = ok.sum() > MAX_POINTS
+    x, mid, lo, hi = decimate(x[ok], mid[ok], lo[ok], hi[ok], points=MAX_POINTS)
+    few = x.size <= FEW_POINTS  # a short curve (e.g. evals of a trial that stopped early) gets markers
+    mark_data(ax.plot(x, mid, color=color, label=label, lw=1.6, marker="o" if few else None, ms=3))
     if len(curves) > 1:
-        mark_data(ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.2, lw=0))
+        mark_data(ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0))
+    return decimated
+
+
+def _decimation_note(decimated: bool) -> str:
+    return (f" Lines of more than {MAX_POINTS} points are drawn through each of their bins' first, "
+            "last, lowest and highest points (median and band alike), so every spike and dip "
+            "is kept." if decimated else "")
 
 
 def binned(steps: np.ndarray, values: np.ndarray, bins: int = LOSS_BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +201,7 @@ def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> li
         if metric is None and not any(series[r.id].losses.size for r in runs):
             continue
         fig, axes = _new_plot(2, 2)
+        decimated = False
         for i, config in enumerate(group):
             color = COLORS[i % len(COLORS)]
             kept = [series[r.id] for r in config.runs]
@@ -176,16 +211,16 @@ def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> li
                     steps = np.unique(np.concatenate([e[0] for e in evals]))
                     seconds = _monotone(band([(e[0], e[2]) for e in evals], steps)[0])
                     curves = [(e[0], e[1]) for e in evals]
-                    _draw_band(axes[0, 0], curves, steps, color, config.label)
-                    _draw_band(axes[0, 1], curves, steps, color, config.label, x=seconds)
+                    decimated |= _draw_band(axes[0, 0], curves, steps, color, config.label)
+                    decimated |= _draw_band(axes[0, 1], curves, steps, color, config.label, x=seconds)
             with_losses = [s for s in kept if s.losses.size]
             if with_losses:
                 losses = [binned(s.loss_steps, s.losses) for s in with_losses]
                 steps = np.unique(np.concatenate([x for x, _ in losses]))
                 seconds = _monotone(band([(x, s.train_seconds(x)) for s, (x, _) in
                                           zip(with_losses, losses)], steps)[0])
-                _draw_band(axes[1, 0], losses, steps, color, config.label)
-                _draw_band(axes[1, 1], losses, steps, color, config.label, x=seconds)
+                decimated |= _draw_band(axes[1, 0], losses, steps, color, config.label)
+                decimated |= _draw_band(axes[1, 1], losses, steps, color, config.label, x=seconds)
         for ax, xlabel in ((axes[0, 0], "step"), (axes[0, 1], "training seconds"),
                            (axes[1, 0], "step"), (axes[1, 1], "training seconds")):
             ax.set_xlabel(xlabel)
@@ -216,7 +251,8 @@ def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> li
                          "training seconds, compiles and evals excluded (right; each step at the "
                          "median over seeds of its training seconds, as a running maximum), for "
                          f"{len(group)} configuration(s) and {len(runs)} run(s). Line: median over "
-                         f"seeds; band: min to max over seeds. {target_note} {loss_note}"),
+                         f"seeds; band: min to max over seeds. {target_note} {loss_note}"
+                         f"{_decimation_note(decimated)}"),
             provenance=Provenance.of(runs, f"eval_rows ({split}/{metric}, train_s) and train_losses "
                                            f"of runs made by {_origins(runs)}"),
             plot=fig, slug=f"curves-{variant}"))
@@ -418,6 +454,7 @@ def curvature_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -
             ax.set_visible(False)
         edges: list[str] = []
         adaptive: list[str] = []
+        decimated = False
         for ax, name in zip(axes.ravel(), names):
             for i, (config, runs) in enumerate(per_config):
                 color = COLORS[i % len(COLORS)]
@@ -430,7 +467,7 @@ def curvature_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -
                         curves.append((xs, ys))
                 if curves:
                     grid = np.unique(np.concatenate([x for x, _ in curves]))
-                    _draw_band(ax, curves, grid, color, config.label)
+                    decimated |= _draw_band(ax, curves, grid, color, config.label)
                     mid = band(curves, grid)[0]
                     if grid.size == 1 or np.isfinite(mid).sum() == 1:
                         mark_data(ax.plot(grid, mid, "o", color=color, ms=3))
@@ -465,7 +502,8 @@ def curvature_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -
             title=f"Curvature over steps: {variant}, {kind}",
             description=(f"Every metric stored for the {kind} snapshots (definitions in "
                          f"docs/curvature.md) against the step (symmetric-log axis), for {labels}. "
-                         f"Line: median over seeds; band: min to max.{edge_note}"),
+                         f"Line: median over seeds; band: min to max.{edge_note}"
+                         f"{_decimation_note(decimated)}"),
             provenance=Provenance.of(runs, f"curvature_snapshots / curvature_values ({kind}) of runs "
                                            f"made by {_origins(runs)} with --curvature"),
             plot=fig, slug=f"curvature-{variant}-{kind}"))

@@ -9,10 +9,14 @@ share clip paths.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import html
 import io
+import multiprocessing
+import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,6 +61,45 @@ def svg_of(figure: Figure, number: int) -> str:
     return buf.getvalue()
 
 
+#: the figures being written; forked workers read them from here (never pickled)
+_PENDING: list[tuple[Figure, int]] = []
+
+
+def _render_pending(index: int) -> str:
+    figure, number = _PENDING[index]
+    return svg_of(figure, number)
+
+
+def _jax_started() -> bool:
+    """Whether this process has started a JAX backend (its threads make fork unsafe: JAX warns
+    of deadlocks). `curvebench report` never does; `analyze --report`, which trained in this
+    process, does and writes its few figures serially. Reads JAX's private backend table:
+    there is no public "is initialised" query."""
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    return bool(getattr(bridge, "_backends", None))
+
+
+def render_all(figures: Sequence[tuple[Figure, int]], workers: int | None = None) -> list[str]:
+    """Each (figure, number) as SVG text, in order; in `workers` forked processes (default: one
+    per CPU, at most 4) when there are several figures, the platform can fork and no JAX
+    backend runs in this process; otherwise here, one after the other.
+
+    matplotlib's SVG writer is pure Python and holds the GIL, so threads do not help;
+    forked workers inherit the figures instead of unpickling them, and send back only text."""
+    global _PENDING
+    workers = min(os.cpu_count() or 1, 4) if workers is None else workers
+    workers = min(workers, len(figures))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods() or _jax_started():
+        return [svg_of(f, n) for f, n in figures]
+    _PENDING = list(figures)
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_render_pending, range(len(figures))))
+    finally:
+        _PENDING = []
+
+
 def _svg_element(svg: str) -> str:
     """The <svg> element alone (no XML declaration or DOCTYPE) for inlining in HTML."""
     return svg[svg.index("<svg"):]
@@ -87,8 +130,10 @@ def _paragraphs(text: str) -> str:
 
 
 def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *,
-                 meta: Sequence[str] = (), empty_reason: str | None = None) -> Path:
-    """Write `out_dir/index.html` and one SVG per figure; returns the index path.
+                 meta: Sequence[str] = (), empty_reason: str | None = None,
+                 workers: int | None = None) -> Path:
+    """Write `out_dir/index.html` and one SVG per figure (rendered by `render_all` in
+    `workers` processes); returns the index path.
 
     Figures are closed (their memory freed) once written. `meta` lines go under the title;
     `empty_reason` replaces the sections with a notice saying why there is nothing to show.
@@ -105,6 +150,8 @@ def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *
     if empty_reason is not None:
         parts.append(f"<p class=\"empty\" id=\"empty\">Nothing to report: {_inline_code(empty_reason)}</p>")
     toc, body = [], []
+    numbered = [(f, n) for n, f in enumerate((f for s in sections for f in s.figures), 1)]
+    svgs = iter(render_all(numbered, workers))
     number = 0
     for s_index, section in enumerate(sections):
         anchor = f"section-{s_index}"
@@ -113,7 +160,7 @@ def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *
         body.extend(_table(t) for t in section.tables)
         for figure in section.figures:
             number += 1
-            svg = svg_of(figure, number)
+            svg = next(svgs)
             name = f"{number:02d}-{SLUG_CHARS.sub('_', figure.slug)[:80]}.svg"
             (out / name).write_text(svg, encoding="utf-8")
             figure.plot.clear()
