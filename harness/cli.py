@@ -902,7 +902,7 @@ refs_app = typer.Typer(help="Reference result sets: freeze from the database, ex
                        no_args_is_help=True)
 app.add_typer(refs_app, name="refs")
 RefsDirOpt = Annotated[Optional[str], typer.Option(
-    "--refs", help="directory of reference set files (default: the checkout's reference_results/)")]
+    "--refs", help="directory of reference set files (default: the sets shipped with curvebench)")]
 
 
 def _split_ids(values: list[str]) -> list[str]:
@@ -941,13 +941,13 @@ def refs_freeze(
         _fail(str(e))
     out.print(f"froze {refset.id}: {len(refset.records)} runs (seeds "
               f"{', '.join(str(r['run']['seed']) for r in refset.records)}); "
-              "write it to reference_results/ with `curvebench refs export`", soft_wrap=True)
+              "write it to files with `curvebench refs export --out DIR`", soft_wrap=True)
 
 
 @refs_app.command("export")
 def refs_export(
+    out_dir: Annotated[str, typer.Option("--out", help="directory to write the files to (required)")],
     set_ids: Annotated[Optional[list[str]], typer.Argument(help="set ids (default: all)")] = None,
-    out_dir: Annotated[Optional[str], typer.Option("--out", help="directory (default: reference_results/)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Write reference sets from the database as JSON Lines files (one run per line)."""
@@ -955,7 +955,7 @@ def refs_export(
 
     database = _open(db)
     try:
-        paths = refs.export_sets(database, out_dir or refs.DEFAULT_DIR, set_ids or None)
+        paths = refs.export_sets(database, out_dir, set_ids or None)
     except refs.RefsError as e:
         _fail(str(e))
     for p in paths:
@@ -965,7 +965,7 @@ def refs_export(
 @refs_app.command("import")
 def refs_import(
     paths: Annotated[Optional[list[str]], typer.Argument(help="set files or directories "
-                                                         "(default: reference_results/)")] = None,
+                                                         "(default: the shipped sets)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Load reference set files into the database (all or nothing)."""
@@ -973,7 +973,7 @@ def refs_import(
 
     database = _open(db)
     try:
-        outcome = refs.import_sets(database, paths or [refs.DEFAULT_DIR])
+        outcome = refs.import_sets(database, paths or [refs.SHIPPED_DIR])
     except refs.RefsError as e:
         _fail(str(e))
     for set_id, what in outcome:
@@ -985,7 +985,7 @@ def _reference_sets(database: Database, refs_dir: str | None) -> list:
     from harness import refs
 
     sets = {s.id: s for s in refs.db_sets(database)}
-    sets.update({s.id: s for s in refs.read_sets(refs_dir or refs.DEFAULT_DIR)})
+    sets.update({s.id: s for s in refs.read_sets(refs_dir or refs.SHIPPED_DIR)})
     return list(sets.values())
 
 

@@ -4,7 +4,7 @@ What it does. On `noisy_quadratic` (f(x) = Σ_i λ_i (x_i + ε_i)², ε ~ N(0, �
 Hessian 2 diag(λ)) SGD with step α and batch B moves each coordinate as
 x ← (1 − 2αλ) x − 2αλ ε̄ with Var ε̄ = σ²/B, whose stationary second moment gives
 E[λ x²] = αλ²σ²/(B (1 − αλ)) — Ciuca's E[λx²] = αλ²σ²/(1−αλ) with the per-step noise
-variance σ²/B. The analysis trains at several α (`submissions/sgd`, through the sweep engine:
+variance σ²/B. The analysis trains at several α (`sgd`, through the sweep engine:
 origin `analysis`, tag `quadratic`), averages the stored excess loss Σ_i λ_i x_i² over the
 second half of each run (the first half is burn-in: every coordinate's relaxation time
 1/(2αλ_min) is far shorter), and compares it with the prediction Σ_i αλ_i²σ²/(B(1−αλ_i)).
@@ -47,7 +47,7 @@ class QuadraticConfig:
     steps: int = 2000
     eval_every: int = 10
     tolerance: float = 0.15
-    submission: str = "submissions/sgd"
+    submission: str = "sgd"
 
 
 TINY = QuadraticConfig(step_sizes=(0.5,), seeds=(0,))
