@@ -274,7 +274,7 @@ def _parse_single(workload: str, hparam: list[str], command: str) -> dict[str, A
 def run(
     ctx: typer.Context,
     workload: Annotated[str, typer.Option(help="workload[:knob=value,...], e.g. mnist_mlp:width=200")],
-    submission: Annotated[str, typer.Option(help="submission folder (submission.py + hparams.json)")],
+    submission: Annotated[str, typer.Option(help="submission: a built-in name (adam, sgd, ...) or a folder with submission.py")],
     seeds: Annotated[int, typer.Option(min=1, help="number of seeds: 0..N-1 from --seed-start")] = 1,
     seed_start: Annotated[int, typer.Option(min=0, help="first seed")] = 0,
     db: DbOpt = None,
@@ -375,7 +375,7 @@ def sweep(
     workload: Annotated[list[str], typer.Option(
         help="workload grid NAME[:KNOB=V1|V2,...] ('|' between values, the product over knobs; "
              "repeat to add grids), e.g. 'mnist_mlp:activation=relu|gelu,width=100|200'")] = [],
-    submission: Annotated[list[str], typer.Option(help="submission folder (repeat for several)")] = [],
+    submission: Annotated[list[str], typer.Option(help="built-in submission name or folder (repeat for several)")] = [],
     hparam: Annotated[list[str], typer.Option(
         help="hyperparameter grid NAME=V1|V2 (product over options), e.g. 'learning_rate=1e-3|3e-3'")] = [],
     seeds: Annotated[Optional[int], typer.Option(min=1, help="seeds per cell: N from --seed-start (default 1)")] = None,
@@ -519,7 +519,7 @@ def _varying_hparams(hparams: list[dict[str, Any]]) -> list[str]:
 @app.command("score")
 def score_cmd(
     ctx: typer.Context,
-    submission: Annotated[str, typer.Argument(help="submission folder")],
+    submission: Annotated[str, typer.Argument(help="built-in submission name (adam, sgd, ...) or folder")],
     workloads: Annotated[list[str], typer.Option(
         help="workload variants: repeat the option or separate them with ';' (',' separates one "
              "variant's knobs), e.g. 'mnist_mlp:width=200,activation=gelu;fashion_mnist_mlp' "
@@ -1025,6 +1025,8 @@ def _print_report(report) -> None:
     if report.reference_set:
         out.print(f"reference set {report.reference_set} ({len(report.reference_runs)} runs, "
                   f"{report.hardware}) from {report.reference_origin}", highlight=False, soft_wrap=True)
+    if report.environment:
+        out.print(report.environment, highlight=False, soft_wrap=True)
     if report.candidate_runs:
         out.print(f"candidate runs: {', '.join(r[:8] for r in report.candidate_runs)}", highlight=False, soft_wrap=True)
     if report.message:
@@ -1050,7 +1052,7 @@ def _print_report(report) -> None:
 def check(
     ctx: typer.Context,
     workload: Annotated[str, typer.Option(help="workload variant, e.g. mnist_mlp")],
-    submission: Annotated[str, typer.Option(help="submission folder")],
+    submission: Annotated[str, typer.Option(help="submission folder or built-in name")],
     seeds: Annotated[Optional[int], typer.Option(min=1, help="rerun seeds 0..N-1 (default 5)")] = None,
     runs: Annotated[list[str], typer.Option("--runs", help="check these stored runs instead of "
                                             "rerunning (repeat or comma-separate)")] = [],

@@ -1,7 +1,7 @@
 """Reference sets (freeze, export, import, bad files) and the regression check (tiers, rule, CLI).
 
-The CLI checks run real trials against the shipped reference_results/ with few seeds; the
-full default-size checks are marked slow.
+The CLI checks run real trials against the shipped reference sets (harness/reference_results/)
+with few seeds; the full default-size checks are marked slow.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from harness.runner import run_trial
 from harness.submissions import load_submission
 from workloads import get_workload
 
-SHIPPED = REPO_ROOT / "reference_results"
+SHIPPED = refs.SHIPPED_DIR
 
 
 def shipped(workload: str) -> refs.RefSet:
