@@ -127,18 +127,23 @@ def _venv_python(venv: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """curvebench installed non-editable (a wheel built from this checkout) into a venv that
+    """curvebench as a wheel built from this checkout, installed (non-editable) into a venv that
     borrows the already-installed dependencies (--system-site-packages, --no-deps, offline)."""
     tmp = tmp_path_factory.mktemp("install")
-    venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     build = tmp / "src"  # build from a copy: a build writes build/ and *.egg-info beside the sources
     shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(".git", "tests", "benchmarks",
                                                                 "*.egg-info", "build", "__pycache__",
                                                                 "*.db"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([str(_venv_python(venv)), "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--no-index", str(build)], check=True, env=env, cwd=tmp)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w",
+                    str(tmp / "wheel"), str(build)], check=True, env=env, cwd=tmp)
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True)
+    (wheel,) = (tmp / "wheel").glob("curvebench-*.whl")
+    subprocess.run([*pip, "--python", str(_venv_python(venv)), "install", "--no-deps", "--no-index",
+                    str(wheel)], check=True, env=env, cwd=tmp)
     shutil.rmtree(build)
     return venv, env, tmp
 
