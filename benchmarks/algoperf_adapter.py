@@ -3,11 +3,11 @@ as an AlgoPerf submission, through the runner's compiled chunks, and in concrete
 
 Usage: python benchmarks/algoperf_adapter.py [--steps 1000] [--repeats 3] [--workload mnist_mlp]
 Pairs, measured side by side in one run on the backend at hand (median over repeats):
-- adamw (native) vs algoperf_adamw (AlgoPerf format, jit era, same
+- the built-in adamw (native) vs algoperf_adamw (AlgoPerf format, jit era, same
   hyperparameters, no label smoothing) in the runner's compiled chunks (its train_s);
-- adam (native) vs tests/algoperf_submissions/pmap_adam (pmap era, Adam with the same
+- the built-in adam (native) vs tests/algoperf_submissions/pmap_adam (pmap era, Adam with the same
   rate and betas) in compiled chunks;
-- algoperf_adamw in concrete-step mode (`harness.algoperf.hooks.ConcreteSteps`: a
+- the built-in algoperf_adamw in concrete-step mode (`harness.algoperf.hooks.ConcreteSteps`: a
   Python int global_step each step, the submission's own jit), first call excluded.
 The adapter's extra work in a chunk: the batch loss the runner records (AlgoPerf's update_params
 returns none), the input-queue and device-axis reshapes.
