@@ -22,7 +22,8 @@ import pytest
 from harness import check, refs
 from harness.data import mnist
 from harness.spec import SpecError
-from harness.submissions import BUILTIN_DIR, builtin_submissions, load_submission, resolve_submission
+from harness.submissions import (BUILTIN_DIR, builtin_submissions, load_submission,
+                                 portable_submission, resolve_submission)
 
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -88,6 +89,9 @@ def test_builtin_names_and_paths(tmp_path, monkeypatch):
     copy = shutil.copytree(BUILTIN_DIR / "adam", tmp_path / "adam")
     by_path = load_submission(copy)
     assert (by_path.name, by_path.code_hash) == ("adam", adam.code_hash)
+    # workers on other hosts get a built-in by name (their own installed copy), a folder by path
+    assert portable_submission("adam") == portable_submission(str(BUILTIN_DIR / "adam")) == "adam"
+    assert portable_submission(str(copy)) == str(Path(copy).resolve())
     monkeypatch.chdir(tmp_path)  # a folder named like a built-in, given as a path, is that folder
     assert resolve_submission("adam") == Path("adam")
     with pytest.raises(SpecError, match=r"no submission 'adamm'.*built-in name \(adam, adamw"):

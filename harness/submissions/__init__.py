@@ -54,10 +54,8 @@ def resolve_submission(path_or_name: str | Path) -> Path:
 def portable_submission(path_or_name: str) -> str:
     """The submission as workers elsewhere should see it: a built-in stays a bare name (each
     worker finds its own installed copy), a folder becomes an absolute path."""
-    resolved = resolve_submission(path_or_name)
-    if resolved.resolve() == (BUILTIN_DIR / str(path_or_name)).resolve():
-        return str(path_or_name)
-    return str(resolved.resolve())
+    resolved = resolve_submission(path_or_name).resolve()
+    return resolved.name if resolved.parent == BUILTIN_DIR else str(resolved)
 
 
 @dataclasses.dataclass(frozen=True)
