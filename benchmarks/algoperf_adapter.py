@@ -3,11 +3,11 @@ as an AlgoPerf submission, through the runner's compiled chunks, and in concrete
 
 Usage: python benchmarks/algoperf_adapter.py [--steps 1000] [--repeats 3] [--workload mnist_mlp]
 Pairs, measured side by side in one run on the backend at hand (median over repeats):
-- submissions/adamw (native) vs submissions/algoperf_adamw (AlgoPerf format, jit era, same
+- the built-in adamw (native) vs algoperf_adamw (AlgoPerf format, jit era, same
   hyperparameters, no label smoothing) in the runner's compiled chunks (its train_s);
-- submissions/adam (native) vs tests/algoperf_submissions/pmap_adam (pmap era, Adam with the same
+- the built-in adam (native) vs tests/algoperf_submissions/pmap_adam (pmap era, Adam with the same
   rate and betas) in compiled chunks;
-- submissions/algoperf_adamw in concrete-step mode (`harness.algoperf.hooks.ConcreteSteps`: a
+- the built-in algoperf_adamw in concrete-step mode (`harness.algoperf.hooks.ConcreteSteps`: a
   Python int global_step each step, the submission's own jit), first call excluded.
 The adapter's extra work in a chunk: the batch loss the runner records (AlgoPerf's update_params
 returns none), the input-queue and device-axis reshapes.
@@ -71,12 +71,12 @@ def main() -> None:
 
     workload = NeverReached()
     dataset = workload.load_data()
-    adamw = load_submission(REPO / "submissions" / "adamw")
+    adamw = load_submission(REPO / "harness" / "submissions" / "adamw")
     point = {k: adamw.hparams[k] for k in ("learning_rate", "one_minus_beta1", "beta2",
                                            "weight_decay", "warmup_factor")}
-    wrapped_adamw = load_submission(REPO / "submissions" / "algoperf_adamw",
+    wrapped_adamw = load_submission(REPO / "harness" / "submissions" / "algoperf_adamw",
                                     {**point, "label_smoothing": 0.0})
-    adam = load_submission(REPO / "submissions" / "adam", {"learning_rate": 2e-3})
+    adam = load_submission(REPO / "harness" / "submissions" / "adam", {"learning_rate": 2e-3})
     pmap_adam = load_submission(REPO / "tests" / "algoperf_submissions" / "pmap_adam",
                                 {"learning_rate": 2e-3, "one_minus_beta_1": 0.1, "epsilon": 1e-8})
     runs = {

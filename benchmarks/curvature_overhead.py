@@ -3,7 +3,7 @@
 1. snapshot time / (m x one product): a warm snapshot of each kind against m warm
    matrix-vector products of the same operator on the same curvature batch (goal ≤ 1.2);
    for the Hessian also with the host-driven loop that conv nets use on CPU.
-2. snapshot overhead of a default MNIST trial (mnist_mlp, offline sample, submissions/adam)
+2. snapshot overhead of a default MNIST trial (mnist_mlp, offline sample, adam)
    at the default schedule: total snapshot time / the same trial's time without snapshots
    (goal ≤ 10%), with and without the snapshots' one-time compilation.
 
@@ -61,7 +61,7 @@ def product_ratios(workload, dataset, params, state, order: int, batch: int, rep
 def trial_overhead(order: int, batch: int) -> None:
     workload = get_workload("mnist_mlp")
     dataset = workload.load_data()
-    submission = load_submission(REPO / "submissions" / "adam")
+    submission = load_submission(REPO / "harness" / "submissions" / "adam")
     steps = snapshot_steps(DEFAULT_SCHEDULE, workload.max_steps)
     run_trial(workload, submission, dataset, seed=0)  # warm the process (imports, first XLA use)
     t0 = time.perf_counter()

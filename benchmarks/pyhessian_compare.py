@@ -156,7 +156,8 @@ def main() -> None:
         import torch
         import pyhessian  # noqa: F401
     except ImportError as e:
-        raise SystemExit(f"needs torch and PyHessian: pip install -e '.[peers]' ({e})")
+        raise SystemExit("needs torch and PyHessian: pip install torch --index-url "
+                         f"https://download.pytorch.org/whl/cpu && pip install -e '.[peers]' ({e})")
     torch.manual_seed(0)
     print(f"backend: jax {jax.default_backend()} / torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); times in seconds, medians of {args.repeats}")

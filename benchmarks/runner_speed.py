@@ -59,7 +59,7 @@ def main() -> None:
 
     workload = NeverReached()
     dataset = workload.load_data()
-    submission = load_submission("submissions/adam")
+    submission = load_submission("adam")
     hp = submission.hparams
     tx = optax.adam(hp["learning_rate"], b1=hp["beta1"], b2=hp["beta2"], eps=hp["epsilon"])
     batch_size = submission.batch_size(workload.name, workload.batch_size)

@@ -40,7 +40,7 @@ from harness.runner import run_trial
 from harness.submissions import load_submission
 from workloads import get_workload
 variants, seeds, max_steps = sys.argv[1].split(";"), int(sys.argv[2]), int(sys.argv[3]) or None
-submission = load_submission("submissions/adam")
+submission = load_submission("adam")
 data = {}
 for spec in variants:
     workload = get_workload(spec)
@@ -81,7 +81,7 @@ def main() -> None:
     load_before = os.getloadavg()
 
     sweep_cmd = [*CLI, "sweep", *(x for v in grid for x in ("--workload", v)), "--submission",
-                 "submissions/adam", "--seeds", str(seeds), "--eval-every", "1", *budget,
+                 "adam", "--seeds", str(seeds), "--eval-every", "1", *budget,
                  "--json", "--quiet"]
     cache = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache")}
     sweep_s, sweep_out = timed([*sweep_cmd, "--db", str(work / "sweep.db")], cache)
@@ -96,7 +96,7 @@ def main() -> None:
     per_variant = {}
     for spec in grid:
         per_variant[spec], _ = timed([*CLI, "run", "--workload", spec, "--submission",
-                                      "submissions/adam", "--seeds", str(seeds), "--eval-every",
+                                      "adam", "--seeds", str(seeds), "--eval-every",
                                       "1", *budget, "--db", str(work / "runs.db"), "--json",
                                       "--quiet"], off)
     per_variant_s = sum(per_variant.values())

@@ -1,7 +1,7 @@
 """Per seed-step cost of several seeds in one compiled program vs one seed alone.
 
 Usage: python benchmarks/vmap_seeds.py [--seeds 16] [--steps 200] [--eval-every 100]
-       [--workload mnist_mlp] [--submission submissions/adam] [--repeats 3]
+       [--workload mnist_mlp] [--submission adam] [--repeats 3]
 
 Runs, side by side in one process on the backend at hand, with an unreachable target so every
 trial trains the whole budget: one seed alone (run_group of one trial); the seeds vmapped in
@@ -28,7 +28,7 @@ from workloads import REGISTRY, get_workload
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workload", default="mnist_mlp")
-    ap.add_argument("--submission", default="submissions/adam")
+    ap.add_argument("--submission", default="adam")
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--eval-every", type=int, default=100)

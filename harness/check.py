@@ -95,6 +95,8 @@ class Report:
     tiers: list[Tier]
     false_reject_rate: dict[str, Any] | None = None
     message: str = ""
+    #: one line: whether this environment is the references' and what that means (environment_line)
+    environment: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -234,6 +236,29 @@ def _bit_exact_env(record: dict[str, Any]) -> dict[str, Any]:
 def _group_size(record: dict[str, Any]) -> int:
     """Trials in the compiled program the run was in (records made before it was stored: 1)."""
     return record["run"].get("group_size") or 1
+
+
+def environment_line(refset: RefSet, env: dict[str, Any]) -> str:
+    """One line saying whether `env` (the candidates' environment fingerprint) is the one the
+    references were made in, on the fields bit-exactness needs (BIT_EXACT_ENV), and what a
+    difference means: no bit-exact tier, the statistical tiers still judge. Names the
+    references' JAX versions when those differ, so the user can install them."""
+    ref_env = refset.records[0]["run"]["environment"]
+    shown = {k: ref_env.get(k) for k in BIT_EXACT_ENV}
+    diffs = [f"{k} {ref_env.get(k)!r} here {env.get(k)!r}" for k in BIT_EXACT_ENV
+             if ref_env.get(k) != env.get(k)]
+    if not diffs:
+        return (f"environment: the references' (jax {shown['jax_version']}, jaxlib "
+                f"{shown['jaxlib_version']}, {shown['backend']}, {shown['cpu']}): bit-exact "
+                "reproduction is expected")
+    line = (f"environment differs from the references' ({'; '.join(diffs)}): same-seed curves "
+            "need not match bit for bit, so the bit-exact tier is skipped and only the statistical "
+            "tiers judge")
+    if (env.get("jax_version"), env.get("jaxlib_version")) != (shown["jax_version"], shown["jaxlib_version"]):
+        line += (f"; for a bit-exact check install the references' versions: pip install "
+                 f"jax=={shown['jax_version']} jaxlib=={shown['jaxlib_version']} "
+                 "(all of them: curvebench's constraints.txt)")
+    return line
 
 
 def bit_exact(refset: RefSet, candidates: list[dict[str, Any]]) -> Tier:
@@ -404,7 +429,8 @@ def compare(refset: RefSet, candidates: list[dict[str, Any]], *, resamples: int 
     base = dict(workload=run0["variant"], submission=run0["submission"], reference_set=refset.id,
                 reference_origin=refset.origin, hardware=refset.hardware,
                 reference_runs=[r["run"]["id"] for r in refset.records],
-                candidate_runs=[c["run"]["id"] for c in candidates])
+                candidate_runs=[c["run"]["id"] for c in candidates],
+                environment=environment_line(refset, run0["environment"]))
     tiers = []
     for c in candidates:
         tier = comparability(refset, c["run"])
@@ -488,7 +514,8 @@ def check(db, sets: list[RefSet], workload, submission, *, seeds: Sequence[int] 
         if tier.status == "fail":
             return Report("not_comparable", workload.spec, submission.name, refset.id, refset.origin,
                           refset.hardware, [r["run"]["id"] for r in refset.records], [], [tier],
-                          message="nothing was rerun: the references were made with other code or data")
+                          message="nothing was rerun: the references were made with other code or data",
+                          environment=environment_line(refset, env))
         requests = [TrialRequest(workload.spec, str(submission.path), submission.hparams, seed)
                     for seed in seeds]
         sweep = run_sweep(requests, TrialOptions(origin=RunOrigin.CHECK), db.url,

@@ -246,7 +246,7 @@ def run(
     workload: Annotated[Optional[str], typer.Option(
         help="workload[:knob=value,...], e.g. mnist_mlp:width=200 (required unless --resume)")] = None,
     submission: Annotated[Optional[str], typer.Option(
-        help="submission folder (submission.py + hparams.json; required unless --resume)")] = None,
+        help="submission: a built-in name (adam, sgd, ...) or a folder with submission.py (required unless --resume)")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="number of seeds: 0..N-1 from --seed-start")] = 1,
     seed_start: Annotated[int, typer.Option(min=0, help="first seed")] = 0,
     db: DbOpt = None,
@@ -410,7 +410,7 @@ def sweep(
     workload: Annotated[list[str], typer.Option(
         help="workload grid NAME[:KNOB=V1|V2,...] ('|' between values, the product over knobs; "
              "repeat to add grids), e.g. 'mnist_mlp:activation=relu|gelu,width=100|200'")] = [],
-    submission: Annotated[list[str], typer.Option(help="submission folder (repeat for several)")] = [],
+    submission: Annotated[list[str], typer.Option(help="built-in submission name or folder (repeat for several)")] = [],
     hparam: Annotated[list[str], typer.Option(
         help="hyperparameter grid NAME=V1|V2 (product over options), e.g. 'learning_rate=1e-3|3e-3'")] = [],
     seeds: Annotated[Optional[int], typer.Option(min=1, help="seeds per cell: N from --seed-start (default 1)")] = None,
@@ -556,7 +556,7 @@ def _varying_hparams(hparams: list[dict[str, Any]]) -> list[str]:
 @app.command("score")
 def score_cmd(
     ctx: typer.Context,
-    submission: Annotated[str, typer.Argument(help="submission folder")],
+    submission: Annotated[str, typer.Argument(help="built-in submission name (adam, sgd, ...) or folder")],
     workloads: Annotated[list[str], typer.Option(
         help="workload variants: repeat the option or separate them with ';' (',' separates one "
              "variant's knobs), e.g. 'mnist_mlp:width=200,activation=gelu;fashion_mnist_mlp' "
@@ -941,7 +941,7 @@ refs_app = typer.Typer(help="Reference result sets: freeze from the database, ex
                        no_args_is_help=True)
 app.add_typer(refs_app, name="refs")
 RefsDirOpt = Annotated[Optional[str], typer.Option(
-    "--refs", help="directory of reference set files (default: the checkout's reference_results/)")]
+    "--refs", help="directory of reference set files (default: the sets shipped with curvebench)")]
 
 
 def _split_ids(values: list[str]) -> list[str]:
@@ -980,13 +980,13 @@ def refs_freeze(
         _fail(str(e))
     out.print(f"froze {refset.id}: {len(refset.records)} runs (seeds "
               f"{', '.join(str(r['run']['seed']) for r in refset.records)}); "
-              "write it to reference_results/ with `curvebench refs export`", soft_wrap=True)
+              "write it to files with `curvebench refs export --out DIR`", soft_wrap=True)
 
 
 @refs_app.command("export")
 def refs_export(
+    out_dir: Annotated[str, typer.Option("--out", help="directory to write the files to (required)")],
     set_ids: Annotated[Optional[list[str]], typer.Argument(help="set ids (default: all)")] = None,
-    out_dir: Annotated[Optional[str], typer.Option("--out", help="directory (default: reference_results/)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Write reference sets from the database as JSON Lines files (one run per line)."""
@@ -994,7 +994,7 @@ def refs_export(
 
     database = _open(db)
     try:
-        paths = refs.export_sets(database, out_dir or refs.DEFAULT_DIR, set_ids or None)
+        paths = refs.export_sets(database, out_dir, set_ids or None)
     except refs.RefsError as e:
         _fail(str(e))
     for p in paths:
@@ -1004,7 +1004,7 @@ def refs_export(
 @refs_app.command("import")
 def refs_import(
     paths: Annotated[Optional[list[str]], typer.Argument(help="set files or directories "
-                                                         "(default: reference_results/)")] = None,
+                                                         "(default: the shipped sets)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Load reference set files into the database (all or nothing)."""
@@ -1012,7 +1012,7 @@ def refs_import(
 
     database = _open(db)
     try:
-        outcome = refs.import_sets(database, paths or [refs.DEFAULT_DIR])
+        outcome = refs.import_sets(database, paths or [refs.SHIPPED_DIR])
     except refs.RefsError as e:
         _fail(str(e))
     for set_id, what in outcome:
@@ -1024,7 +1024,7 @@ def _reference_sets(database: Database, refs_dir: str | None) -> list:
     from harness import refs
 
     sets = {s.id: s for s in refs.db_sets(database)}
-    sets.update({s.id: s for s in refs.read_sets(refs_dir or refs.DEFAULT_DIR)})
+    sets.update({s.id: s for s in refs.read_sets(refs_dir or refs.SHIPPED_DIR)})
     return list(sets.values())
 
 
@@ -1064,6 +1064,8 @@ def _print_report(report) -> None:
     if report.reference_set:
         out.print(f"reference set {report.reference_set} ({len(report.reference_runs)} runs, "
                   f"{report.hardware}) from {report.reference_origin}", highlight=False, soft_wrap=True)
+    if report.environment:
+        out.print(report.environment, highlight=False, soft_wrap=True)
     if report.candidate_runs:
         out.print(f"candidate runs: {', '.join(r[:8] for r in report.candidate_runs)}", highlight=False, soft_wrap=True)
     if report.message:
@@ -1089,7 +1091,7 @@ def _print_report(report) -> None:
 def check(
     ctx: typer.Context,
     workload: Annotated[str, typer.Option(help="workload variant, e.g. mnist_mlp")],
-    submission: Annotated[str, typer.Option(help="submission folder")],
+    submission: Annotated[str, typer.Option(help="submission folder or built-in name")],
     seeds: Annotated[Optional[int], typer.Option(min=1, help="rerun seeds 0..N-1 (default 5)")] = None,
     runs: Annotated[list[str], typer.Option("--runs", help="check these stored runs instead of "
                                             "rerunning (repeat or comma-separate)")] = [],

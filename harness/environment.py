@@ -16,7 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> str | None:
-    """HEAD of the curvebench checkout (suffixed -dirty when modified); None outside git."""
+    """HEAD of the curvebench checkout (suffixed -dirty when modified); None when curvebench is
+    not a git checkout (an installed package: a repository around site-packages is not ours)."""
+    if not (REPO_ROOT / ".git").exists():
+        return None
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                               text=True, timeout=10)

@@ -2,9 +2,10 @@
 
 A reference *set* groups finished runs that share a key: workload variant + version
 hash, submission + code hash + hparams, data fingerprint, hardware class (backend +
-device kind) and precision. On disk a set is one JSON Lines file in
-`reference_results/`: a header line describing the set, then one JSON record per run
-(its row, eval curve, curvature scalars, environment and hashes), reviewable in a diff.
+device kind) and precision. On disk a set is one JSON Lines file: a header line describing the set, then one JSON record
+per run (its row, eval curve, curvature scalars, environment and hashes), reviewable in a diff.
+The shipped sets are package data (`SHIPPED_DIR`), read from any installation; `export`
+writes only to a directory the caller names, never into the installed package.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from sqlalchemy.orm import selectinload
 from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
-from harness.environment import REPO_ROOT
 from harness.errors import UserError
 from workloads import REGISTRY
 
 FORMAT = "curvebench.reference_set"
 FORMAT_VERSION = 1
-DEFAULT_DIR = REPO_ROOT / "reference_results"
+#: the reference sets shipped with curvebench (package data; read, never written by export)
+SHIPPED_DIR = Path(__file__).resolve().parent / "reference_results"
 FINISHED = ("reached", "not_reached", "diverged")
 #: fields that must be equal for runs to share a set (SetKey), in file order
 KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submission_hash", "hparams",
@@ -272,7 +273,7 @@ def set_path(directory: Path, refset: RefSet) -> Path:
     return path
 
 
-def write_set(refset: RefSet, directory: str | os.PathLike = DEFAULT_DIR) -> Path:
+def write_set(refset: RefSet, directory: str | os.PathLike) -> Path:
     """Write a set as JSON Lines (header line, then one run per line), atomically."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -289,9 +290,13 @@ def write_set(refset: RefSet, directory: str | os.PathLike = DEFAULT_DIR) -> Pat
     return path
 
 
-def export_sets(db: Database, directory: str | os.PathLike = DEFAULT_DIR,
+def export_sets(db: Database, directory: str | os.PathLike,
                 ids: Sequence[str] | None = None) -> list[Path]:
-    """Write the given (default: all) sets of the database to `directory`."""
+    """Write the given (default: all) sets of the database to `directory`, which must not be
+    inside an installed package (site-packages): exports are the user's files."""
+    if {"site-packages", "dist-packages"} & set(Path(directory).resolve().parts):
+        raise RefsError(f"--out {directory} is inside installed packages (site-packages); export to "
+                        "a directory of your own, e.g. --out reference_results")
     sets = db_sets(db, ids or None)
     if not sets:
         raise RefsError(f"no reference sets in {db.url}; make one with `curvebench refs freeze`")
@@ -416,7 +421,7 @@ def _check_lengths(run: dict[str, Any], where: str) -> None:
                             f"at most {limit} fit")
 
 
-def read_sets(directory: str | os.PathLike = DEFAULT_DIR) -> list[RefSet]:
+def read_sets(directory: str | os.PathLike = SHIPPED_DIR) -> list[RefSet]:
     """Every `*.jsonl` set file in a directory (none if it does not exist)."""
     directory = Path(directory)
     if not directory.exists():

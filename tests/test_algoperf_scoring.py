@@ -106,7 +106,7 @@ def test_bad_search_spaces_say_what_is_wrong(bad, match):
 
 def test_trial_requests_for_the_sweep_engine():
     space = SearchSpace.from_json({"lr": {"min": 1e-3, "max": 1e-2, "scaling": "log"}})
-    requests = trial_requests("mnist_mlp", "submissions/algoperf_adamw", space, 3, seeds=[0, 1])
+    requests = trial_requests("mnist_mlp", "algoperf_adamw", space, 3, seeds=[0, 1])
     assert len(requests) == 6 and all(isinstance(r, TrialRequest) for r in requests)
     assert requests[0].hparams == requests[1].hparams == space.point(0)
     assert [r.seed for r in requests[:2]] == [0, 1]

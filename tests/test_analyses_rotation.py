@@ -102,7 +102,7 @@ def _run(consecutive, errors, steps=(0, 10, 20, 40)):
 
 
 def test_judge_holds_fails_and_says_when_the_ritz_vectors_are_too_inaccurate():
-    settings = RotationSettings("mnist_mlp", "submissions/momentum", (0,), 40, "at:0/10/20/40",
+    settings = RotationSettings("mnist_mlp", "momentum", (0,), 40, "at:0/10/20/40",
                                 k=2, curvature_batch=64, lanczos_order=8, stable_overlap=0.8,
                                 early_fraction=0.25)
     cases = {((0.1, 0.95, 0.97), (0.01,) * 4): Outcome.HOLDS,  # the step 0→10 pair is before step 10

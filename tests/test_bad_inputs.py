@@ -33,7 +33,7 @@ from harness.db import open_database  # noqa: E402
 from harness.db.database import _make_engine  # noqa: E402
 from harness.errors import run_cli  # noqa: E402
 
-ADAM = str(REPO / "submissions" / "adam")
+ADAM = str(REPO / "harness" / "submissions" / "adam")
 RUN = ["run", "--workload", "mnist_mlp", "--submission", ADAM, "--max-steps", "4", "--eval-every", "2",
        "--quiet"]
 
@@ -130,7 +130,8 @@ def cases(root: Path, db: str) -> dict[str, tuple[list[str], int, tuple[str, ...
                                "--max-steps", "4", "--quiet", "--db", db], 2,
                               ("submission's code raised ZeroDivisionError", "submission.py")),
         "submission folder missing": (["run", "--workload", "mnist_mlp", "--submission",
-                                       str(root / "nope"), "--db", db], 2, ("not a submission",)),
+                                       str(root / "nope"), "--db", db], 2,
+                                      ("no submission", "built-in name (adam")),
         "hparams.json invalid": (["run", "--workload", "mnist_mlp", "--submission", subs["bad-json"],
                                   "--db", db], 2, ("invalid JSON",)),
         "hparams.json NaN": (["run", "--workload", "mnist_mlp", "--submission", subs["nan-json"],

@@ -72,12 +72,12 @@ def test_shipped_config_is_the_papers_fourteen_rows(tmp_path):
     assert len(config.workloads) == 14 and config.seeds == (0, 1, 2, 3, 4)
     assert "mnist_mlp:activation=hard_tanh,width=200" in config.workloads
     assert "mnist_mlp:batchnorm=1,depth=7" in config.workloads
-    assert config.options["eval_every"] == 1 and config.submissions == ("submissions/adam",)
+    assert config.options["eval_every"] == 1 and config.submissions == ("adam",)
 
 
 def test_config_tables_seed_lists_and_hparam_grids(tmp_path):
     path = tmp_path / "g.toml"
-    path.write_text('submissions = ["submissions/adam", "submissions/sgd"]\nseeds = [3, 7]\n'
+    path.write_text('submissions = ["adam", "sgd"]\nseeds = [3, 7]\n'
                     'workloads = [{ name = "mnist_mlp", batchnorm = [false, true] }, "uv"]\n'
                     '[hparams]\nlearning_rate = [0.1, 0.01]\n[options]\nmax_steps = 50\n')
     config = load_config(path)

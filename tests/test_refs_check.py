@@ -1,7 +1,7 @@
 """Reference sets (freeze, export, import, bad files) and the regression check (tiers, rule, CLI).
 
-The CLI checks run real trials against the shipped reference_results/ with few seeds; the
-full default-size checks are marked slow.
+The CLI checks run real trials against the shipped reference sets (harness/reference_results/)
+with few seeds; the full default-size checks are marked slow.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from harness.runner import run_trial
 from harness.submissions import load_submission
 from workloads import get_workload
 
-SHIPPED = REPO_ROOT / "reference_results"
+SHIPPED = refs.SHIPPED_DIR
 
 
 def shipped(workload: str) -> refs.RefSet:
@@ -123,10 +123,10 @@ def trained(tmp_path_factory):
     db = open_database(url)
     workload = get_workload("mnist_mlp:width=16")
     data = workload.synthetic_dataset({"train": 256, "validation": 128}, seed=0)
-    submission = load_submission(REPO_ROOT / "submissions" / "sgd")
+    submission = load_submission(REPO_ROOT / "harness" / "submissions" / "sgd")
     ids = [run_trial(workload, submission, data, seed, db=db, max_steps=20, eval_every=10).run_id
            for seed in range(2)]
-    other = load_submission(REPO_ROOT / "submissions" / "sgd", ["learning_rate=0.5"])
+    other = load_submission(REPO_ROOT / "harness" / "submissions" / "sgd", ["learning_rate=0.5"])
     odd = run_trial(workload, other, data, 0, db=db, max_steps=20, eval_every=10).run_id
     frozen = refs.freeze(db, ids, note="round trip")
     (path,) = refs.export_sets(db, tmp_path_factory.mktemp("exported"), [frozen.id])
@@ -241,7 +241,7 @@ def test_bad_reference_file_gives_clear_error_and_imports_nothing(case, set_file
         refs.import_sets(db, [set_file.parent])
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Run)) == 0
-    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "adam",
                        "--refs", str(set_file.parent), "--db", str(tmp_path / "results.db"))
     assert result.exit_code == 2 and "error:" in text
 
@@ -288,7 +288,7 @@ def check_db(tmp_path_factory) -> str:
 
 
 def test_check_passes_on_a_rerun_of_the_shipped_references(check_db):
-    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "adam",
                        "--seeds", "2", "--db", check_db, "--json")
     report = json.loads(result.stdout)
     assert result.exit_code == 0, text
@@ -301,20 +301,20 @@ def test_check_passes_on_a_rerun_of_the_shipped_references(check_db):
 
 def test_check_takes_stored_runs_and_rejects_mismatched_or_unknown_ones(check_db):
     ids = [r.id for r in open_database(check_db).runs(variant="mnist_mlp")]
-    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "adam",
                        "--runs", ",".join(ids), "--db", check_db)
     assert result.exit_code == 0, text
     assert "verdict: pass" in text and "reference set mnist_mlp--adam" in text
-    result, text = cli("check", "--workload", "fashion_mnist_mlp", "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", "fashion_mnist_mlp", "--submission", "adam",
                        "--runs", ids[0], "--db", check_db)
     assert result.exit_code == 2 and "is mnist_mlp / adam, not fashion_mnist_mlp / adam" in text
-    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "adam",
                        "--runs", "feedbeef", "--db", check_db)
     assert result.exit_code == 2 and "no run with id 'feedbeef'" in text
 
 
 def test_check_fails_with_a_ten_times_smaller_learning_rate(check_db):
-    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "adam",
                        "--seeds", "2", "--hparam", "learning_rate=0.0001", "--db", check_db, "--json")
     assert result.exit_code == 1, text
     report = json.loads(result.stdout)
@@ -328,7 +328,7 @@ def test_check_fails_with_a_ten_times_smaller_learning_rate(check_db):
 
 def test_check_without_matching_or_comparable_references_exits_2(set_file, tmp_path):
     db = str(tmp_path / "results.db")
-    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "submissions/sgd",
+    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "sgd",
                        "--db", db, "--refs", str(set_file.parent))
     assert result.exit_code == 2 and "no reference set for mnist_mlp / sgd" in text
 
@@ -342,7 +342,7 @@ def test_check_without_matching_or_comparable_references_exits_2(set_file, tmp_p
         return [json.dumps(o) for o in [header, *records]]
 
     _edit_lines(set_file, other_version)
-    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", "mnist_mlp", "--submission", "adam",
                        "--db", db, "--refs", str(set_file.parent))
     assert result.exit_code == 2, text
     assert "not_comparable" in text and "workload_version" in text
@@ -353,8 +353,8 @@ def test_check_without_matching_or_comparable_references_exits_2(set_file, tmp_p
 @pytest.mark.parametrize("workload", ["mnist_mlp", "fashion_mnist_mlp"])
 def test_check_default_seeds_pass_and_perturbed_learning_rate_fails(workload, tmp_path):
     db = str(tmp_path / "results.db")
-    result, text = cli("check", "--workload", workload, "--submission", "submissions/adam", "--db", db)
+    result, text = cli("check", "--workload", workload, "--submission", "adam", "--db", db)
     assert result.exit_code == 0, text
-    result, text = cli("check", "--workload", workload, "--submission", "submissions/adam",
+    result, text = cli("check", "--workload", workload, "--submission", "adam",
                        "--hparam", "learning_rate=0.0001", "--db", db)
     assert result.exit_code == 1, text

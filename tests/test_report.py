@@ -131,7 +131,7 @@ def test_empty_database_and_filters_that_match_nothing_give_a_page_saying_so(tri
     assert "Nothing to report" in page and "holds no runs" in page
     cases = [
         (["--workload", "cifar_resnet18"], "--workload: no selected run is of workload"),
-        (["--submission", "submissions/momentum"], "no selected run is of submission"),
+        (["--submission", "momentum"], "no selected run is of submission"),
         (["--sweep", "lr-grid"], "--sweep: no sweep named or with id &#x27;lr-grid&#x27;"),
         (["--runs", "ffffffff"], "no run with id ffffffff"),
         (["--workload", "uv", "--submission", "adam"], "--submission: no selected run is of submission"),

@@ -16,7 +16,7 @@ problem on which AlgoPerf's 0.97 target is out of reach (Adam, lr 1e-3, batch 10
 with AlgoPerf's numbers.
 
 Cost on full MNIST: not measured here (no full MNIST on this machine when this was written).
-Run: curvebench run --workload algoperf_mnist --submission submissions/algoperf_nadamw --data-dir ~/mnist
+Run: curvebench run --workload algoperf_mnist --submission algoperf_nadamw --data-dir ~/mnist
 """
 
 from __future__ import annotations

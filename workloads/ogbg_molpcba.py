@@ -29,7 +29,7 @@ Cost on CPU (2 cores shared with other jobs, load average ~9; measured with
 one train step of the default model at batch 2048 takes ~55 s in the runner (37.5 graphs/s),
 so the 80,000-step budget is ~50 days: on CPU this workload is for smoke tests only.
 GPU: not measured, no GPU lent.
-Run: curvebench run --workload ogbg_molpcba --submission submissions/adam --data-dir DIR
+Run: curvebench run --workload ogbg_molpcba --submission adam --data-dir DIR
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ deterministically (no files; --data-dir is not used).
 Cost (measured on 2 CPU cores with harness.runner.run_trial): under a second of training
 per trial (lowrank:bad_init=1 + gd_warmup: 1,110 steps, 0.09 s; uv + gd: 0.01 s), plus
 ~1-3 s compilation. GPU: not measured, no GPU lent.
-Run: curvebench run --workload lowrank:bad_init=1 --submission submissions/gd_warmup
+Run: curvebench run --workload lowrank:bad_init=1 --submission gd_warmup
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from harness.algoperf import scoring
 from harness.algoperf.loading import SEARCH_SPACE_FILE
 from harness.algoperf.search_space import SEARCH_SEED, SearchSpace, trial_requests
 from harness.spec import SpecError
+from harness.submissions import resolve_submission
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,7 @@ def tune(submission: str, workloads: Sequence[str], trials: int, studies: int,
         raise SpecError(f"timing {timing!r}: valid: algoperf, training")
     if not workloads:
         raise SpecError("give at least one workload (--workloads)")
-    space = search_space(Path(submission))
+    space = search_space(resolve_submission(submission))
     name = Path(submission).name
     rows: list[TrialTime] = []
     per_study: dict[str, list[list[float | None]]] = {w: [] for w in workloads}

@@ -97,7 +97,7 @@ class AblationConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     max_steps: int = 400
     eval_every: int = 1
-    submission: str = "submissions/adam"
+    submission: str = "adam"
     min_seeds: int = 3
 
 

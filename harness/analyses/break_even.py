@@ -1,6 +1,6 @@
 """`curvebench analyze break-even`: Conjectures 1–2 of Jastrzębski et al. (2020).
 
-What it does. Trains mnist_mlp with constant-learning-rate SGD (`submissions/sgd`) at several
+What it does. Trains mnist_mlp with constant-learning-rate SGD (`sgd`) at several
 learning rates η (at one batch size S) and several batch sizes (at one η), for a few seeds,
 through the sweep engine (runs with origin `analysis`, tag `break-even`, one sweep), with
 curvature snapshots on a fixed schedule: the Hessian's λ_H^1 (Lanczos) and the gradient
@@ -71,7 +71,7 @@ class BreakEvenConfig:
     every: int = 25
     cov_batch_size: int = 128
     curvature_batch: int = 512
-    submission: str = "submissions/sgd"
+    submission: str = "sgd"
     min_seeds: int = 2
 
     def cells(self) -> list[tuple[str, float, int]]:

@@ -3,7 +3,7 @@
 What it does. For every model (a workload variant) and seed it measures λ_H^0, the top
 eigenvalue of the full-batch training-loss Hessian at the seed's initial parameters
 (Lanczos, harness.curvature.Snapshotter), then trains at η = c/λ_H^0 for every c of a grid
-with constant-learning-rate SGD (`submissions/sgd`: full batch on `uv`,
+with constant-learning-rate SGD (`sgd`: full batch on `uv`,
 mini-batches of the workload's batch size elsewhere) for a short early-training window,
 all through the sweep engine (runs with origin `analysis`, tag `catapult`, one sweep). Each
 run is classified from its stored per-step training losses L_t (Definition 1 of the paper):
@@ -95,7 +95,7 @@ class CatapultConfig:
     c_grid: tuple[float, ...] = tuple(round(0.5 * i, 2) for i in range(1, 11))
     seeds: tuple[int, ...] = (0, 1)
     steps: int = 100
-    submission: str = "submissions/sgd"
+    submission: str = "sgd"
     lanczos_order: int = 20
 
     def snapshot_config(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ What it does. On `noisy_quadratic` (f(x) = Σ_i λ_i (x_i + ε_i)², ε ~ N(0, �
 Hessian 2 diag(λ)) SGD with step α and batch B moves each coordinate as
 x ← (1 − 2αλ) x − 2αλ ε̄ with Var ε̄ = σ²/B, whose stationary second moment gives
 E[λ x²] = αλ²σ²/(B (1 − αλ)) — Ciuca's E[λx²] = αλ²σ²/(1−αλ) with the per-step noise
-variance σ²/B. The analysis trains at several α (`submissions/sgd`, through the sweep engine:
+variance σ²/B. The analysis trains at several α (`sgd`, through the sweep engine:
 origin `analysis`, tag `quadratic`), averages the stored excess loss Σ_i λ_i x_i² over the
 second half of each run (the first half is burn-in: every coordinate's relaxation time
 1/(2αλ_min) is far shorter), and compares it with the prediction Σ_i αλ_i²σ²/(B(1−αλ_i)).
@@ -15,7 +15,7 @@ standard error, UNDECIDABLE when the standard error (batch means over the seeds'
 itself larger than the tolerance: too few evals or seeds.
 
 Second part, on a real workload (harness.analyses.rotation): Ciuca's "the high λ subspace is
-remarkably consistent" — `mnist_mlp` trained with `submissions/momentum` (momentum 0.97,
+remarkably consistent" — `mnist_mlp` trained with the built-in `momentum` (momentum 0.97,
 clipped gradients, as his setup), Hessian snapshots storing the top-k Ritz vectors, the
 overlap ‖U_aᵀU_b‖_F²/k between consecutive snapshots, against the first and against the last;
 claims `rotation/stable` and `rotation/settles_early` (threshold `stable_overlap`, judged from
@@ -72,10 +72,10 @@ class QuadraticConfig:
     steps: int = 2000
     eval_every: int = 10
     tolerance: float = 0.15
-    submission: str = "submissions/sgd"
+    submission: str = "sgd"
     #: the top-k subspace rotation on a real workload (harness.analyses.rotation); "" skips it
     rotation_workload: str = "mnist_mlp"
-    rotation_submission: str = "submissions/momentum"
+    rotation_submission: str = "momentum"
     rotation_seeds: tuple[int, ...] = (0,)
     rotation_steps: int = 300
     rotation_snapshots: str = "init,log:10:300"

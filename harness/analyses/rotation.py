@@ -7,7 +7,7 @@ subspace is remarkably consistent, but the low λ directions shift into each oth
 quadratic model treats each top direction as a fixed quadratic, which is only a fair picture
 if the top subspace does not rotate away between the times it is looked at.
 
-What it does. Trains a real workload (`mnist_mlp` with `submissions/momentum`: momentum
+What it does. Trains a real workload (`mnist_mlp` with the built-in `momentum`: momentum
 0.97, gradient clipping, as Ciuca's setup; through the sweep engine, a second sweep of the
 analysis named `analysis-quadratic-rotation`) with Hessian snapshots that store the top-k
 Ritz vectors (`SnapshotConfig.ritz_vectors`), then measures the overlap ‖U_aᵀU_b‖_F²/k

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from harness.data.graphs import GraphSet, with_shared_stats
 from harness.errors import DataError
@@ -36,7 +35,19 @@ RAW_FILES = ("edge.csv.gz", "node-feat.csv.gz", "edge-feat.csv.gz", "num-node-li
 #: our split name -> OGB's split file stem.
 SPLIT_FILES = {"train": "train", "validation": "valid", "test": "test"}
 SOURCES = ("ogb", "tfds", "tfds-download", "smiles")
-_EXTRA = "pip install 'curvebench[ogb]'  (here: pip install rdkit ogb torch==2.13.0)"
+#: how to get what the OGB sources import (ogb imports torch: its CPU build is enough)
+_EXTRA = ("pip install torch --index-url https://download.pytorch.org/whl/cpu && "
+          "pip install 'curvebench[ogb]'")
+
+
+def _pandas():
+    """pandas, which reads OGB's CSV files (millions of rows, far faster than numpy's reader);
+    it comes with the `ogb` extra, so the core install does without it."""
+    try:
+        import pandas
+    except ImportError:
+        raise DataUnavailable(f"{NAME}'s CSV files are read with pandas: {_EXTRA}") from None
+    return pandas
 
 
 # -- the OGB dataset folder ------------------------------------------------------------
@@ -59,6 +70,7 @@ def _read_csv(path: Path, dtype) -> np.ndarray:
     if not path.exists():
         raise DataUnavailable(f"{NAME}: {path} is missing; the OGB folder needs raw/"
                               f"{{{','.join(RAW_FILES)}}} and split/scaffold/{{train,valid,test}}.csv.gz")
+    pd = _pandas()
     try:
         table = pd.read_csv(path, header=None, dtype=dtype)
     except pd.errors.EmptyDataError:  # e.g. an empty split
@@ -116,6 +128,7 @@ def write_ogb_folder(directory: str | os.PathLike, graphs: GraphSet,
               and not np.any(graphs.n_edge % 2))
     if not paired:
         raise DataError("edges are not in interleaved (i, j), (j, i) pairs; cannot store as bonds")
+    pd = _pandas()
     (root / "raw").mkdir(parents=True, exist_ok=True)
     tables = {
         "edge.csv.gz": np.stack([senders[0::2], receivers[0::2]], 1),
@@ -217,7 +230,7 @@ def load_smiles_csv(path: str | os.PathLike) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataUnavailable(f"source 'smiles' needs --data-dir pointing at a CSV file; {path} is not one")
-    table = pd.read_csv(path)
+    table = _pandas().read_csv(path)
     missing = {"smiles", "split"} - set(table.columns)
     if missing:
         raise DataError(f"{path}: missing column(s) {sorted(missing)}; expected smiles, split "

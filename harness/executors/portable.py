@@ -1,7 +1,8 @@
 """Making a sweep's groups and results database usable from worker processes on other hosts.
 
 A worker starts in its own working directory, so relative paths (submission folders, the data
-folder, a SQLite file) are made absolute on the driver; they must then exist at that path on
+folder, a SQLite file) are made absolute on the driver (a built-in submission stays a name: each
+worker loads its own installed copy); they must then exist at that path on
 every worker (a shared file system, or the same checkout everywhere). A SQLite file is one
 host's: with workers on other hosts the results database must be a server (PostgreSQL).
 """
@@ -17,11 +18,12 @@ from sqlalchemy.engine import make_url
 from harness.db.database import resolve_url
 from harness.executors.faults import ExecutorError
 from harness.experiment import TrialGroup
+from harness.submissions import portable_submission
 
 
 def absolute_groups(groups: Sequence[TrialGroup]) -> list[TrialGroup]:
-    """The groups with their submission and data folders as absolute paths."""
-    return [dataclasses.replace(g, submission=os.path.abspath(g.submission),
+    """The groups with their submission and data folders as absolute paths (built-ins by name)."""
+    return [dataclasses.replace(g, submission=portable_submission(g.submission),
                                 data_dir=None if g.data_dir is None else os.path.abspath(g.data_dir))
             for g in groups]
 

@@ -23,9 +23,9 @@ is bad input instead (one-line error, exit 2).
 needed to read a curve or a spectrum), SVG is sharp at any zoom and renders without
 JavaScript, so the page opens in any browser offline and the browser test only has to check
 that SVG data paths rendered. Vega-Lite would need ~800 KB of JavaScript inlined per page
-and a browser to render at all. matplotlib is already installed by the core dependency
-`mlxtend`, so it costs nothing; it is declared as a core dependency because this package
-imports it. Text stays text (`svg.fonttype=none`), keeping files small.
+and a browser to render at all. matplotlib is a core dependency (with fonttools and pillow
+about 100 MB of the ~900 MB core install; JAX's jaxlib and scipy are most of the rest), so
+`report` works in every installation. Text stays text (`svg.fonttype=none`), keeping files small.
 
 **Speed.** matplotlib's SVG writer is pure Python; what a report costs is mostly drawing
 (axes, ticks, text, paths). Lines of more than `figures.MAX_POINTS` points are drawn through

@@ -1,4 +1,9 @@
-"""Load a submission folder: submission.py (AlgoPerf functions) + hparams.json, with overrides."""
+"""Load a submission folder: submission.py (AlgoPerf functions) + hparams.json, with overrides.
+
+The built-in submissions (adam, sgd, momentum, ...) are the folders beside this module, shipped
+in the package, so `--submission adam` works from any installation; a path to a folder works
+everywhere a name does (`resolve_submission`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,40 @@ from typing import Any
 from harness.spec import SpecError, source_hash
 
 REQUIRED_FUNCTIONS = ("init_optimizer_state", "update_params", "get_batch_size", "data_selection")
+#: the folder of the built-in submissions, one sub-folder each
+BUILTIN_DIR = Path(__file__).resolve().parent
+
+
+def builtin_submissions() -> list[str]:
+    """Names of the built-in submissions: the folders beside this module with a submission.py."""
+    return sorted(p.parent.name for p in BUILTIN_DIR.glob("*/submission.py"))
+
+
+def _is_bare_name(text: str) -> bool:
+    return bool(text) and "/" not in text and "\\" not in text and text not in (".", "..")
+
+
+def resolve_submission(path_or_name: str | Path) -> Path:
+    """The submission folder a `--submission` value names: an existing path as given (a folder,
+    or its submission.py), else a built-in submission of that name; a one-line error listing
+    the built-ins otherwise."""
+    path = Path(path_or_name)
+    if path.is_file() and path.name == "submission.py":
+        return path.parent
+    if path.exists():
+        return path
+    text = str(path_or_name)
+    if _is_bare_name(text) and (BUILTIN_DIR / text / "submission.py").is_file():
+        return BUILTIN_DIR / text
+    raise SpecError(f"no submission {text!r}: give a folder with submission.py or a built-in "
+                    f"name ({', '.join(builtin_submissions())})")
+
+
+def portable_submission(path_or_name: str) -> str:
+    """The submission as workers elsewhere should see it: a built-in stays a bare name (each
+    worker finds its own installed copy), a folder becomes an absolute path."""
+    resolved = resolve_submission(path_or_name).resolve()
+    return resolved.name if resolved.parent == BUILTIN_DIR else str(resolved)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,13 +134,11 @@ def apply_overrides(name: str, defaults: Mapping[str, Any], overrides: Mapping[s
 
 def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] = (),
                     search_point: int = 0) -> Submission:
-    """Import `path/submission.py`, read `path/hparams.json`, apply overrides of known keys only.
+    """Import `path/submission.py` (`path`: a folder, or a built-in's name, `resolve_submission`), read `path/hparams.json`, apply overrides of known keys only.
 
     A folder in AlgoPerf's format (tuning_search_space.json, or a submission.py importing
     `algoperf`) is loaded unmodified through `harness.algoperf`; `search_point` picks its point."""
-    path = Path(path)
-    if path.is_file() and path.name == "submission.py":
-        path = path.parent
+    path = resolve_submission(path)
     from harness.algoperf.loading import is_algoperf_folder, load_algoperf_submission
 
     if is_algoperf_folder(path):

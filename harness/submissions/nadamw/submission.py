@@ -2,7 +2,7 @@
 the suite's own form of AlgoPerf's NAdamW baseline. Warmup lasts warmup_factor x the workload's
 step hint (its `step_hint` where it has one, else its step budget `max_steps`), then the rate
 decays to 0 over the rest of it. The same algorithm in AlgoPerf's format is
-submissions/algoperf_nadamw."""
+algoperf_nadamw."""
 
 import jax
 import optax

@@ -1,6 +1,6 @@
 """NAdamW with linear warmup and cosine decay in AlgoPerf's submission format (written against
 the `algoperf` API, run unmodified through harness.algoperf): the same algorithm as
-submissions/nadamw, tuned from tuning_search_space.json (AlgoPerf's baseline search space without
+nadamw, tuned from tuning_search_space.json (AlgoPerf's baseline search space without
 dropout, which the suite's workloads do not have). Warmup lasts warmup_factor x
 workload.step_hint; the update is one jitted step on replicated parameters and a batch split
 along its leading axis."""
