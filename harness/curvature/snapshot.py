@@ -11,7 +11,9 @@ of the gradient covariance of L mini-batches from its Gram matrix, plus
 Jastrzębski et al.'s Gram metrics); any kind may be restricted to parameters
 matching a pattern: "hessian@Dense_0/*". The Lanczos loop is one compiled
 `fori_loop`, except on CPU for workloads with `slow_in_cpu_loops` (conv nets),
-where a Python loop drives a jitted product.
+where a Python loop drives a jitted product (and the trace probes go one product
+at a time). With `lanczos_max_order` the order is chosen by convergence: the loop
+is extended 10 steps at a time until the top-K Ritz values converge.
 """
 
 from __future__ import annotations
