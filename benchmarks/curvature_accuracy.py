@@ -27,6 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from harness.curvature import SnapshotConfig, Snapshotter
 from harness.curvature.operators import ggn_matvec, hessian_matvec, minibatch_gradients
+from harness.curvature.settings import lanczos_orders
 from harness.runner import run_trial
 from harness.spec import DataUnavailable
 from harness.submissions import load_submission
@@ -63,7 +64,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--examples", type=int, default=2048)
+    parser.add_argument("--probes", type=int, default=SnapshotConfig.probes, help="Lanczos probes (PNR)")
+    parser.add_argument("--lanczos-order", default=str(SnapshotConfig.lanczos_order),
+                        help="an integer, or auto[:CAP] (chosen by convergence)")
     args = parser.parse_args()
+    order, max_order = lanczos_orders(args.lanczos_order)
     workload = get_workload(f"mnist_mlp:width={args.width}")
     try:
         data = workload.load_data()
@@ -77,11 +82,13 @@ def main() -> None:
 
     run_trial(workload, submission, data, seed=0, max_steps=args.steps, stop_at_target=False,
               snapshot_steps=(0, args.steps), on_snapshot=keep)
-    config = SnapshotConfig(kinds=("hessian", "ggn", "cov"), curvature_batch=args.examples)
+    config = SnapshotConfig(kinds=("hessian", "ggn", "cov"), curvature_batch=args.examples,
+                            probes=args.probes, lanczos_order=order, lanczos_max_order=max_order)
     snapper = Snapshotter(workload, data, config, batch_size=workload.batch_size)
     print(f"mnist_mlp:width={args.width}, {args.examples} examples, defaults: m={config.lanczos_order}, "
           f"probes={config.probes}, trace={config.trace_method.value}x{config.trace_probes}, "
-          f"L={config.cov_batches}, M={config.cov_batch_size}, ritz_tol={config.ritz_tol}")
+          f"L={config.cov_batches}, M={config.cov_batch_size}, ritz_tol={config.ritz_tol}, "
+          f"order cap={config.lanczos_max_order}, pnr_tol={config.pnr_tol}")
     names = ["max_eig", "min_eig", "mer_5", "mer_10", "trace", "ter_1", "ter_5", "ter_10", "pgr_1",
              "pgr_5", "pgr_10", "pnr"]
     for step, (params, state) in sorted(captured.items()):
@@ -119,7 +126,9 @@ def main() -> None:
         print(f"seed's tr(T)-based TER-10 (Hessian): {h.get('ter_tridiag_10', float('nan')):.4g} "
               f"vs exact {exact['hessian']['ter_10']:.4g}; trace stderr {h['trace_stderr']:.3g}; "
               f"top Ritz values converged: H {int(h['ritz_converged_top'])}, "
-              f"GGN {int(results['ggn']['ritz_converged_top'])}")
+              f"GGN {int(results['ggn']['ritz_converged_top'])}; Lanczos order H "
+              f"{int(h['lanczos_order'])}, GGN {int(results['ggn']['lanczos_order'])}; PNR (H) measured "
+              f"relative error {h['pnr_relative_error']:.3g}, flag {int(h['pnr_converged'])}")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ CurvatureBatchOpt = Annotated[Optional[str], typer.Option(
          "default 2048)")]
 CurvatureSplitOpt = Annotated[Optional[str], typer.Option(
     help="split the curvature batch comes from (default train)")]
-LanczosOrderOpt = Annotated[Optional[int], typer.Option(min=2, help="Lanczos steps per snapshot (default 20)")]
+LanczosOrderOpt = Annotated[Optional[str], typer.Option(
+    help="Lanczos steps per snapshot (default 20), or auto[:CAP]: until the top-10 Ritz values converge")]
 LanczosProbesOpt = Annotated[Optional[int], typer.Option(
     min=1, help="Lanczos probes (SLQ density, PNR; default 1)")]
 RitzTolOpt = Annotated[Optional[float], typer.Option(

@@ -23,3 +23,10 @@ def test_curvature_accuracy_prints_every_metric():
     out = run_script("curvature_accuracy.py", "--width", "2", "--steps", "2", "--examples", "64")
     for label in ("max_eig", "mer_10", "ter_10", "pgr_10", "pnr", "tr(T)-based TER-10"):
         assert label in out
+
+
+@pytest.mark.slow
+def test_conv_hvp_variants_prints_every_variant():
+    out = run_script("conv_hvp_variants.py", "--examples", "2", "--repeats", "1")
+    for label in ("hvp", "rev_rev", "ggn", "linearized", "vmap4", "warm / hvp"):
+        assert label in out

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.curvature.density import slq_density
-from harness.curvature.lanczos import accumulate_in, lanczos
+from harness.curvature.lanczos import LanczosResult, accumulate_in, lanczos
 from harness.curvature.power import power_iteration
 
 SPECTRA = {
@@ -133,3 +133,34 @@ def test_ritz_residuals_bound_the_error_and_flag_a_clustered_top():
                 assert abs(theta[i] - exact[rank]) <= tol * abs(theta[i])
     assert not flags[10].any() and not flags[20].all(), "the cluster is not resolved yet"
     assert flags[60].all()
+
+
+@pytest.mark.parametrize("host_loop", [False, True])
+def test_order_chosen_by_convergence_on_a_clustered_top(host_loop):
+    """Top-5 eigenvalues 1e-3 apart: a fixed order of 20 leaves them unconverged, the adaptive
+    order extends 10 steps at a time (never repeating a product) until all five are certified,
+    and stops there, below the cap; with a cap too low it stops at the cap, unconverged."""
+    from harness.curvature.lanczos import top_converged
+    rng = np.random.default_rng(3)
+    eigs = np.concatenate([10.0 - 1e-2 * np.arange(6), rng.uniform(-1.0, 5.0, 194)])
+    a = jnp.asarray(_matrix(eigs, seed=3), jnp.float32)
+    calls = []
+
+    def matvec(v):
+        calls.append(1)
+        return a @ v
+
+    done = top_converged(5, 1e-3)
+    assert not done(lanczos(lambda v: a @ v, jnp.ones(200, jnp.float32), 20))
+    auto = lanczos(matvec if host_loop else (lambda v: a @ v), jnp.ones(200, jnp.float32), 20,
+                   host_loop=host_loop, max_order=100, converged_top=5)
+    order = len(auto.alphas)
+    assert done(auto) and 20 < order < 100 and (order - 20) % 10 == 0
+    assert not done(LanczosResult(auto.alphas[:order - 10], auto.betas[:order - 11],
+                                  residual_norm=float(auto.betas[order - 11])))
+    top = np.sort(auto.ritz()[0])[::-1][:5]
+    np.testing.assert_allclose(top, np.sort(eigs)[::-1][:5], rtol=1e-3)
+    if host_loop:
+        assert len(calls) == 1, "the step is traced once and reused"
+    capped = lanczos(lambda v: a @ v, jnp.ones(200, jnp.float32), 20, max_order=30, converged_top=5)
+    assert len(capped.alphas) == 30 and not done(capped)

@@ -120,3 +120,34 @@ def test_param_subsets_restrict_to_the_principal_submatrix():
     np.testing.assert_allclose(dense, a[np.ix_(kernels.indices, kernels.indices)], atol=1e-5)
     with pytest.raises(ValueError, match="matches no parameter.*Dense_0/bias"):
         ParamSubset.from_pattern(params, "Conv_*")
+
+
+def test_pnr_estimate_measures_its_own_error():
+    """PNR's error is measured, not assumed: one probe cannot measure its probe spread (NaN:
+    flagged); many full-order probes agree with the exact PNR within their measured error; a
+    short quadrature measures a larger error; a PSD quadrature's infinite PNR is exact."""
+    from harness.curvature.lanczos import lanczos
+    import jax.numpy as jnp
+    rng = np.random.default_rng(1)
+    eigs = np.r_[np.linspace(-1.0, -0.1, 10), np.linspace(0.5, 6.0, 30)]
+    q = np.linalg.qr(rng.normal(size=(40, 40)))[0]
+    a = jnp.asarray((q * eigs) @ q.T, jnp.float32)
+    exact = eigs[eigs > 0].sum() / -eigs[eigs < 0].sum()
+
+    def matvec(v):
+        return a @ v
+
+    def runs(order, probes):  # one matvec object: each order compiles once
+        out = [lanczos(matvec, jnp.asarray(rng.normal(size=40), jnp.float32), order)
+               for _ in range(probes)]
+        return np.stack([r.alphas for r in out]), np.stack([r.betas for r in out])
+
+    one = M.pnr_estimate(*runs(8, 1), 2.4e-5)
+    assert np.isnan(one.probe_stderr) and not one.converged(0.1)
+    many = M.pnr_estimate(*runs(40, 40), 2.4e-5)
+    assert many.quadrature_change > 0 and many.probe_stderr < 0.1
+    assert abs(many.value - exact) / exact < 3 * max(many.relative_error, 0.02)
+    short = M.pnr_estimate(*runs(4, 40), 2.4e-5)
+    assert short.relative_error > many.probe_stderr
+    psd = M.pnr_estimate(np.array([[2.0, 1.0], [3.0, 1.0]]), np.array([[0.0], [0.0]]), 2.4e-5)
+    assert psd.value == float("inf") and psd.relative_error == 0.0 and psd.converged(0.1)

@@ -61,7 +61,10 @@ def test_cli_run_with_curvature_then_curvature_report(tmp_path):
     assert "gram_trace" in cov["metrics"] and cov["arrays"]["gram_eigenvalues"]["shape"] == [25]
     assert cov["config"]["cov_batch_size"] == 128 and not cov["config"]["cov_centered"]
     hess = next(s for s in payload["snapshots"] if s["kind"] == "hessian")
-    assert {"trace", "trace_stderr", "ter_5", "ter_tridiag_5", "max_eig_converged"} <= set(hess["metrics"])
+    assert {"trace", "trace_stderr", "ter_5", "ter_tridiag_5", "max_eig_converged", "pnr_converged",
+            "pnr_relative_error"} <= set(hess["metrics"])
+    assert hess["metrics"]["pnr_converged"] == 0.0, "one probe: PNR's probe spread is unmeasured"
+    assert hess["metrics"]["lanczos_order"] == 8
     assert hess["arrays"]["ritz_residuals"]["shape"] == [8]
     table = cli.invoke(app, ["curvature", run_id, "--db", db])
     assert table.exit_code == 0, table.output
@@ -69,7 +72,7 @@ def test_cli_run_with_curvature_then_curvature_report(tmp_path):
         assert label in table.stdout
     res = cli.invoke(app, ["run", "--workload", "uv:width=8", "--submission", str(SUBMISSIONS / "gd"),
                            "--curvature", "hessian,cov", "--curvature-every", "init", "--max-steps", "2",
-                           "--lanczos-order", "6", "--curvature-batch", "all", "--trace", "hutchpp",
+                           "--lanczos-order", "auto:30", "--curvature-batch", "all", "--trace", "hutchpp",
                            "--trace-probes", "6", "--cov-batches", "5", "--cov-batch-size", "train",
                            "--cov-centered", "--db", db, "--json"])
     assert res.exit_code == 0, res.output
@@ -78,9 +81,13 @@ def test_cli_run_with_curvature_then_curvature_report(tmp_path):
     cov = next(s for s in snaps if s["kind"] == "cov")
     assert cov["config"]["cov_centered"] and cov["config"]["cov_batch_size"] is None
     assert cov["config"]["curvature_batch"] is None and cov["config"]["trace_method"] == "hutchpp"
+    assert cov["config"]["lanczos_max_order"] == 30
+    hess = next(s for s in snaps if s["kind"] == "hessian")
+    assert hess["metrics"]["lanczos_order"] == 16, "auto: capped at the dimension (uv:width=8)"
     assert cov["metrics"]["gram_lambda_1"] == cov["metrics"]["max_eig"], "centered: λ_K^1 = K's top"
     for option, value, why in (("--curvature-batch", "most", "positive integer or 'all'"),
                                ("--trace", "exact", "unknown trace estimator"),
+                               ("--lanczos-order", "auto:5", "'auto' or 'auto:CAP'"),
                                ("--cov-batch-size", "0", "positive integer or 'train'")):
         bad = cli.invoke(app, ["run", "--workload", "uv", "--submission", str(SUBMISSIONS / "gd"),
                                "--curvature", "hessian", option, value, "--db", db])

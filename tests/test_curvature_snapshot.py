@@ -129,7 +129,9 @@ def test_config_rejects_bad_settings():
                      (dict(kinds=("hessian@" + "x" * 130,)), "longer than 128"),
                      (dict(density_sigma=0.0), "density_sigma"),
                      (dict(trace_method="hutchpp", trace_probes=2), ">= 3 for hutchpp"),
-                     (dict(cov_batches=1), "L = cov_batches >= 2")]:
+                     (dict(cov_batches=1), "L = cov_batches >= 2"),
+                     (dict(lanczos_order=20, lanczos_max_order=10), "below the starting order"),
+                     (dict(pnr_tol=0.0), "pnr_tol")]:
         with pytest.raises(SpecError, match=why):
             SnapshotConfig(**bad)
     with pytest.raises(SpecError, match="has no 'train' split"):

@@ -126,18 +126,29 @@ def accumulate_in(matvec: Matvec, dtype, operator_dtype) -> Matvec:
 
 
 def lanczos(matvec: Matvec, v0: jax.Array, order: int, *, host_loop: bool = False,
-            keep_basis: bool = False, seed: int = 0) -> LanczosResult:
+            keep_basis: bool = False, seed: int = 0, max_order: int | None = None,
+            converged_top: int = 1, ritz_tol: float = 1e-3) -> LanczosResult:
     """`order` steps of Lanczos on a symmetric operator from start vector v0 (any norm).
 
     Vectors are held in v0's dtype; pass a float64 v0 (with x64 enabled) and wrap the
     matvec with `accumulate_in` for float64 accumulation around a float32 operator.
     With host_loop=True the step (product + update) is compiled once per `matvec` object.
+    With `max_order` the order is chosen by convergence (`lanczos_adaptive`): from `order`
+    on, until the top `converged_top` Ritz values have residuals ≤ ritz_tol |θ|.
     """
     if order < 1:
         raise ValueError(f"Lanczos order must be >= 1, got {order}")
-    if order > v0.shape[0]:
-        raise ValueError(f"Lanczos order {order} exceeds the dimension {v0.shape[0]}")
-    if host_loop:
+    if max(order, max_order or 0) > v0.shape[0]:
+        raise ValueError(f"Lanczos order {max(order, max_order or 0)} exceeds the dimension {v0.shape[0]}")
+    if max_order is not None:
+        if host_loop:
+            def advance(state, start, stop):
+                return lanczos_host_steps(matvec, state, start, stop)
+        else:
+            advance = jax.jit(functools.partial(lanczos_traced_steps, matvec))
+        done = top_converged(converged_top, ritz_tol)
+        basis, alphas, betas = lanczos_adaptive(advance, v0, order, max_order, done, seed=seed)
+    elif host_loop:
         basis, alphas, betas = lanczos_host(matvec, v0, order, seed)
     else:
         basis, alphas, betas = jax.jit(lanczos_traced, static_argnums=(0, 2, 3))(
@@ -152,6 +163,61 @@ def lanczos_traced(matvec: Matvec, v0: jax.Array, order: int, seed: int = 0):
         0, order, lambda j, s: _update(j, s, matvec(s[0][j])),
         _init_state(v0, order, jax.random.PRNGKey(seed)))
     return basis[:order], alphas, betas
+
+
+def lanczos_traced_steps(matvec: Matvec, state, start, stop):
+    """Steps start..stop-1 of Lanczos on a driver state (one `fori_loop`; the bounds may be traced)."""
+    return jax.lax.fori_loop(start, stop, lambda j, s: _update(j, s, matvec(s[0][j])), state)
+
+
+def lanczos_host_steps(matvec: Matvec, state, start: int, stop: int, args: tuple = ()):
+    """Steps start..stop-1 of Lanczos on a driver state, one jitted step (product + update) each."""
+    step = _host_step(matvec)
+    for j in range(start, stop):
+        state = step(j, state, tuple(args))
+    return state
+
+
+#: steps added at a time when the order is chosen by convergence (`lanczos_adaptive`).
+ADAPTIVE_STEP = 10
+
+
+def top_converged(k: int, ritz_tol: float) -> Callable[[LanczosResult], bool]:
+    """A stopping rule for `lanczos_adaptive`: the k largest Ritz values all have residuals
+    ≤ ritz_tol |θ| (`metrics.converged`)."""
+    from harness.curvature.metrics import converged
+
+    def done(result: LanczosResult) -> bool:
+        ritz = result.ritz()[0]
+        ok = converged(ritz, result.ritz_residuals(), ritz_tol)[np.argsort(ritz)[::-1]]
+        return bool(ok[:k].all())
+
+    return done
+
+
+def lanczos_adaptive(advance: Callable, v0: jax.Array, order: int, max_order: int,
+                     done: Callable[[LanczosResult], bool] | None, *, seed: int = 0,
+                     step: int = ADAPTIVE_STEP):
+    """Lanczos whose order is chosen by convergence: `order` steps, then `step` more at a time
+    until `done(result so far)` or `max_order` steps (done=None: exactly `order` steps).
+
+    The basis is allocated for `max_order` rows once, so extending never repeats a product
+    (unlike restarting at a larger order). `advance(state, start, stop)` runs steps
+    start..stop-1 (`lanczos_traced_steps` or `lanczos_host_steps`). Returns like
+    `lanczos_traced`, with the order reached.
+    """
+    max_order = max(order, max_order)
+    state = _init_state(v0, max_order, jax.random.PRNGKey(seed))
+    start, stop = 0, order
+    while True:
+        state = advance(state, start, stop)
+        start = stop
+        basis, alphas, betas, _ = state
+        if done is None or start >= max_order or done(
+                LanczosResult.from_driver(alphas[:start], betas[:start])):
+            break
+        stop = min(max_order, start + step)
+    return basis[:start], alphas[:start], betas[:start]
 
 
 def lanczos_host(matvec: Matvec, v0: jax.Array, order: int, seed: int = 0, args: tuple = ()):

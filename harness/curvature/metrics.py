@@ -7,6 +7,7 @@ matrix G Gᵀ of L flattened mini-batch gradients (rows of G).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -79,6 +80,75 @@ def pnr(nodes: np.ndarray, weights: np.ndarray, zero_tol: float) -> float:
     if negative > 0:
         return positive / negative
     return float("inf") if positive > 0 else float("nan")
+
+
+def quadrature(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss quadrature of each probe's tridiagonal T (rows of `alphas` (p, m), `betas` (p, m−1)):
+    nodes θ = eig(T) and weights w = (first components of T's eigenvectors)², shape (p, m)."""
+    nodes, weights = [], []
+    for a, b in zip(np.atleast_2d(alphas), np.atleast_2d(betas)):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        theta, s = np.linalg.eigh(np.diag(a) + np.diag(b, 1) + np.diag(b, -1))
+        nodes.append(theta)
+        weights.append(s[0] ** 2)
+    return np.stack(nodes), np.stack(weights)
+
+
+def _relative_change(value: float, other: float) -> float:
+    """|value − other| / |value|, 0 when both are the same infinity, inf when only one is infinite."""
+    if np.isnan(value) or np.isnan(other):
+        return float("nan")
+    if np.isinf(value) or np.isinf(other):
+        return 0.0 if value == other else float("inf")
+    return abs(value - other) / abs(value) if value != 0 else float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class PnrEstimate:
+    """PNR from the SLQ quadrature and two measured error sizes (both relative to the value):
+
+    * `quadrature_change`: |PNR(m) − PNR(⌈m/2⌉)| / PNR(m), the same probes' quadrature at
+      half the order (the leading ⌈m/2⌉ block of each T is exactly Lanczos at that order);
+      a converged quadrature does not move when the order doubles.
+    * `probe_stderr`: the jackknife standard error over the probes (leave one probe out),
+      NaN with one probe: the spread of a single random start vector cannot be measured.
+
+    `relative_error` is the larger of the two; PNR is trusted when it is ≤ a tolerance.
+    """
+
+    value: float
+    quadrature_change: float
+    probe_stderr: float
+
+    @property
+    def relative_error(self) -> float:
+        return float(max(self.quadrature_change, self.probe_stderr)) if not (
+            np.isnan(self.quadrature_change) or np.isnan(self.probe_stderr)) else float("nan")
+
+    def converged(self, tol: float) -> bool:
+        return bool(self.relative_error <= tol)
+
+
+def pnr_estimate(alphas: np.ndarray, betas: np.ndarray, zero_tol: float) -> PnrEstimate:
+    """PNR of the probes' tridiagonals (`pnr`), with its quadrature change and probe jackknife."""
+    alphas, betas = np.atleast_2d(alphas), np.atleast_2d(betas)
+    nodes, weights = quadrature(alphas, betas)
+    value = pnr(nodes, weights, zero_tol)
+    half = max(1, -(-alphas.shape[1] // 2))
+    coarse = pnr(*quadrature(alphas[:, :half], betas[:, :half - 1]), zero_tol)
+    probes = len(nodes)
+    stderr = float("nan")
+    if probes > 1:
+        loo = np.array([pnr(np.delete(nodes, i, 0), np.delete(weights, i, 0), zero_tol)
+                        for i in range(probes)])
+        if np.isinf(value):
+            stderr = 0.0 if np.all(loo == value) else float("inf")
+        elif np.all(np.isfinite(loo)) and value != 0:
+            spread = np.sqrt((probes - 1) / probes * np.sum((loo - loo.mean()) ** 2))
+            stderr = float(spread / abs(value))
+        else:
+            stderr = float("inf")
+    return PnrEstimate(value, _relative_change(value, coarse), stderr)
 
 
 def converged(ritz: np.ndarray, residuals: np.ndarray, tol: float) -> np.ndarray:

@@ -1,5 +1,6 @@
 """How `curvebench curvature` shows snapshots: which matrix each row is, column headers that
-name the matrix a value belongs to, and a mark on values whose Ritz pairs did not converge."""
+name the matrix a value belongs to, and a mark on values whose `*_converged` flag is 0 (Ritz
+pairs not certified by their residuals; PNR's measured quadrature/probe error above pnr_tol)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("gram_trace", "Tr K"),
     ("normalized_sharpness", "η λ_max/2"),
 )
-#: marks a value whose Ritz values were not certified by their residuals (see docs/curvature.md).
+#: marks a value whose stored `*_converged` flag is 0 (see docs/curvature.md).
 UNCONVERGED_MARK = "?"
 
 
@@ -42,6 +43,9 @@ def cell(metrics: Mapping[str, float | None], name: str) -> str:
     """A value to 4 significant digits ('-' if absent or null), marked if not converged."""
     value = metrics.get(name)
     if value is None:
-        return "inf" if name == "pnr" and name in metrics else "-"
-    text = f"{value:.4g}"
+        if not (name == "pnr" and name in metrics):
+            return "-"
+        text = "inf"
+    else:
+        text = f"{value:.4g}"
     return text + UNCONVERGED_MARK if metrics.get(f"{name}_converged") == 0.0 else text

@@ -28,7 +28,8 @@ class CurvatureOptions:
     every: str = DEFAULT_SCHEDULE
     batch: str = "2048"
     split: str = "train"
-    lanczos_order: int = 20
+    #: an int (fixed order), or "auto" / "auto:CAP": chosen by convergence (SnapshotConfig).
+    lanczos_order: int | str = 20
     probes: int = 1
     ritz_tol: float = 1e-3
     trace: str = TraceMethod.KRYLOV.value
@@ -52,14 +53,42 @@ class CurvatureOptions:
         except ValueError:
             raise SpecError(f"unknown trace estimator {self.trace!r}; valid: "
                             f"{', '.join(m.value for m in TraceMethod)}") from None
+        order, max_order = lanczos_orders(self.lanczos_order)
         return SnapshotConfig(
             kinds=kinds, curvature_batch=_count(self.batch, "--curvature-batch", WHOLE_SPLIT),
-            curvature_split=self.split, lanczos_order=self.lanczos_order, probes=self.probes,
-            top_k=tuple(k for k in SnapshotConfig.top_k if k <= self.lanczos_order),
+            curvature_split=self.split, lanczos_order=order, lanczos_max_order=max_order,
+            probes=self.probes, top_k=tuple(k for k in SnapshotConfig.top_k if k <= order),
             ritz_tol=self.ritz_tol, trace_method=method, trace_probes=self.trace_probes,
             cov_batches=self.cov_batches,
             cov_batch_size=_count(self.cov_batch_size, "--cov-batch-size", TRAINING_BATCH),
             cov_centered=self.cov_centered, ritz_vectors=self.ritz_vectors)
+
+
+#: --lanczos-order auto: start at the default order, extend up to this cap.
+AUTO_ORDER = "auto"
+DEFAULT_AUTO_CAP = 80
+
+
+def lanczos_orders(text: int | str) -> tuple[int, int | None]:
+    """--lanczos-order: "N" -> (N, None), fixed; "auto" / "auto:CAP" -> (20, CAP), chosen by
+    convergence of the top-K Ritz values (default cap 80)."""
+    text = str(text).strip()
+    word, _, cap = text.partition(":")
+    try:
+        if word == AUTO_ORDER:
+            start = SnapshotConfig.lanczos_order
+            limit = int(cap) if cap else DEFAULT_AUTO_CAP
+            if limit < start:
+                raise ValueError
+            return start, limit
+        if not cap:
+            order = int(word)
+            if order >= 2:
+                return order, None
+    except ValueError:
+        pass
+    raise SpecError(f"--lanczos-order must be an integer >= 2, 'auto' or 'auto:CAP' with CAP >= "
+                    f"{SnapshotConfig.lanczos_order}, got {text!r}")
 
 
 def _count(text: str, option: str, word: str) -> int | None:

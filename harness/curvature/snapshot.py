@@ -11,7 +11,9 @@ of the gradient covariance of L mini-batches from its Gram matrix, plus
 Jastrzębski et al.'s Gram metrics); any kind may be restricted to parameters
 matching a pattern: "hessian@Dense_0/*". The Lanczos loop is one compiled
 `fori_loop`, except on CPU for workloads with `slow_in_cpu_loops` (conv nets),
-where a Python loop drives a jitted product.
+where a Python loop drives a jitted product (and the trace probes go one product
+at a time). With `lanczos_max_order` the order is chosen by convergence: the loop
+is extended 10 steps at a time until the top-K Ritz values converge.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from harness.curvature import trace as T
 from harness.curvature.covspectrum import CovarianceSpectrum, gram_float64
 from harness.curvature.data import curvature_batches, gradient_minibatches, split_of
 from harness.curvature.density import slq_density
-from harness.curvature.lanczos import LanczosResult, accumulate_in, lanczos_host, lanczos_traced
+from harness.curvature.lanczos import (LanczosResult, accumulate_in, lanczos_adaptive, lanczos_host,
+                                      lanczos_host_steps, lanczos_traced, lanczos_traced_steps,
+                                      top_converged)
 from harness.curvature.operators import (OperatorPolicy, covariance_matvec, ggn_matvec, hessian_matvec,
                                          loss_and_gradient, minibatch_gradients)
 from harness.curvature.power import power_iteration
@@ -62,11 +66,18 @@ class SnapshotConfig:
     #: examples per physical batch over S; None: the workload's training batch size.
     physical_batch: int | None = None
     lanczos_order: int = 20
+    #: None: exactly `lanczos_order` steps. An int: the order is chosen by convergence, from
+    #: `lanczos_order` on in steps of 10 until the top max(top_k) Ritz values converge
+    #: (residual ≤ ritz_tol |θ|), at most this many steps (`--lanczos-order auto[:CAP]`).
+    lanczos_max_order: int | None = None
     #: Lanczos probes for the SLQ density and PNR (probe 0 also gives the Ritz metrics).
     probes: int = 1
     top_k: tuple[int, ...] = (1, 5, 10)
     #: a Ritz value is converged when its residual is <= ritz_tol x |θ| (metrics/flags).
     ritz_tol: float = 1e-3
+    #: PNR is flagged converged when its measured relative error (the larger of its change
+    #: between order ⌈m/2⌉ and m and its jackknife error over probes) is ≤ pnr_tol.
+    pnr_tol: float = 0.1
     #: L mini-batch gradients for "cov" (Jastrzębski et al. App. C: 25) of M examples each;
     #: M = None: the training batch size (their choice when only the learning rate varies).
     cov_batches: int = 25
@@ -96,6 +107,9 @@ class SnapshotConfig:
         object.__setattr__(self, "trace_method", T.TraceMethod(self.trace_method))
         if self.lanczos_order < 2:
             raise SpecError(f"lanczos_order must be >= 2, got {self.lanczos_order}")
+        if self.lanczos_max_order is not None and self.lanczos_max_order < self.lanczos_order:
+            raise SpecError(f"the Lanczos order cap {self.lanczos_max_order} is below the starting "
+                            f"order {self.lanczos_order}")
         if self.top_k and max(self.top_k) > self.lanczos_order:
             raise SpecError(f"top_k {max(self.top_k)} exceeds lanczos_order {self.lanczos_order}")
         if self.loop not in LOOPS:
@@ -111,8 +125,8 @@ class SnapshotConfig:
         if not 0 <= self.ritz_vectors <= self.lanczos_order:
             raise SpecError(f"ritz_vectors (--curvature-vectors) must be between 0 and lanczos_order "
                             f"({self.lanczos_order}), got {self.ritz_vectors}")
-        if self.density_sigma <= 0 or self.ritz_tol <= 0:
-            raise SpecError("density_sigma and ritz_tol must be > 0")
+        if self.density_sigma <= 0 or self.ritz_tol <= 0 or self.pnr_tol <= 0:
+            raise SpecError("density_sigma, ritz_tol and pnr_tol must be > 0")
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -218,6 +232,7 @@ class Snapshotter:
         metrics = {"max_eig": float(eig[0]),
                    "min_eig": float(eig[-1]) if dim <= len(eig) else 0.0,
                    "trace": spectrum.trace, "trace_stderr": 0.0, "pnr": float("inf"),
+                   "pnr_converged": 1.0, "pnr_relative_error": 0.0,
                    "max_eig_converged": 1.0, "min_eig_converged": 1.0}
         full = float(np.linalg.norm(coords))
         for k in cfg.top_k:
@@ -241,6 +256,7 @@ class Snapshotter:
         dtype = jnp.float64 if cfg.float64 else flat_dtype
         dim = grad.shape[0]
         order = min(cfg.lanczos_order, dim)
+        max_order = None if cfg.lanczos_max_order is None else min(cfg.lanczos_max_order, dim)
         data = self.batches
         matvec = functools.partial(self._fn("matvec", pattern, dtype, flat_dtype, base=base),
                                    params, model_state, data)
@@ -250,23 +266,26 @@ class Snapshotter:
             v0 = jax.random.normal(jax.random.PRNGKey(cfg.seed * 1000 + probe), (dim,),
                                    flat_dtype).astype(dtype)
             basis, alphas, betas = self._lanczos(base, pattern, dtype, flat_dtype, params, model_state,
-                                                 data, v0, order)
+                                                 data, v0, order, max_order, probe == 0)
             runs.append(LanczosResult.from_driver(alphas, betas))
             if probe == 0:
-                basis0 = basis
+                basis0, order = basis, len(runs[0].alphas)  # the other probes use probe 0's order
         ritz, eigvecs = runs[0].ritz()
         residuals = runs[0].ritz_residuals()
         ok = M.converged(ritz, residuals, cfg.ritz_tol)
         descending = np.argsort(ritz)[::-1]
         top_ok = ok[descending]
         basis_gradient = np.asarray(basis0 @ grad.astype(dtype), np.float64)
-        nodes = np.stack([r.ritz()[0] for r in runs])
-        weights = np.stack([r.ritz()[1][0] ** 2 for r in runs])
+        pnr = M.pnr_estimate(np.stack([r.alphas for r in runs]), np.stack([r.betas for r in runs]),
+                             PNR_ZERO_TOL)
+        # a GGN is PSD (ℓ convex in z): no negative mass is its exact PNR, whatever the probes
+        pnr_ok = pnr.converged(cfg.pnr_tol) or (base == "ggn" and np.isinf(pnr.value))
         metrics = {"max_eig": M.max_eigenvalue(ritz), "min_eig": M.min_eigenvalue(ritz),
                    "max_eig_converged": float(top_ok[0]), "min_eig_converged": float(ok[np.argmin(ritz)]),
                    "ritz_converged_top": float(np.argmin(top_ok) if not top_ok.all() else len(top_ok)),
                    "trace_tridiag": M.tridiagonal_trace(runs[0].alphas),
-                   "pnr": M.pnr(nodes, weights, PNR_ZERO_TOL)}
+                   "pnr": pnr.value, "pnr_converged": float(pnr_ok),
+                   "pnr_relative_error": pnr.relative_error, "lanczos_order": float(order)}
         trace = self._trace(base, pattern, dtype, flat_dtype, params, model_state, basis0,
                             metrics["trace_tridiag"], dim)
         if trace is not None:
@@ -304,8 +323,17 @@ class Snapshotter:
         cfg = self.config
         if cfg.trace_probes == 0:
             return None
-        matmat = functools.partial(self._fn("matmat", pattern, dtype, flat_dtype, base=base),
-                                   params, model_state, self.batches)
+        if self.host_loop:
+            # conv nets on XLA:CPU: a vmapped product over p probes measured slower than p single
+            # products (and compiles a second operator), so the probes go one by one
+            matvec = functools.partial(self._fn("matvec", pattern, dtype, flat_dtype, base=base),
+                                       params, model_state, self.batches)
+
+            def matmat(vs):
+                return jnp.stack([matvec(v) for v in vs])
+        else:
+            matmat = functools.partial(self._fn("matmat", pattern, dtype, flat_dtype, base=base),
+                                       params, model_state, self.batches)
         key = jax.random.PRNGKey(cfg.seed + 11)
         if cfg.trace_method == T.TraceMethod.HUTCHINSON:
             return T.hutchinson(matmat, dim, cfg.trace_probes, key, dtype)
@@ -349,7 +377,29 @@ class Snapshotter:
             mv = ParamSubset.from_pattern(params, pattern).restrict(mv)
         return accumulate_in(mv, dtype, flat_dtype)
 
-    def _lanczos(self, base, pattern, dtype, flat_dtype, params, model_state, data, v0, order):
+    def _lanczos(self, base, pattern, dtype, flat_dtype, params, model_state, data, v0, order,
+                 max_order, adapt):
+        """Lanczos from v0: `order` steps, or with `max_order` the basis sized for the cap and,
+        when `adapt`, the order chosen by the top-K Ritz residuals (`lanczos_adaptive`)."""
+        cfg = self.config
+        if max_order is not None:
+            done = top_converged(max(cfg.top_k, default=1), cfg.ritz_tol) if adapt else None
+            if self.host_loop:
+                matvec = self._fn("matvec", pattern, dtype, flat_dtype, base=base)
+
+                def advance(state, start, stop):
+                    return lanczos_host_steps(matvec, state, start, stop, (params, model_state, data))
+            else:
+                key = ("lanczos_steps", base, pattern, jnp.dtype(dtype).name)
+                if key not in self._compiled:
+                    def steps(params, model_state, data, state, start, stop):
+                        op = self._operator(base, pattern, dtype, flat_dtype, params, model_state, data)
+                        return lanczos_traced_steps(op, state, start, stop)
+                    self._compiled[key] = jax.jit(steps, donate_argnums=(3,))
+
+                def advance(state, start, stop):
+                    return self._compiled[key](params, model_state, data, state, start, stop)
+            return lanczos_adaptive(advance, v0, order, max_order, done, seed=cfg.seed)
         if self.host_loop:
             return lanczos_host(self._fn("matvec", pattern, dtype, flat_dtype, base=base), v0, order,
                                 self.config.seed, args=(params, model_state, data))
