@@ -41,8 +41,9 @@ KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submissi
 #: (recorded in a set at freeze time; `curvebench check` never goes below one eval interval)
 _RUN_COLUMNS = tuple(c.name for c in Run.__table__.columns)
 _DATETIME_COLUMNS = ("started_at", "heartbeat_at", "finished_at")
-#: columns added to `runs` after reference files were first written, and the value a run
-#: written before them has (what the migration gives existing rows)
+#: non-nullable columns added to `runs` after reference files were first written, and the
+#: value a run written before them has (what the migration gives existing rows); a nullable
+#: column a file lacks is NULL, as the migration leaves it
 _ADDED_COLUMN_DEFAULTS = {"origin": "run", "tag": None, "sweep_id": None, "group_size": 1,
                           "stop_at_target": True, "divergence_factor": None,
                           "compile_cache_hit": None}
@@ -329,6 +330,9 @@ def _check_record(record: Any, where: str) -> None:
     _check_lengths(run, where)
     for name, default in _ADDED_COLUMN_DEFAULTS.items():  # files written before a migration
         run.setdefault(name, default)
+    for column in Run.__table__.columns:
+        if column.nullable:
+            run.setdefault(column.name, None)
     missing = [c for c in _RUN_COLUMNS if c not in run]
     if missing:
         raise RefsError(f"{where}: run {run['id']} lacks column(s) {', '.join(missing)}")

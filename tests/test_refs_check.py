@@ -266,6 +266,17 @@ def test_import_conflicting_run_is_refused_and_nothing_lost(set_file, tmp_path):
                                                        refs.read_set(set_file).records]
 
 
+def test_a_file_written_before_a_nullable_column_existed_reads_it_as_null(set_file):
+    """Reference files outlive migrations: a column added later is NULL, as the migration
+    leaves existing rows, not a reason to refuse the file."""
+    nullable = ["compile_cache_hit", "algoperf_time_to_target_s", "search_point",
+                "resumed_from_step", "checkpoint_path"]  # added by migrations 0004-0006
+    for index in range(1, len(set_file.read_text().splitlines())):
+        _edit_record(set_file, index, lambda o: [o["run"].pop(c, None) for c in nullable])
+    for record in refs.read_set(set_file).records:
+        assert all(record["run"][c] is None for c in nullable)
+
+
 def test_export_writes_only_inside_out(set_file, tmp_path):
     """A set id stored by an older curvebench that did not check it is refused at export."""
     db = open_database(f"sqlite:///{tmp_path / 'results.db'}")
