@@ -52,6 +52,7 @@ from harness.algoperf.hooks import (PREPARE_RNG_DERIVATION, AlgoPerfClock, Concr
                                     record_eval, timed_prepare_for_eval)
 from harness.data.prefetch import prefetch
 from harness.db import Database
+from harness.db.database import EvalWrite
 from harness.db.models import RunOrigin, utcnow
 from harness.spec import Dataset, SpecError, Workload
 from harness.submissions import Submission, apply_overrides
@@ -95,6 +96,7 @@ class _Ledger:
                  on_eval: Callable[[int, dict[str, float]], None] | None):
         self.result, self.db, self.split, self.on_eval = result, db, split, on_eval
         self.pending: list[np.ndarray] = []
+        self.queued: list[EvalWrite] = []
         self.pending_start = 0
         self.t_start = time.perf_counter()
 
@@ -120,16 +122,26 @@ class _Ledger:
         if reached and r.steps_to_target is None:
             r.steps_to_target, r.time_to_target_s = step, train_s
         if self.db is not None:
-            self.db.add_eval(r.run_id, step, self.split, metrics,
-                             wall_s=time.perf_counter() - self.t_start, train_s=train_s,
-                             losses=self._flush(), final_step=step,
-                             steps_to_target=r.steps_to_target, time_to_target_s=r.time_to_target_s)
+            self.queued.append(EvalWrite(step, metrics, wall_s=time.perf_counter() - self.t_start,
+                                         train_s=train_s, losses=self._flush()))
         if self.on_eval is not None:
             self.on_eval(step, metrics)
+
+    def write(self) -> None:
+        """Write the queued evals (and the losses before each) in one transaction: the runner
+        calls this after each compiled segment, whose every-step evals would otherwise cost
+        one commit each."""
+        r = self.result
+        if self.db is not None and self.queued:
+            self.db.add_evals(r.run_id, self.split, self.queued, final_step=self.queued[-1].step,
+                              steps_to_target=r.steps_to_target,
+                              time_to_target_s=r.time_to_target_s)
+        self.queued.clear()
 
     def finish(self, status: str, error: str | None, compile_s: float, compiles: int) -> None:
         """Record the outcome. AlgoPerf's time-to-target of a trial in compiled chunks is its
         training time plus the compilation (concrete-step trials set it as they go)."""
+        self.write()
         r = self.result
         r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
         if r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
@@ -178,6 +190,8 @@ class _Context:
     snapshot_steps: list[int]
     on_snapshot: Callable[[str, int, Any, Any], None] | None
     on_eval: Callable[[int, int, dict[str, float]], None] | None
+    #: environment.fingerprint(), taken once per group (it runs git) for every trial's row
+    env: dict[str, Any] | None = None
 
 
 def _eval_is_sums(workload: Workload, batch: Any) -> bool:
@@ -274,8 +288,9 @@ def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | No
                          vectorise_note=note, hparams=dict(hparams), concrete_reason=concrete,
                          search_point=None if point is None else tuple(point))
     if ctx.db is not None:
-        env = environment.fingerprint()
-        o = ctx.options
+        if ctx.env is None:
+            ctx.env = environment.fingerprint()
+        env, o = ctx.env, ctx.options
         ctx.db.start_run(
             id=result.run_id, workload=w.name, variant=w.spec, workload_version=w.version,
             submission=sub.name, submission_path=str(sub.path), submission_hash=sub.code_hash,
@@ -405,6 +420,8 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
                     finish(j, "diverged", _divergence_error(
                         code, float(losses[last - 1 - step, j]), float(flags.loss0[j]), last,
                         o.divergence_factor))
+            for ledger in ledgers:
+                ledger.write()
             clock += seg_s
             step = stop
         for j, ledger in enumerate(ledgers):
@@ -497,6 +514,7 @@ def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
                 if met and r.algoperf_time_to_target_s is None:
                     r.algoperf_time_to_target_s = clock.total_s
                 ledger.evaluated(last, metrics, met, clock.train_s)
+                ledger.write()
                 record_eval(sub, last, w.target.split, metrics, clock, met)
                 if not np.all(np.isfinite(list(metrics.values()))):
                     ledger.finish("diverged", f"eval metrics not finite at step {last}: {metrics}",
