@@ -15,6 +15,9 @@ process start-up, imports, data loading and compiling:
   before sweeps). Its baseline variant's process is the goal's yardstick: the whole grid
   through `sweep` should take under 2x one variant's seeds run this way.
 
+Then, in its own process, the per seed-step cost of 16 seeds in one program against one seed
+alone on the baseline MLP (benchmarks/vmap_seeds.py; the goal on a GPU: <= 0.3x alone).
+
 Timings on a shared machine are noisy: the load average is printed beside them.
 """
 
@@ -100,6 +103,11 @@ def main() -> None:
                                       "1", *budget, "--db", str(work / "runs.db"), "--json",
                                       "--quiet"], off)
     per_variant_s = sum(per_variant.values())
+    seeds_cmd = [sys.executable, "benchmarks/vmap_seeds.py",
+                 *(("--seeds", "2", "--steps", "3", "--eval-every", "3", "--repeats", "1")
+                   if args.quick else ("--seeds", "16", "--steps", "100", "--eval-every", "10",
+                                       "--repeats", "2"))]
+    _, seeds_out = timed(seeds_cmd, env)
     baseline_s = per_variant[grid[0]]
     load_after = os.getloadavg()
 
@@ -117,6 +125,8 @@ def main() -> None:
     for label, seconds in rows:
         print(f"{label:44s} {seconds:9.2f} {seconds / sweep_s:8.2f} {seconds / baseline_s:14.2f}")
     print(f"goal: sweep / one variant's seeds < 2: {sweep_s / baseline_s:.2f}")
+    print(f"seeds in one program vs one seed alone (python3 {' '.join(seeds_cmd[1:])}):")
+    print(seeds_out.rstrip())
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ class CurvatureRequest:
 
 @dataclasses.dataclass(frozen=True)
 class TrialGroup:
-    """Trials of one workload variant and submission with the same batch size: one compiled
+    """Trials of one workload variant (or of variants differing only in runtime knobs, each
+    trial naming its own: TrialSpec.knobs) and submission with the same batch size: one compiled
     program. Plain data (strings, numbers, dicts), so it can be sent to another process.
     `compile_cache`: the persistent compilation cache option (harness.compile_cache.resolve;
     None: the environment's or the default directory)."""
@@ -72,7 +73,23 @@ def _group_key(request: TrialRequest, *, curvature: bool, alone: bool, index: in
         return (*key, index)
     if curvature:  # a snapshot's stability metrics read the trial's own hparams (learning rate)
         return (*key, json.dumps(dict(request.hparams), sort_keys=True, default=str))
-    return key
+    return (_shape_spec(request.workload), *key[1:])
+
+
+@functools.lru_cache(maxsize=256)
+def _shape_spec(spec: str) -> str:
+    """Variants that differ only in runtime knobs (Workload.runtime_knobs) share a group."""
+    from workloads import get_workload
+
+    return get_workload(spec).shape_spec
+
+
+def _trial_knobs(group_spec: str, spec: str) -> dict[str, Any]:
+    """The runtime knobs of variant `spec` that differ from the group's variant."""
+    from workloads import get_workload
+
+    group, own = get_workload(group_spec).variant, get_workload(spec).variant
+    return {k: v for k, v in own.items() if v != group[k]}
 
 
 def _plan(requests: Sequence[TrialRequest], options: TrialOptions, *, data_dir: str | None,
@@ -86,7 +103,8 @@ def _plan(requests: Sequence[TrialRequest], options: TrialOptions, *, data_dir: 
     planned = []
     for indices in members.values():
         first = requests[indices[0]]
-        trials = tuple(TrialSpec(seed=requests[i].seed, hparams=dict(requests[i].hparams))
+        trials = tuple(TrialSpec(seed=requests[i].seed, hparams=dict(requests[i].hparams),
+                                 knobs=_trial_knobs(first.workload, requests[i].workload))
                        for i in indices)
         planned.append((TrialGroup(workload=first.workload, submission=first.submission,
                                    trials=trials, options=options, data_dir=data_dir,
@@ -100,7 +118,10 @@ def plan_groups(requests: Sequence[TrialRequest], options: TrialOptions = TrialO
                 curvature: CurvatureRequest | None = None, timed_alone: bool = False,
                 compile_cache: str | None = None) -> list[TrialGroup]:
     """Group trial requests by (variant, submission, batch size), keeping first-seen order;
-    with curvature, also by hparams; with timed_alone, one group per trial."""
+    variants that differ only in runtime knobs (Workload.runtime_knobs, e.g. mnist_mlp's
+    activation) are one group, each trial naming its knobs (TrialSpec.knobs) and computed bit
+    for bit as alone; with curvature, by variant and hparams; with timed_alone, one group per
+    trial."""
     return [g for g, _ in _plan(requests, options, data_dir=data_dir, data_source=data_source,
                                 curvature=curvature, timed_alone=timed_alone,
                                 compile_cache=compile_cache)]

@@ -178,6 +178,8 @@ class _Context:
     dataset: Dataset
     trials: Sequence[TrialSpec]
     hparams: list[dict[str, Any]]
+    #: each trial's workload variant (the group's, with the trial's runtime knobs)
+    workloads: list[Workload]
     options: TrialOptions
     resolved: Options
     mode: str
@@ -218,12 +220,18 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
     """Programs and the trials each runs; see the module docstring."""
     programs: dict[str, Program] = {}
 
-    def program(static: Mapping[str, Any], traced: tuple[str, ...]) -> Program:
-        key = json.dumps([sorted(static.items()), traced], default=str)
+    def program(static: Mapping[str, Any], traced: tuple[str, ...],
+                switch: tuple[str, ...] = ()) -> Program:
+        key = json.dumps([sorted(static.items()), traced, switch], default=str)
         if key not in programs:
             programs[key] = Program(ctx.workload, ctx.submission, static, traced, ctx.batch_size,
-                                    ctx.mode, ctx.resolved, in_loop, ctx.batching)
+                                    ctx.mode, ctx.resolved, in_loop, ctx.batching, switch)
         return programs[key]
+
+    def switched(indices: Sequence[int]) -> tuple[str, ...]:
+        """The runtime knobs whose values differ among these trials: selected per trial."""
+        return tuple(k for k in ctx.workload.runtime_knobs
+                     if len({ctx.workloads[i].variant[k] for i in indices}) > 1)
 
     fed = None
     if ctx.workload.input_mode == "host":
@@ -234,6 +242,10 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
     first = ctx.hparams[0]
     if _is_algoperf(ctx.submission):
         for same in _split_by(range(len(ctx.trials)), ctx.hparams, all_names).values():
+            if switched(same):
+                raise SpecError(f"submission {ctx.submission.name} is in the AlgoPerf format: "
+                                "its trials cannot share a program across workload variants; "
+                                "run each variant as its own group")
             shared = program(ctx.hparams[same[0]], ())
             pieces.append(_Piece(shared, same, None, _concrete_reason(ctx, shared, fed)))
     for indices in ([] if pieces else _split_by(
@@ -241,7 +253,8 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
             [k for k in all_names if k not in traced_names(first)]).values()):
         hp = ctx.hparams[indices[0]]
         traced = traced_names(hp)
-        shared = program({k: v for k, v in hp.items() if k not in traced}, traced)
+        shared = program({k: v for k, v in hp.items() if k not in traced}, traced,
+                         switched(indices))
         why = shared.probe(ctx.train_data, fed, hp) if traced else None
         if why is None:
             pieces.append(_Piece(shared, list(indices)))
@@ -250,7 +263,7 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
                 f"({why}); one compiled program per distinct hyperparameter set")
         log.warning("%s: %s", ctx.workload.spec, note)
         for same in _split_by(indices, ctx.hparams, all_names).values():
-            pieces.append(_Piece(program(ctx.hparams[same[0]], ()), same, note))
+            pieces.append(_Piece(program(ctx.hparams[same[0]], (), switched(same)), same, note))
     size = ctx.options.max_group_size
     if size is None:
         return pieces
@@ -278,7 +291,7 @@ def _concrete_reason(ctx: _Context, program: Program, fed: Any) -> str | None:
 
 def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | None,
            concrete: str | None = None) -> _Ledger:
-    w, sub, trial = ctx.workload, ctx.submission, ctx.trials[index]
+    w, sub, trial = ctx.workloads[index], ctx.submission, ctx.trials[index]
     hparams = ctx.hparams[index]
     algoperf = _is_algoperf(sub)
     # the folder's search point, when these are its hyperparameters (a sweep may override them)
@@ -332,8 +345,9 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
     try:
         keys = [trial_keys(ctx.trials[i].seed) for i in idx]
         train_keys = jnp.stack([k["train"] for k in keys])
-        hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced)
-        carry = program.init(keys, [ctx.hparams[i] for i in idx])
+        hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced,
+                           [ctx.workloads[i] for i in idx], program.switch)
+        carry = program.init(keys, [ctx.hparams[i] for i in idx], [ctx.workloads[i] for i in idx])
         if program.host:
             host_batches = [prefetch(w.train_batches(ctx.dataset, ctx.batch_size, ctx.trials[i].seed),
                                      HOST_PREFETCH) for i in idx]
@@ -372,7 +386,7 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
                 eval_s = 0.0
                 if (stop % o.eval_every == 0 or stop == o.max_steps) and flags.active.any():
                     t1, c1 = time.perf_counter(), program.compile_s
-                    per_batch = program.evaluate(carry, ctx.eval_batches)
+                    per_batch = program.evaluate(carry, ctx.eval_batches, hp)
                     active, stop_code = flags.active.copy(), flags.stop.copy()
                     reached_step = flags.reached_step.copy()
                     for j in np.flatnonzero(flags.active):
@@ -447,7 +461,7 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
 def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
     """One AlgoPerf-format trial in concrete-step mode (module docstring): AlgoPerf's runner
     loop with the suite's keys, schedule, stops and rows."""
-    w, o, trial = ctx.workload, ctx.resolved, ctx.trials[index]
+    w, o, trial = ctx.workloads[index], ctx.resolved, ctx.trials[index]
     if w.input_mode == "host":
         raise SpecError(f"{w.spec} feeds batches from the host; concrete-step mode (needed by "
                         f"submission {ctx.submission.name}: {reason}) samples on the device: "
@@ -554,6 +568,26 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
     params, model_state) with that trial's own parameters."""
     if not trials:
         return []
+    variants = _trial_variants(workload, trials)
+    by_variant: dict[str, list[int]] = {}
+    for i, v in enumerate(variants):
+        by_variant.setdefault(v.spec, []).append(i)
+    snapshot_steps = list(snapshot_steps)
+    if any(t.knobs for t in trials) and (len(by_variant) == 1 or _is_algoperf(submission)
+                                          or snapshot_steps):
+        # one variant (named by the trials' knobs), or trials that cannot share a program
+        # across variants (AlgoPerf format, snapshots reading the workload): variant by variant
+        results: list[TrialResult | None] = [None] * len(trials)
+        for indices in by_variant.values():
+            remap = None if on_eval is None else (
+                lambda j, step, m, indices=indices: on_eval(indices[j], step, m))
+            for i, r in zip(indices, run_group(
+                    variants[indices[0]], submission, dataset,
+                    [dataclasses.replace(trials[i], knobs={}) for i in indices], db=db,
+                    options=options, snapshot_steps=snapshot_steps, on_snapshot=on_snapshot,
+                    on_eval=remap)):
+                results[i] = r
+        return results
     max_steps = int(workload.max_steps if options.max_steps is None else options.max_steps)
     eval_every = int(workload.eval_every if options.eval_every is None else options.eval_every)
     if max_steps < 1 or eval_every < 1:
@@ -593,7 +627,7 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
     train_data = (None if workload.input_mode == "host"
                   else jax.device_put(dict(dataset.splits["train"])))
     ctx = _Context(workload=workload, submission=submission, dataset=dataset, trials=trials,
-                   hparams=hparams, options=options,
+                   hparams=hparams, workloads=variants, options=options,
                    resolved=Options(max_steps, eval_every, options.stop_at_target,
                                     options.divergence_factor),
                    mode=mode, batch_size=batch_size, batching=batching, train_data=train_data,
@@ -609,6 +643,21 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
         for i, result in zip(piece.indices, _run_piece(ctx, piece)):
             results[i] = result
     return results
+
+
+def _trial_variants(workload: Workload, trials: Sequence[TrialSpec]) -> list[Workload]:
+    """Each trial's workload variant: the group's, with the trial's runtime knobs."""
+    out = []
+    for trial in trials:
+        bad = sorted(set(trial.knobs) - set(workload.runtime_knobs))
+        if bad:
+            raise SpecError(f"a trial of {workload.spec} sets {', '.join(bad)}, which are not "
+                            f"runtime knobs of {workload.name} (runtime knobs: "
+                            f"{', '.join(workload.runtime_knobs) or '(none)'}); give each "
+                            "such variant its own group")
+        out.append(type(workload)(**{**workload.variant, **trial.knobs}) if trial.knobs
+                   else workload)
+    return out
 
 
 def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed: int, *,

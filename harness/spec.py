@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import ast
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -250,6 +251,10 @@ class Workload(abc.ABC):
     #: True for conv nets: XLA:CPU runs convolutions inside a rolled loop ~36x slower,
     #: so on CPU the runner dispatches one compiled step per call instead of a scan.
     slow_in_cpu_loops: ClassVar[bool] = False
+    #: knobs (each with `choices`) that change no parameter shape and that the model can take
+    #: from a traced index at run time (`selecting`): variants that differ only in them train
+    #: in one compiled program, each trial selecting its own value (harness/vectorised.py)
+    runtime_knobs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **variant: Any):
         unknown = sorted(set(variant) - set(self.knobs))
@@ -259,6 +264,29 @@ class Workload(abc.ABC):
         self.variant = {k: knob.default for k, knob in self.knobs.items()}
         for k, raw in variant.items():
             self.variant[k] = self.knobs[k].parse(k, raw)
+
+    #: traced indices into `knobs[k].choices` of the runtime knobs a program selects per
+    #: trial (set by `selecting`; empty: the variant's own values)
+    selected: Mapping[str, Any] = {}
+
+    def selecting(self, indices: Mapping[str, Any]) -> Workload:
+        """This workload whose runtime knobs take the values at `indices` (traced int32
+        scalars into each knob's choices) instead of the variant's: what one trial of a
+        program shared by several variants trains (see `runtime_knobs`)."""
+        unknown = sorted(set(indices) - set(self.runtime_knobs))
+        if unknown:
+            raise SpecError(f"workload {self.name!r}: {', '.join(unknown)} cannot be selected at "
+                            f"run time; runtime knobs: {', '.join(self.runtime_knobs) or '(none)'}")
+        other = copy.copy(self)
+        other.selected = dict(indices)
+        return other
+
+    @property
+    def shape_spec(self) -> str:
+        """The spec of this variant with its runtime knobs at their defaults: variants with
+        the same shape_spec can share one compiled program."""
+        fixed = {k: v for k, v in self.variant.items() if k not in self.runtime_knobs}
+        return type(self)(**fixed).spec
 
     @classmethod
     def describe_knobs(cls) -> str:

@@ -27,11 +27,14 @@ DIVERGENCE_FACTOR = 1e5
 
 @dataclasses.dataclass(frozen=True)
 class TrialSpec:
-    """One trial of a group that shares a compiled shape: its seed and its hyperparameter
-    overrides (names the submission's hparams.json has; the rest keep the submission's values)."""
+    """One trial of a group that shares a compiled shape: its seed, its hyperparameter
+    overrides (names the submission's hparams.json has; the rest keep the submission's values)
+    and its values of the group workload's runtime knobs (`Workload.runtime_knobs`) where they
+    differ from the group's variant: e.g. {"activation": "gelu"} in a group of mnist_mlp."""
 
     seed: int
     hparams: Mapping[str, Any]
+    knobs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
