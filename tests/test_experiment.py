@@ -6,6 +6,7 @@ from harness.db import RunOrigin, open_database
 from harness.experiment import (CurvatureRequest, LocalExecutor, TrialRequest, plan_groups,
                                 requests_for)
 from harness.runner import TrialOptions
+from harness.sweep_state import group_keys, request_key
 from tests.conftest import SUBMISSIONS
 
 
@@ -46,5 +47,8 @@ def test_variants_differing_only_in_runtime_knobs_are_one_group():
                                  (1, {"activation": "gelu"})]),
         ("mnist_mlp:depth=5", [(0, {}), (1, {})])]
     assert len(plan_groups(requests, timed_alone=True)) == len(requests)
+    # a lost group's retry tells its finished trials apart by each trial's own variant
+    assert [k for g in groups for k in group_keys(g)] == [
+        request_key(r) for r in requests]
     curv = plan_groups(requests, curvature=CurvatureRequest({}, "0"))
     assert len(curv) == len(grid) and all(not t.knobs for g in curv for t in g.trials)
