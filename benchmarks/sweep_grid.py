@@ -8,7 +8,8 @@ tables' baseline is relu, width 100, depth 3, no batch norm. Every trial evaluat
 (`--eval-every 1`) up to the adam target. Modes, each in fresh processes, wall time including
 process start-up, imports, data loading and compiling:
 
-- sweep: one `curvebench sweep` process with an empty persistent compilation cache
+- sweep: one `curvebench sweep --share-variants` process (the activation variants of a width
+  share one program: 7 programs) with an empty persistent compilation cache
   (and once more with the cache it filled: `sweep (warm cache)`);
 - one process: the same trials, one `run_trial` at a time in one Python process, no cache;
 - per variant: one `curvebench run --seeds 5` process per variant, no cache (the workflow
@@ -85,7 +86,7 @@ def main() -> None:
 
     sweep_cmd = [*CLI, "sweep", *(x for v in grid for x in ("--workload", v)), "--submission",
                  "submissions/adam", "--seeds", str(seeds), "--eval-every", "1", *budget,
-                 "--json", "--quiet"]
+                 "--json", "--quiet", "--share-variants"]
     cache = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache")}
     sweep_s, sweep_out = timed([*sweep_cmd, "--db", str(work / "sweep.db")], cache)
     warm_s, _ = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)

@@ -67,13 +67,16 @@ class TrialGroup:
     compile_cache: str | None = None
 
 
-def _group_key(request: TrialRequest, *, curvature: bool, alone: bool, index: int) -> tuple:
+def _group_key(request: TrialRequest, *, curvature: bool, alone: bool, index: int,
+               share_variants: bool) -> tuple:
     key = (request.workload, request.submission, request.hparams.get("batch_size"))
     if alone:
         return (*key, index)
     if curvature:  # a snapshot's stability metrics read the trial's own hparams (learning rate)
         return (*key, json.dumps(dict(request.hparams), sort_keys=True, default=str))
-    return (_shape_spec(request.workload), *key[1:])
+    if share_variants:
+        return (_shape_spec(request.workload), *key[1:])
+    return key
 
 
 @functools.lru_cache(maxsize=256)
@@ -98,7 +101,8 @@ def _plan(requests: Sequence[TrialRequest], options: TrialOptions, *, data_dir: 
     """Groups in first-seen order, each with the indices of its requests."""
     members: dict[tuple, list[int]] = {}
     for i, r in enumerate(requests):
-        key = _group_key(r, curvature=curvature is not None, alone=timed_alone, index=i)
+        key = _group_key(r, curvature=curvature is not None, alone=timed_alone, index=i,
+                         share_variants=options.share_variants)
         members.setdefault(key, []).append(i)
     planned = []
     for indices in members.values():
@@ -118,10 +122,10 @@ def plan_groups(requests: Sequence[TrialRequest], options: TrialOptions = TrialO
                 curvature: CurvatureRequest | None = None, timed_alone: bool = False,
                 compile_cache: str | None = None) -> list[TrialGroup]:
     """Group trial requests by (variant, submission, batch size), keeping first-seen order;
-    variants that differ only in runtime knobs (Workload.runtime_knobs, e.g. mnist_mlp's
-    activation) are one group, each trial naming its knobs (TrialSpec.knobs) and computed bit
-    for bit as alone; with curvature, by variant and hparams; with timed_alone, one group per
-    trial."""
+    with options.share_variants, variants that differ only in runtime knobs
+    (Workload.runtime_knobs, e.g. mnist_mlp's activation) are one group, each trial naming its
+    knobs (TrialSpec.knobs) and computed bit for bit as alone; with curvature, by variant and
+    hparams; with timed_alone, one group per trial."""
     return [g for g, _ in _plan(requests, options, data_dir=data_dir, data_source=data_source,
                                 curvature=curvature, timed_alone=timed_alone,
                                 compile_cache=compile_cache)]

@@ -47,6 +47,9 @@ class TrialOptions:
     trial after the other, still sharing the compiled program).
     batching: how a program computes its trials, "auto", "vmap" or "map"
     (harness.vectorised.Batching says what each does).
+    share_variants: variants that differ only in runtime knobs (Workload.runtime_knobs) form
+    one group, one compiled program (fewer compiles; but on CPU a trial that stopped still
+    computes its training step, discarded, until the program's last trial stops).
     """
 
     max_steps: int | None = None
@@ -59,6 +62,7 @@ class TrialOptions:
     sweep_id: str | None = None
     max_group_size: int | None = None
     batching: str = "auto"
+    share_variants: bool = False
 
 
 @dataclasses.dataclass
