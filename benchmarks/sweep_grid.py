@@ -8,12 +8,16 @@ tables' baseline is relu, width 100, depth 3, no batch norm. Every trial evaluat
 (`--eval-every 1`) up to the adam target. Modes, each in fresh processes, wall time including
 process start-up, imports, data loading and compiling:
 
-- sweep: one `curvebench sweep` process with an empty persistent compilation cache
+- sweep: one `curvebench sweep --share-variants` process (the activation variants of a width
+  share one program: 7 programs) with an empty persistent compilation cache
   (and once more with the cache it filled: `sweep (warm cache)`);
 - one process: the same trials, one `run_trial` at a time in one Python process, no cache;
 - per variant: one `curvebench run --seeds 5` process per variant, no cache (the workflow
   before sweeps). Its baseline variant's process is the goal's yardstick: the whole grid
   through `sweep` should take under 2x one variant's seeds run this way.
+
+Then, in its own process, the per seed-step cost of 16 seeds in one program against one seed
+alone on the baseline MLP (benchmarks/vmap_seeds.py; the goal on a GPU: <= 0.3x alone).
 
 Timings on a shared machine are noisy: the load average is printed beside them.
 """
@@ -82,7 +86,7 @@ def main() -> None:
 
     sweep_cmd = [*CLI, "sweep", *(x for v in grid for x in ("--workload", v)), "--submission",
                  "adam", "--seeds", str(seeds), "--eval-every", "1", *budget,
-                 "--json", "--quiet"]
+                 "--json", "--quiet", "--share-variants"]
     cache = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache")}
     sweep_s, sweep_out = timed([*sweep_cmd, "--db", str(work / "sweep.db")], cache)
     warm_s, _ = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)
@@ -100,6 +104,11 @@ def main() -> None:
                                       "1", *budget, "--db", str(work / "runs.db"), "--json",
                                       "--quiet"], off)
     per_variant_s = sum(per_variant.values())
+    seeds_cmd = [sys.executable, "benchmarks/vmap_seeds.py",
+                 *(("--seeds", "2", "--steps", "3", "--eval-every", "3", "--repeats", "1")
+                   if args.quick else ("--seeds", "16", "--steps", "100", "--eval-every", "10",
+                                       "--repeats", "2"))]
+    _, seeds_out = timed(seeds_cmd, env)
     baseline_s = per_variant[grid[0]]
     load_after = os.getloadavg()
 
@@ -117,6 +126,8 @@ def main() -> None:
     for label, seconds in rows:
         print(f"{label:44s} {seconds:9.2f} {seconds / sweep_s:8.2f} {seconds / baseline_s:14.2f}")
     print(f"goal: sweep / one variant's seeds < 2: {sweep_s / baseline_s:.2f}")
+    print(f"seeds in one program vs one seed alone (python3 {' '.join(seeds_cmd[1:])}):")
+    print(seeds_out.rstrip())
 
 
 if __name__ == "__main__":

@@ -173,12 +173,13 @@ def _command_line(ctx: typer.Context) -> str:
 def _trial_options(origin: str, *, max_steps: int | None = None, eval_every: int | None = None,
                    chunk_mode: str | None = None, stop_at_target: bool | None = None,
                    divergence_factor: float | None = None, tag: str | None = None,
-                   max_group_size: int | None = None):
+                   max_group_size: int | None = None, share_variants: bool = False):
     from harness.db import RunOrigin
     from harness.runner import TrialOptions
 
     fields: dict[str, Any] = {"origin": RunOrigin(origin), "tag": tag, "max_steps": max_steps,
-                              "eval_every": eval_every, "max_group_size": max_group_size}
+                              "eval_every": eval_every, "max_group_size": max_group_size,
+                              "share_variants": share_variants}
     if chunk_mode is not None:
         fields["chunk_mode"] = chunk_mode
     if stop_at_target is not None:
@@ -446,6 +447,9 @@ def sweep(
     max_group_size: Annotated[Optional[int], typer.Option(
         min=1, help="at most this many trials in one compiled program (default: a whole group; "
                     "1: each trial alone, still compiled once)")] = None,
+    share_variants: Annotated[bool, typer.Option(
+        help="variants differing only in runtime knobs (mnist_mlp's activation) share one "
+             "compiled program: fewer compiles, but stopped trials' steps are still computed")] = False,
     executor: Annotated[str, typer.Option(
         help="where groups run: local (this process), ray (a Ray cluster), submitit (Slurm)")] = "local",
     address: Annotated[Optional[str], typer.Option(
@@ -512,7 +516,8 @@ def sweep(
                                  eval_every=o.get("eval_every"), chunk_mode=o.get("chunk_mode"),
                                  stop_at_target=o.get("stop_at_target"),
                                  divergence_factor=o.get("divergence_factor"),
-                                 tag=tag or cfg.tag, max_group_size=o.get("max_group_size"))
+                                 tag=tag or cfg.tag, max_group_size=o.get("max_group_size"),
+                                 share_variants=share_variants)
     except (SpecError, TypeError, ValueError) as e:
         _fail(str(e))
     resumed = None

@@ -53,7 +53,8 @@ class CurvatureRequest:
 
 @dataclasses.dataclass(frozen=True)
 class TrialGroup:
-    """Trials of one workload variant and submission with the same batch size: one compiled
+    """Trials of one workload variant (or of variants differing only in runtime knobs, each
+    trial naming its own: TrialSpec.knobs) and submission with the same batch size: one compiled
     program. Plain data (strings, numbers, dicts), so it can be sent to another process.
     `compile_cache`: the persistent compilation cache option (harness.compile_cache.resolve;
     None: the environment's or the default directory)."""
@@ -68,13 +69,32 @@ class TrialGroup:
     compile_cache: str | None = None
 
 
-def _group_key(request: TrialRequest, *, curvature: bool, alone: bool, index: int) -> tuple:
+def _group_key(request: TrialRequest, *, curvature: bool, alone: bool, index: int,
+               share_variants: bool) -> tuple:
     key = (request.workload, request.submission, request.hparams.get("batch_size"))
     if alone:
         return (*key, index)
     if curvature:  # a snapshot's stability metrics read the trial's own hparams (learning rate)
         return (*key, json.dumps(dict(request.hparams), sort_keys=True, default=str))
+    if share_variants:
+        return (_shape_spec(request.workload), *key[1:])
     return key
+
+
+@functools.lru_cache(maxsize=256)
+def _shape_spec(spec: str) -> str:
+    """Variants that differ only in runtime knobs (Workload.runtime_knobs) share a group."""
+    from workloads import get_workload
+
+    return get_workload(spec).shape_spec
+
+
+def _trial_knobs(group_spec: str, spec: str) -> dict[str, Any]:
+    """The runtime knobs of variant `spec` that differ from the group's variant."""
+    from workloads import get_workload
+
+    group, own = get_workload(group_spec).variant, get_workload(spec).variant
+    return {k: v for k, v in own.items() if v != group[k]}
 
 
 def _plan(requests: Sequence[TrialRequest], options: TrialOptions, *, data_dir: str | None,
@@ -83,12 +103,14 @@ def _plan(requests: Sequence[TrialRequest], options: TrialOptions, *, data_dir: 
     """Groups in first-seen order, each with the indices of its requests."""
     members: dict[tuple, list[int]] = {}
     for i, r in enumerate(requests):
-        key = _group_key(r, curvature=curvature is not None, alone=timed_alone, index=i)
+        key = _group_key(r, curvature=curvature is not None, alone=timed_alone, index=i,
+                         share_variants=options.share_variants)
         members.setdefault(key, []).append(i)
     planned = []
     for indices in members.values():
         first = requests[indices[0]]
-        trials = tuple(TrialSpec(seed=requests[i].seed, hparams=dict(requests[i].hparams))
+        trials = tuple(TrialSpec(seed=requests[i].seed, hparams=dict(requests[i].hparams),
+                                 knobs=_trial_knobs(first.workload, requests[i].workload))
                        for i in indices)
         planned.append((TrialGroup(workload=first.workload, submission=first.submission,
                                    trials=trials, options=options, data_dir=data_dir,
@@ -102,7 +124,10 @@ def plan_groups(requests: Sequence[TrialRequest], options: TrialOptions = TrialO
                 curvature: CurvatureRequest | None = None, timed_alone: bool = False,
                 compile_cache: str | None = None) -> list[TrialGroup]:
     """Group trial requests by (variant, submission, batch size), keeping first-seen order;
-    with curvature, also by hparams; with timed_alone, one group per trial."""
+    with options.share_variants, variants that differ only in runtime knobs
+    (Workload.runtime_knobs, e.g. mnist_mlp's activation) are one group, each trial naming its
+    knobs (TrialSpec.knobs) and computed bit for bit as alone; with curvature, by variant and
+    hparams; with timed_alone, one group per trial."""
     return [g for g, _ in _plan(requests, options, data_dir=data_dir, data_source=data_source,
                                 curvature=curvature, timed_alone=timed_alone,
                                 compile_cache=compile_cache)]
@@ -170,7 +195,8 @@ def group_from_json(data: Mapping[str, Any]) -> TrialGroup:
     options["origin"] = RunOrigin(options["origin"])
     curvature = data.get("curvature")
     return TrialGroup(workload=data["workload"], submission=data["submission"],
-                      trials=tuple(TrialSpec(seed=t["seed"], hparams=t["hparams"])
+                      trials=tuple(TrialSpec(seed=t["seed"], hparams=t["hparams"],
+                                             knobs=t.get("knobs", {}))
                                    for t in data["trials"]),
                       options=TrialOptions(**options), data_dir=data.get("data_dir"),
                       data_source=data.get("data_source"),
@@ -596,11 +622,12 @@ def resume_run(run_id: str, db_url: str, *, options: Mapping[str, Any] | None = 
     saved = checkpoint.read(run.checkpoint_path)
     stored = group_from_json(saved.group)
     group = dataclasses.replace(
-        stored, trials=tuple(TrialSpec(seed=r.trial["seed"], hparams=r.trial["hparams"])
+        stored, trials=tuple(TrialSpec(seed=r.trial["seed"], hparams=r.trial["hparams"],
+                                       knobs=r.trial.get("knobs", {}))
                              for r in saved.trials),
         options=dataclasses.replace(stored.options, **(options or {})))
-    requests = tuple(TrialRequest(group.workload, group.submission, dict(t.hparams), t.seed)
-                     for t in group.trials)
+    requests = tuple(TrialRequest(r.result["workload"], group.submission, dict(t.hparams), t.seed)
+                     for r, t in zip(saved.trials, group.trials))  # each trial's own variant
     sweep_id = group.options.sweep_id or ""
     if on_event is not None:
         on_event(GroupStarted(0, group, requests))

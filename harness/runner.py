@@ -53,6 +53,7 @@ from harness.algoperf.hooks import (PREPARE_RNG_DERIVATION, AlgoPerfClock, Concr
                                     record_eval, timed_prepare_for_eval)
 from harness.data.prefetch import prefetch
 from harness.db import Database
+from harness.db.database import EvalWrite
 from harness.db.models import RunOrigin, utcnow
 from harness.spec import Dataset, SpecError, Workload
 from harness.submissions import Submission, apply_overrides
@@ -99,6 +100,7 @@ class _Ledger:
         #: the trial's index in the group, named in its harness.progress events (None: none)
         self.index = index
         self.pending: list[np.ndarray] = []
+        self.queued: list[EvalWrite] = []
         self.pending_start = 0
         self.t_start = time.perf_counter()
 
@@ -113,7 +115,8 @@ class _Ledger:
         """This trial's part of a checkpoint; its pending losses are written first."""
         if self.db is not None and (rest := self._flush()) is not None:
             self.db.add_losses(self.result.run_id, *rest)
-        return checkpoint.TrialRecord(trial={"seed": trial.seed, "hparams": dict(trial.hparams)},
+        return checkpoint.TrialRecord(trial={"seed": trial.seed, "hparams": dict(trial.hparams),
+                                             "knobs": dict(trial.knobs)},
                                       result=dataclasses.asdict(self.result),
                                       losses_from=self.pending_start,
                                       wall_s=time.perf_counter() - self.t_start)
@@ -133,16 +136,26 @@ class _Ledger:
         if reached and r.steps_to_target is None:
             r.steps_to_target, r.time_to_target_s = step, train_s
         if self.db is not None:
-            self.db.add_eval(r.run_id, step, self.split, metrics,
-                             wall_s=time.perf_counter() - self.t_start, train_s=train_s,
-                             losses=self._flush(), final_step=step,
-                             steps_to_target=r.steps_to_target, time_to_target_s=r.time_to_target_s)
+            self.queued.append(EvalWrite(step, metrics, wall_s=time.perf_counter() - self.t_start,
+                                         train_s=train_s, losses=self._flush()))
         if self.on_eval is not None:
             self.on_eval(step, metrics)
+
+    def write(self) -> None:
+        """Write the queued evals (and the losses before each) in one transaction: the runner
+        calls this after each compiled segment, whose every-step evals would otherwise cost
+        one commit each."""
+        r = self.result
+        if self.db is not None and self.queued:
+            self.db.add_evals(r.run_id, self.split, self.queued, final_step=self.queued[-1].step,
+                              steps_to_target=r.steps_to_target,
+                              time_to_target_s=r.time_to_target_s)
+        self.queued.clear()
 
     def finish(self, status: str, error: str | None, compile_s: float, compiles: int) -> None:
         """Record the outcome. AlgoPerf's time-to-target of a trial in compiled chunks is its
         training time plus the compilation (concrete-step trials set it as they go)."""
+        self.write()
         r = self.result
         r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
         if r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
@@ -182,6 +195,8 @@ class _Context:
     dataset: Dataset
     trials: Sequence[TrialSpec]
     hparams: list[dict[str, Any]]
+    #: each trial's workload variant (the group's, with the trial's runtime knobs)
+    workloads: list[Workload]
     options: TrialOptions
     resolved: Options
     mode: str
@@ -195,6 +210,8 @@ class _Context:
     on_snapshot: Callable[[str, int, Any, Any], None] | None
     on_eval: Callable[[int, int, dict[str, float]], None] | None
     checkpointing: checkpoint.Checkpointing | None = None
+    #: environment.fingerprint(), taken once per group (it runs git) for every trial's row
+    env: dict[str, Any] | None = None
 
 
 def _eval_is_sums(workload: Workload, batch: Any) -> bool:
@@ -221,12 +238,18 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
     """Programs and the trials each runs; see the module docstring."""
     programs: dict[str, Program] = {}
 
-    def program(static: Mapping[str, Any], traced: tuple[str, ...]) -> Program:
-        key = json.dumps([sorted(static.items()), traced], default=str)
+    def program(static: Mapping[str, Any], traced: tuple[str, ...],
+                switch: tuple[str, ...] = ()) -> Program:
+        key = json.dumps([sorted(static.items()), traced, switch], default=str)
         if key not in programs:
             programs[key] = Program(ctx.workload, ctx.submission, static, traced, ctx.batch_size,
-                                    ctx.mode, ctx.resolved, in_loop, ctx.batching)
+                                    ctx.mode, ctx.resolved, in_loop, ctx.batching, switch)
         return programs[key]
+
+    def switched(indices: Sequence[int]) -> tuple[str, ...]:
+        """The runtime knobs whose values differ among these trials: selected per trial."""
+        return tuple(k for k in ctx.workload.runtime_knobs
+                     if len({ctx.workloads[i].variant[k] for i in indices}) > 1)
 
     fed = None
     if ctx.workload.input_mode == "host":
@@ -237,6 +260,10 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
     first = ctx.hparams[0]
     if _is_algoperf(ctx.submission):
         for same in _split_by(range(len(ctx.trials)), ctx.hparams, all_names).values():
+            if switched(same):
+                raise SpecError(f"submission {ctx.submission.name} is in the AlgoPerf format: "
+                                "its trials cannot share a program across workload variants; "
+                                "run each variant as its own group")
             shared = program(ctx.hparams[same[0]], ())
             pieces.append(_Piece(shared, same, None, _concrete_reason(ctx, shared, fed)))
     for indices in ([] if pieces else _split_by(
@@ -244,7 +271,8 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
             [k for k in all_names if k not in traced_names(first)]).values()):
         hp = ctx.hparams[indices[0]]
         traced = traced_names(hp)
-        shared = program({k: v for k, v in hp.items() if k not in traced}, traced)
+        shared = program({k: v for k, v in hp.items() if k not in traced}, traced,
+                         switched(indices))
         why = shared.probe(ctx.train_data, fed, hp) if traced else None
         if why is None:
             pieces.append(_Piece(shared, list(indices)))
@@ -253,7 +281,7 @@ def _plan(ctx: _Context, in_loop: bool) -> list[_Piece]:
                 f"({why}); one compiled program per distinct hyperparameter set")
         log.warning("%s: %s", ctx.workload.spec, note)
         for same in _split_by(indices, ctx.hparams, all_names).values():
-            pieces.append(_Piece(program(ctx.hparams[same[0]], ()), same, note))
+            pieces.append(_Piece(program(ctx.hparams[same[0]], (), switched(same)), same, note))
     size = ctx.options.max_group_size
     if size is None:
         return pieces
@@ -281,7 +309,7 @@ def _concrete_reason(ctx: _Context, program: Program, fed: Any) -> str | None:
 
 def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | None,
            concrete: str | None = None) -> _Ledger:
-    w, sub, trial = ctx.workload, ctx.submission, ctx.trials[index]
+    w, sub, trial = ctx.workloads[index], ctx.submission, ctx.trials[index]
     hparams = ctx.hparams[index]
     algoperf = _is_algoperf(sub)
     # the folder's search point, when these are its hyperparameters (a sweep may override them)
@@ -291,8 +319,9 @@ def _start(ctx: _Context, index: int, group_size: int, mode: str, note: str | No
                          vectorise_note=note, hparams=dict(hparams), concrete_reason=concrete,
                          search_point=None if point is None else tuple(point))
     if ctx.db is not None:
-        env = environment.fingerprint()
-        o = ctx.options
+        if ctx.env is None:
+            ctx.env = environment.fingerprint()
+        env, o = ctx.env, ctx.options
         ctx.db.start_run(
             id=result.run_id, workload=w.name, variant=w.spec, workload_version=w.version,
             submission=sub.name, submission_path=str(sub.path), submission_hash=sub.code_hash,
@@ -388,10 +417,11 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
         progress.emit(Phase.PREPARING, idx)
         keys = [trial_keys(ctx.trials[i].seed) for i in idx]
         train_keys = jnp.stack([k["train"] for k in keys])
-        hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced)
+        hp = hparam_arrays([ctx.hparams[i] for i in idx], program.traced,
+                           [ctx.workloads[i] for i in idx], program.switch)
         # init runs on resume too: its structure is checked, and a submission's init side
         # effects (an AlgoPerf adapter's optimizer objects) happen as in the first run
-        carry = program.init(keys, [ctx.hparams[i] for i in idx])
+        carry = program.init(keys, [ctx.hparams[i] for i in idx], [ctx.workloads[i] for i in idx])
         if saved is not None:
             carry = saved.carry(carry)
         step, clock = (0, 0.0) if saved is None else (saved.step, saved.clock)
@@ -440,7 +470,7 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
                     progress.emit(Phase.EVALUATING, [idx[j] for j in np.flatnonzero(flags.active)],
                                   step=stop)
                     t1, c1 = time.perf_counter(), program.compile_s
-                    per_batch = program.evaluate(carry, ctx.eval_batches)
+                    per_batch = program.evaluate(carry, ctx.eval_batches, hp)
                     active, stop_code = flags.active.copy(), flags.stop.copy()
                     reached_step = flags.reached_step.copy()
                     for j in np.flatnonzero(flags.active):
@@ -490,6 +520,8 @@ def _run_piece(ctx: _Context, piece: _Piece) -> list[TrialResult]:
                     finish(j, "diverged", _divergence_error(
                         code, float(losses[last - 1 - step, j]), float(flags.loss0[j]), last,
                         o.divergence_factor))
+            for ledger in ledgers:
+                ledger.write()
             clock += seg_s
             step = stop
             if (writer is not None and step < o.max_steps and writer.due(step)
@@ -537,7 +569,7 @@ def _checkpoint(writer: checkpoint.Writer, ledgers: Sequence[_Ledger], trials: S
 def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
     """One AlgoPerf-format trial in concrete-step mode (module docstring): AlgoPerf's runner
     loop with the suite's keys, schedule, stops and rows."""
-    w, o, trial = ctx.workload, ctx.resolved, ctx.trials[index]
+    w, o, trial = ctx.workloads[index], ctx.resolved, ctx.trials[index]
     if w.input_mode == "host":
         raise SpecError(f"{w.spec} feeds batches from the host; concrete-step mode (needed by "
                         f"submission {ctx.submission.name}: {reason}) samples on the device: "
@@ -609,6 +641,7 @@ def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
                 if met and r.algoperf_time_to_target_s is None:
                     r.algoperf_time_to_target_s = clock.total_s
                 ledger.evaluated(last, metrics, met, clock.train_s)
+                ledger.write()
                 record_eval(sub, last, w.target.split, metrics, clock, met)
                 if not np.all(np.isfinite(list(metrics.values()))):
                     ledger.finish("diverged", f"eval metrics not finite at step {last}: {metrics}",
@@ -655,6 +688,26 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
     params, model_state) with that trial's own parameters."""
     if not trials:
         return []
+    variants = _trial_variants(workload, trials)
+    by_variant: dict[str, list[int]] = {}
+    for i, v in enumerate(variants):
+        by_variant.setdefault(v.spec, []).append(i)
+    snapshot_steps = list(snapshot_steps)
+    if any(t.knobs for t in trials) and (len(by_variant) == 1 or _is_algoperf(submission)
+                                          or snapshot_steps):
+        # one variant (named by the trials' knobs), or trials that cannot share a program
+        # across variants (AlgoPerf format, snapshots reading the workload): variant by variant
+        results: list[TrialResult | None] = [None] * len(trials)
+        for indices in by_variant.values():
+            remap = None if on_eval is None else (
+                lambda j, step, m, indices=indices: on_eval(indices[j], step, m))
+            for i, r in zip(indices, run_group(
+                    variants[indices[0]], submission, dataset,
+                    [dataclasses.replace(trials[i], knobs={}) for i in indices], db=db,
+                    options=options, snapshot_steps=snapshot_steps, on_snapshot=on_snapshot,
+                    on_eval=remap)):
+                results[i] = r
+        return results
     max_steps = int(workload.max_steps if options.max_steps is None else options.max_steps)
     eval_every = int(workload.eval_every if options.eval_every is None else options.eval_every)
     if max_steps < 1 or eval_every < 1:
@@ -695,7 +748,7 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
     train_data = (None if workload.input_mode == "host"
                   else jax.device_put(dict(dataset.splits["train"])))
     ctx = _Context(workload=workload, submission=submission, dataset=dataset, trials=trials,
-                   hparams=hparams, options=options,
+                   hparams=hparams, workloads=variants, options=options,
                    resolved=Options(max_steps, eval_every, options.stop_at_target,
                                     options.divergence_factor),
                    mode=mode, batch_size=batch_size, batching=batching, train_data=train_data,
@@ -719,6 +772,21 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
         for i, result in zip(piece.indices, _run_piece(ctx, piece)):
             results[i] = result
     return results
+
+
+def _trial_variants(workload: Workload, trials: Sequence[TrialSpec]) -> list[Workload]:
+    """Each trial's workload variant: the group's, with the trial's runtime knobs."""
+    out = []
+    for trial in trials:
+        bad = sorted(set(trial.knobs) - set(workload.runtime_knobs))
+        if bad:
+            raise SpecError(f"a trial of {workload.spec} sets {', '.join(bad)}, which are not "
+                            f"runtime knobs of {workload.name} (runtime knobs: "
+                            f"{', '.join(workload.runtime_knobs) or '(none)'}); give each "
+                            "such variant its own group")
+        out.append(type(workload)(**{**workload.variant, **trial.knobs}) if trial.knobs
+                   else workload)
+    return out
 
 
 def run_trial(workload: Workload, submission: Submission, dataset: Dataset, seed: int, *,

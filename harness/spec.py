@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import abc
 import ast
+import copy
 import dataclasses
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -141,6 +143,13 @@ def source_hash(obj: Any) -> str:
         src = inspect.getsource(obj)
     except (OSError, TypeError):
         return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
+    return _code_hash(src)
+
+
+@functools.lru_cache(maxsize=512)
+def _code_hash(src: str) -> str:
+    """source_hash of a source text; memoised by the text, as every trial's run row asks for
+    its workload's version and parsing the modules' sources is most of that cost."""
     tree = ast.parse(textwrap.dedent(src))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -159,22 +168,34 @@ def _imported_names(module: ModuleType) -> list[str]:
     (function-level imports included): `from P import n` names P.n when that is a module,
     else P (so importing a submodule does not pull in its package's __init__)."""
     try:
-        tree = ast.parse(inspect.getsource(module))
+        src = inspect.getsource(module)
     except (OSError, TypeError):
         return []
     names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                package = (module.__package__ or "").split(".")
-                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-            for alias in node.names:
-                candidate = f"{base}.{alias.name}"
-                names.append(candidate if _is_project_module(candidate) else base)
+    for base, level, aliases in _import_statements(src):
+        if level is None:
+            names += aliases
+            continue
+        if level:
+            package = (module.__package__ or "").split(".")
+            base = ".".join(package[: len(package) - level + 1] + ([base] if base else []))
+        for alias in aliases:
+            candidate = f"{base}.{alias}"
+            names.append(candidate if _is_project_module(candidate) else base)
     return [n for n in dict.fromkeys(names) if n.split(".")[0] in PROJECT_PACKAGES]
+
+
+@functools.lru_cache(maxsize=512)
+def _import_statements(src: str) -> tuple[tuple[str, int | None, tuple[str, ...]], ...]:
+    """Every import statement of a source text, as (module, level, names): `import a, b` is
+    ("", None, ("a", "b")); `from .m import n` is ("m", 1, ("n",)). Memoised by the text."""
+    out = []
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Import):
+            out.append(("", None, tuple(alias.name for alias in node.names)))
+        elif isinstance(node, ast.ImportFrom):
+            out.append((node.module or "", node.level, tuple(alias.name for alias in node.names)))
+    return tuple(out)
 
 
 def _is_project_module(name: str) -> bool:
@@ -230,6 +251,10 @@ class Workload(abc.ABC):
     #: True for conv nets: XLA:CPU runs convolutions inside a rolled loop ~36x slower,
     #: so on CPU the runner dispatches one compiled step per call instead of a scan.
     slow_in_cpu_loops: ClassVar[bool] = False
+    #: knobs (each with `choices`) that change no parameter shape and that the model can take
+    #: from a traced index at run time (`selecting`): variants that differ only in them train
+    #: in one compiled program, each trial selecting its own value (harness/vectorised.py)
+    runtime_knobs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **variant: Any):
         unknown = sorted(set(variant) - set(self.knobs))
@@ -239,6 +264,29 @@ class Workload(abc.ABC):
         self.variant = {k: knob.default for k, knob in self.knobs.items()}
         for k, raw in variant.items():
             self.variant[k] = self.knobs[k].parse(k, raw)
+
+    #: traced indices into `knobs[k].choices` of the runtime knobs a program selects per
+    #: trial (set by `selecting`; empty: the variant's own values)
+    selected: Mapping[str, Any] = {}
+
+    def selecting(self, indices: Mapping[str, Any]) -> Workload:
+        """This workload whose runtime knobs take the values at `indices` (traced int32
+        scalars into each knob's choices) instead of the variant's: what one trial of a
+        program shared by several variants trains (see `runtime_knobs`)."""
+        unknown = sorted(set(indices) - set(self.runtime_knobs))
+        if unknown:
+            raise SpecError(f"workload {self.name!r}: {', '.join(unknown)} cannot be selected at "
+                            f"run time; runtime knobs: {', '.join(self.runtime_knobs) or '(none)'}")
+        other = copy.copy(self)
+        other.selected = dict(indices)
+        return other
+
+    @property
+    def shape_spec(self) -> str:
+        """The spec of this variant with its runtime knobs at their defaults: variants with
+        the same shape_spec can share one compiled program."""
+        fixed = {k: v for k, v in self.variant.items() if k not in self.runtime_knobs}
+        return type(self)(**fixed).spec
 
     @classmethod
     def describe_knobs(cls) -> str:

@@ -69,7 +69,17 @@ def request_key(request: TrialRequest) -> TrialKey:
 
 
 def group_keys(group: TrialGroup) -> list[TrialKey]:
-    return [trial_key(group.workload, group.submission, t.hparams, t.seed) for t in group.trials]
+    return [trial_key(_trial_variant(group.workload, json.dumps(dict(t.knobs), sort_keys=True)),
+                      group.submission, t.hparams, t.seed) for t in group.trials]
+
+
+@functools.lru_cache(maxsize=256)
+def _trial_variant(workload: str, knobs: str) -> str:
+    """The variant a group's trial trains: the group's, with the trial's runtime knobs."""
+    from workloads import get_workload
+
+    w = get_workload(workload)
+    return type(w)(**{**w.variant, **json.loads(knobs)}).spec
 
 
 def run_key(run: Run) -> TrialKey:

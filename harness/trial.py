@@ -31,11 +31,14 @@ CHECKPOINT_EVERY_S = 600.0
 
 @dataclasses.dataclass(frozen=True)
 class TrialSpec:
-    """One trial of a group that shares a compiled shape: its seed and its hyperparameter
-    overrides (names the submission's hparams.json has; the rest keep the submission's values)."""
+    """One trial of a group that shares a compiled shape: its seed, its hyperparameter
+    overrides (names the submission's hparams.json has; the rest keep the submission's values)
+    and its values of the group workload's runtime knobs (`Workload.runtime_knobs`) where they
+    differ from the group's variant: e.g. {"activation": "gelu"} in a group of mnist_mlp."""
 
     seed: int
     hparams: Mapping[str, Any]
+    knobs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +56,9 @@ class TrialOptions:
     (None: not by that measure; both None: never); checkpoint_dir: where (None: beside a SQLite
     results database, else the user cache dir); keep_checkpoints: keep them (and the final
     state) when the trials finish. harness/checkpoint.py says what a checkpoint holds.
+    share_variants: variants that differ only in runtime knobs (Workload.runtime_knobs) form
+    one group, one compiled program (fewer compiles; but on CPU a trial that stopped still
+    computes its training step, discarded, until the program's last trial stops).
     """
 
     max_steps: int | None = None
@@ -69,6 +75,7 @@ class TrialOptions:
     checkpoint_every_s: float | None = CHECKPOINT_EVERY_S
     checkpoint_dir: str | None = None
     keep_checkpoints: bool = False
+    share_variants: bool = False
 
 
 @dataclasses.dataclass

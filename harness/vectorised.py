@@ -55,6 +55,8 @@ from harness.spec import Workload
 from harness.submissions import Submission
 from harness.trial import HOST_CHUNK_STEPS, CompileCache
 
+#: prefix of the traced hyperparameter entries that carry a trial's runtime knob indices
+KNOB = "knob:"
 #: in-loop mode returns to the host (rows written, progress visible) at least this often
 SEGMENT_STEPS = 256
 #: in-loop evaluation keeps the whole eval split on the device: only up to this size
@@ -126,10 +128,17 @@ def trial_map(fn: Callable, in_axes: Sequence[int | None], batching: Batching,
               loop: bool = True) -> Callable:
     """fn over the trial axis (leading axis of the arguments whose in_axes is 0), as `batching`
     says; arguments with in_axes None are shared by every trial. MAP with loop=False traces fn
-    once per trial with no loop (for conv nets on XLA:CPU, slow inside any loop)."""
+    once per trial with no loop (for conv nets on XLA:CPU, slow inside any loop).
+
+    `active` (bool[T], optional, a keyword of the returned function): in MAP with a loop, a
+    trial whose flag is off is not computed (a `lax.cond` in the loop body gives zeros in its
+    place), so trials that already stopped cost nothing while the others go on; callers
+    discard those outputs. VMAP computes every trial (a batched cond computes both branches).
+    The in-loop eval uses it; the training step does not: inside a cond, XLA:CPU computes the
+    step differently from the trial alone (not bit for bit), while the eval stays bit-exact."""
     in_axes = tuple(in_axes)
 
-    def call(*args):
+    def call(*args, active=None):
         sizes = {jax.tree_util.tree_leaves(a)[0].shape[0]
                  for a, ax in zip(args, in_axes) if ax is not None and jax.tree_util.tree_leaves(a)}
         if sizes == {1}:
@@ -148,7 +157,16 @@ def trial_map(fn: Callable, in_axes: Sequence[int | None], batching: Batching,
             it = iter(xs)
             return fn(*[next(it) if ax is not None else a for a, ax in zip(args, in_axes)])
 
-        return jax.lax.map(one, mapped)
+        if active is None:
+            return jax.lax.map(one, mapped)
+        shapes = jax.eval_shape(one, take(mapped, 0))
+
+        def one_if_active(xs):
+            on, xs = xs
+            return jax.lax.cond(on, one, lambda _: jax.tree_util.tree_map(
+                lambda s: jnp.zeros(s.shape, s.dtype), shapes), xs)
+
+        return jax.lax.map(one_if_active, (active, mapped))
 
     return call
 
@@ -179,28 +197,41 @@ class Program:
 
     def __init__(self, workload: Workload, submission: Submission, static: Mapping[str, Any],
                  traced: Sequence[str], batch_size: int, mode: str, options: Options,
-                 in_loop_eval: bool, batching: Batching = Batching.AUTO):
+                 in_loop_eval: bool, batching: Batching = Batching.AUTO,
+                 switch: Sequence[str] = ()):
         self.workload, self.module = workload, submission.module
+        self.switch = tuple(switch)
         self.static, self.traced = dict(static), tuple(traced)
         self.batch_size, self.mode, self.options = batch_size, mode, options
         self.host = workload.input_mode == "host"
         self.in_loop_eval = in_loop_eval
         self.batching = batching.resolve()
         self._segment = CompileCache(self._segment_fn, donate_argnums=(0,))
-        self._eval = CompileCache(trial_map(workload.eval_batch, (0, 0, None), self.batching,
+        self._eval = CompileCache(trial_map(self._eval_batch, (0, 0, 0, None), self.batching,
                                             loop=mode == "scan"))
         self._chunks: dict[int, CompileCache] = {}
 
     # -- traced functions ------------------------------------------------------------------
 
     def hparams(self, hp: Mapping[str, jax.Array]) -> dict[str, Any]:
-        return {**self.static, **hp}
+        return {**self.static, **{k: v for k, v in hp.items() if not k.startswith(KNOB)}}
+
+    def trial_workload(self, hp: Mapping[str, jax.Array]) -> Workload:
+        """The workload one trial trains: with the runtime knobs this program switches
+        (`switch`) selected by the trial's indices in `hp`, else the program's own."""
+        if not self.switch:
+            return self.workload
+        return self.workload.selecting({k: hp[KNOB + k] for k in self.switch})
+
+    def _eval_batch(self, params, model_state, hp, batch):
+        return self.trial_workload(hp).eval_batch(params, model_state, batch)
 
     def _step(self, carry: Carry, step, data, fed, hp, train_keys) -> tuple[Carry, jax.Array]:
         """One training step of every active trial; finished trials keep their state."""
-        w, sub = self.workload, self.module
+        sub = self.module
 
         def one(state, hp_i, key_i, fed_i):
+            w = self.trial_workload(hp_i)
             params, model_state, opt_state = state
             data_rng, update_rng = jax.random.split(jax.random.fold_in(key_i, step))
             if self.host:
@@ -230,13 +261,14 @@ class Program:
                      reached_step=carry.reached_step,
                      stop=jnp.where(active & bad, int(Stop.LOSS_DIVERGED), carry.stop)), loss
 
-    def _eval_all(self, state, eval_data):
-        """eval_batch of every trial on every (stacked) eval batch: leaves (batches, T)."""
+    def _eval_all(self, state, eval_data, hp, active=None):
+        """eval_batch of every trial on every (stacked) eval batch: leaves (batches, T);
+        trials not `active` are skipped where trial_map can (their outputs unused)."""
         params, model_state, _ = state
 
         def per_batch(_, batch):
-            return None, trial_map(self.workload.eval_batch, (0, 0, None), self.batching)(
-                params, model_state, batch)
+            return None, trial_map(self._eval_batch, (0, 0, 0, None), self.batching)(
+                params, model_state, hp, batch, active=active)
 
         return jax.lax.scan(per_batch, None, eval_data)[1]
 
@@ -263,7 +295,7 @@ class Program:
         """Steps start..stop-1 (fewer if every trial stops) with in-loop evals: the carry, the
         losses (SEGMENT_STEPS, T), which trials each step's eval saw, and its per-batch outputs."""
         t = carry.active.shape[0]
-        out_shapes = jax.eval_shape(self._eval_all, carry.state, eval_data)
+        out_shapes = jax.eval_shape(self._eval_all, carry.state, eval_data, hp)
         empty_outs = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), out_shapes)
         buffers = (jnp.full((SEGMENT_STEPS, t), jnp.nan, jnp.float32),
                    jnp.zeros((SEGMENT_STEPS, t), bool),
@@ -280,7 +312,7 @@ class Program:
             offset = step - start
 
             def evaluate(carry):
-                o = self._eval_all(carry.state, eval_data)
+                o = self._eval_all(carry.state, eval_data, hp, carry.active)
                 carry, seen_now = self._after_eval(carry, o, step + 1)
                 return carry, seen_now, o
 
@@ -324,12 +356,15 @@ class Program:
     # -- host side -------------------------------------------------------------------------
 
     def init(self, keys: Sequence[Mapping[str, jax.Array]],
-             hparams: Sequence[Mapping[str, Any]]) -> Carry:
+             hparams: Sequence[Mapping[str, Any]],
+             workloads: Sequence[Workload] | None = None) -> Carry:
         """Each trial's initial state, computed as a trial alone computes it (op by op, with its
-        hyperparameters as Python values), stacked on the trial axis."""
-        w, sub = self.workload, self.module
+        hyperparameters as Python values, by its own variant `workloads[i]`), stacked on the
+        trial axis."""
+        sub = self.module
         states = []
-        for k, hp in zip(keys, hparams):
+        for i, (k, hp) in enumerate(zip(keys, hparams)):
+            w = self.workload if workloads is None else workloads[i]
             params, model_state = w.init(k["init"])
             states.append((params, model_state,
                            sub.init_optimizer_state(w, params, model_state, hp, k["optimizer"])))
@@ -361,17 +396,19 @@ class Program:
             losses.append(loss)
         return carry, jnp.concatenate(losses) if len(losses) > 1 else losses[0]
 
-    def evaluate(self, carry: Carry, eval_batches: Sequence[Any]) -> list[Any]:
+    def evaluate(self, carry: Carry, eval_batches: Sequence[Any], hp: Mapping[str, jax.Array]
+                 ) -> list[Any]:
         """Per-batch eval outputs of every trial (leading axis T), on the host."""
         params, model_state, _ = carry.state
-        return jax.device_get([self._eval(params, model_state, b) for b in eval_batches])
+        return jax.device_get([self._eval(params, model_state, hp, b) for b in eval_batches])
 
     def probe(self, data: Any, fed: Any, example: Mapping[str, Any]) -> str | None:
         """Trace (without compiling) one training step with the hyperparameters traced,
         `example` giving their dtypes; the error text if the submission needs one of them as a
         Python value (it branches on it), else None. Other errors are left to the run, which
         records them in the trials' rows."""
-        hp = jax.eval_shape(lambda: hparam_arrays([example], self.traced))
+        hp = jax.eval_shape(lambda: hparam_arrays([example], self.traced, [self.workload],
+                                                  self.switch))
         key = jax.ShapeDtypeStruct((1, 2), jnp.uint32)
         keys = jax.random.split(jax.random.PRNGKey(0))
         carry = jax.eval_shape(lambda: self.init([{"init": keys[0], "optimizer": keys[1]}],
@@ -397,13 +434,20 @@ class Program:
         return [self._segment, self._eval, *self._chunks.values()]
 
 
-def hparam_arrays(hparams: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, jax.Array]:
-    """The traced hyperparameters of T trials: {name: array (T,)} (float32 or int32)."""
+def hparam_arrays(hparams: Sequence[Mapping[str, Any]], names: Sequence[str],
+                  workloads: Sequence[Workload] = (), switch: Sequence[str] = ()
+                  ) -> dict[str, jax.Array]:
+    """The traced hyperparameters of T trials: {name: array (T,)} (float32 or int32); with
+    `switch`, also each trial's index into the choices of each runtime knob it names
+    ({KNOB + knob: int32 (T,)}, from the trials' `workloads`)."""
     out = {}
     for k in names:
         values = [h[k] for h in hparams]
         dtype = jnp.int32 if all(isinstance(v, int) for v in values) else jnp.float32
         out[k] = jnp.asarray(np.asarray(values), dtype)
+    for k in switch:
+        out[KNOB + k] = jnp.asarray([w.knobs[k].choices.index(w.variant[k]) for w in workloads],
+                                    jnp.int32)
     return out
 
 

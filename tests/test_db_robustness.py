@@ -197,3 +197,31 @@ def test_foreign_sqlite_database_is_refused(tmp_path):
     with pytest.raises(DatabaseError, match="not a curvebench results database"):
         open_database(str(path))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_evals_written_together_are_the_rows_of_evals_written_one_at_a_time(tmp_path):
+    """Database.add_evals (one transaction per compiled segment) writes exactly the eval rows,
+    losses and progress fields that add_eval writes one eval at a time."""
+    import numpy as np
+
+    from harness.db.database import EvalWrite
+
+    evals = [EvalWrite(step, {"accuracy": step / 10, "loss": float("nan") if step == 3 else 1.0},
+                       wall_s=step * 0.5, train_s=step * 0.25,
+                       losses=(step - 1, np.array([step], np.float32)))
+             for step in (1, 2, 3)]
+    rows = []
+    for name in ("one", "together"):
+        db = open_database(f"sqlite:///{tmp_path / name}.db")
+        db.start_run(**run_fields("r"))
+        if name == "one":
+            for e in evals:
+                db.add_eval("r", e.step, "validation", e.metrics, e.wall_s, e.train_s, e.losses,
+                            final_step=e.step)
+        else:
+            db.add_evals("r", "validation", evals, final_step=evals[-1].step)
+        run = db.get_run("r")
+        rows.append(([(e.step, e.metric, e.value, e.wall_s, e.train_s) for e in
+                      sorted(run.evals, key=lambda e: (e.step, e.metric))],
+                     run.final_step, [a.tolist() for a in db.losses("r")]))
+    assert rows[0] == rows[1] and len(rows[0][0]) == 6 and rows[0][2] == [[0, 1, 2], [1, 2, 3]]

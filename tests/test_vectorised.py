@@ -191,3 +191,40 @@ def test_bit_exact_tier_does_not_compare_different_group_sizes(batchnorm_runs):
     tier = bit_exact(refset, candidates)
     assert tier.status == "skip" and "not bit-comparable" in tier.summary
     assert bit_exact(refset, refs).status == "pass"
+
+
+def test_trial_map_skips_inactive_trials_in_map_mode_only():
+    """An inactive trial is not computed under MAP (zeros in its place; the eval of trials
+    that stopped costs nothing); active trials get exactly fn's value; VMAP computes all."""
+    import jax.numpy as jnp
+
+    from harness.vectorised import Batching, trial_map
+
+    def fn(x, shared):
+        return {"y": jnp.sin(x) * shared}
+
+    x, active = jnp.arange(3.0), jnp.array([True, False, True])
+    mapped = jax.jit(lambda x, a: trial_map(fn, (0, None), Batching.MAP)(x, 2.0, active=a))(x, active)
+    assert np.array_equal(mapped["y"], np.where(active, np.sin(np.arange(3.0)) * 2, 0).astype(np.float32))
+    vmapped = trial_map(fn, (0, None), Batching.VMAP)(x, 2.0, active=active)
+    assert np.allclose(vmapped["y"], np.sin(np.arange(3.0)) * 2)
+
+
+def test_variants_differing_in_runtime_knobs_share_one_program_bit_for_bit(mnist_sample, tmp_path):
+    """mnist_mlp's activation is a runtime knob: trials of all four activations run as one
+    program (lax.switch per trial), each computing what it computes alone, its row naming
+    its own variant and the program's size."""
+    adam = load_submission(SUBMISSIONS / "adam")
+    acts = ("relu", "gelu", "sigmoid", "hard_tanh")
+    common = dict(max_steps=6, eval_every=1)
+    group, db_g, _ = run(with_target("mnist_mlp:width=16", 0.75), adam, mnist_sample,
+                         [TrialSpec(0, {}, {"activation": a}) for a in acts], tmp_path, "family",
+                         **common)
+    assert group[0].compiles == 1 and all(r.group_size == 4 for r in group)
+    for a, g in zip(acts, group):
+        spec = get_workload(f"mnist_mlp:width=16,activation={a}").spec
+        (alone,), db_a, _ = run(with_target(spec, 0.75), adam, mnist_sample, [TrialSpec(0, {})],
+                                tmp_path, f"alone_{a}", **common)
+        assert g.workload == alone.workload == db_g.get_run(g.run_id).variant == spec
+        assert db_g.get_run(g.run_id).group_size == 4
+        assert_same_trial(alone, g, db_a, db_g)

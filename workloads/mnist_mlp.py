@@ -25,7 +25,10 @@ Run: curvebench run --workload mnist_mlp --submission adam --seeds 3
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -42,14 +45,24 @@ ACTIVATIONS = {
 }
 
 
+def _activate(x, activation: str, index: Any):
+    """ACTIVATIONS[activation](x), or with a traced `index` the index-th of ACTIVATIONS chosen
+    at run time (`lax.switch`): one compiled program then serves every activation."""
+    if index is None:
+        return ACTIVATIONS[activation](x)
+    return jax.lax.switch(index, list(ACTIVATIONS.values()), x)
+
+
 class MLP(nn.Module):
-    """Flatten, (depth-1) x [Dense(width), optional BatchNorm, activation], Dense(classes)."""
+    """Flatten, (depth-1) x [Dense(width), optional BatchNorm, activation], Dense(classes).
+    `activation_index`: a traced index into ACTIVATIONS that overrides `activation`."""
 
     width: int
     depth: int
     activation: str
     batchnorm: bool
     num_classes: int = 10
+    activation_index: Any = None
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -58,7 +71,7 @@ class MLP(nn.Module):
             x = nn.Dense(self.width)(x)
             if self.batchnorm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-            x = ACTIVATIONS[self.activation](x)
+            x = _activate(x, self.activation, self.activation_index)
         return nn.Dense(self.num_classes)(x)
 
 
@@ -73,6 +86,7 @@ class MnistMlp(Workload):
         "batchnorm": Knob(bool, False, choices=(False, True)),
     }
     target = Target("accuracy", 0.87, "max", "validation")
+    runtime_knobs = ("activation",)
     batch_size = 1024
     max_steps = 2000
     eval_every = 1
@@ -87,7 +101,8 @@ class MnistMlp(Workload):
     @property
     def model(self) -> MLP:
         v = self.variant
-        return MLP(v["width"], v["depth"], v["activation"], v["batchnorm"])
+        return MLP(v["width"], v["depth"], v["activation"], v["batchnorm"],
+                   activation_index=self.selected.get("activation"))
 
     def init(self, rng):
         return init_linen(self.model, rng, jnp.zeros((1, 28, 28, 1), jnp.float32))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,18 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: PostgreSQL advisory lock held while one process creates or migrates the schema
 SCHEMA_LOCK_KEY = 0x6375727665  # "curve"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalWrite:
+    """One evaluation to write (`Database.add_evals`): its step, metrics, timings and the
+    training losses since the eval before it (start_step, values), if any."""
+
+    step: int
+    metrics: Mapping[str, float]
+    wall_s: float
+    train_s: float
+    losses: tuple[int, np.ndarray] | None = None
 
 
 class DatabaseError(UserError, RuntimeError):
@@ -270,13 +283,25 @@ class Database:
                  **run_fields: Any) -> None:
         """Write one evaluation's metrics, and in the same transaction the training losses
         since the last eval (start_step, values) and progress fields of the run."""
+        self.add_evals(run_id, split, [EvalWrite(step, metrics, wall_s, train_s, losses)],
+                       **run_fields)
+
+    def add_evals(self, run_id: str, split: str, evals: Sequence[EvalWrite],
+                  **run_fields: Any) -> None:
+        """Write several evaluations of one run (each with the training losses since the one
+        before) and the run's progress fields after the last, in one transaction: the rows
+        of `add_eval` one eval at a time, at the cost of one commit."""
+        if not evals:
+            return
         with self.session() as s:
-            if losses is not None and np.size(losses[1]):
-                values = np.asarray(losses[1], dtype="<f4").ravel()
-                s.add(TrainLosses(run_id=run_id, start_step=int(losses[0]), count=int(values.size),
-                                  data=values.tobytes()))
-            s.add_all(EvalRow(run_id=run_id, step=step, split=split, metric=k, value=_finite_or_none(v),
-                              wall_s=wall_s, train_s=train_s) for k, v in metrics.items())
+            for e in evals:
+                if e.losses is not None and np.size(e.losses[1]):
+                    values = np.asarray(e.losses[1], dtype="<f4").ravel()
+                    s.add(TrainLosses(run_id=run_id, start_step=int(e.losses[0]),
+                                      count=int(values.size), data=values.tobytes()))
+                s.add_all(EvalRow(run_id=run_id, step=e.step, split=split, metric=k,
+                                  value=_finite_or_none(v), wall_s=e.wall_s, train_s=e.train_s)
+                          for k, v in e.metrics.items())
             run = s.get(Run, run_id)
             for k, v in run_fields.items():
                 setattr(run, k, v)
