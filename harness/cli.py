@@ -272,7 +272,7 @@ def _sweep(requests, options, db_url: str, *, quiet: bool, mirror=None, **kwargs
 MlflowOpt = Annotated[Optional[str], typer.Option(
     "--mlflow", metavar="URI", help="also mirror each finished run (params, hparams, eval and "
     "loss curves, curvature, tags) to this MLflow tracking URI, e.g. sqlite:///mlflow.db or "
-    "http://host:5000 (pip install -e '.[mlflow]')")]
+    "http://host:5000 (pip install -e '.\\[mlflow]')")]
 
 
 def _mlflow_mirror(uri: str | None, db_url: str):
@@ -1009,7 +1009,7 @@ def export_cmd(
     out_dir: Annotated[str, typer.Option("--out", help="directory for runs, evals, losses and "
                                          "curvature tables")] = "curvebench-export",
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet (parquet: pip install -e "
-                                     "'.[parquet]')")] = "csv",
+                                     "'.\\[parquet]')")] = "csv",
     workload: WorkloadFilterOpt = None,
     variant: VariantFilterOpt = None,
     submission: SubmissionFilterOpt = None,

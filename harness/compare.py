@@ -1,7 +1,7 @@
 """Two sets of runs side by side, per workload variant: `curvebench compare A B`.
 
 A side (`Side`) is written as one word: a submission name (`adam`), `sweep:NAME_OR_ID`,
-`tag:TAG`, or `runs:ID,ID,...` (ids or unique prefixes). On each workload variant both sides
+`tag:TAG`, or `runs:ID,ID,...` (ids or unique prefixes). On each workload variant either side
 ran, a side's sample is what `score` would compare (harness.score.declared_set): its newest
 code + hparams there, one finished run per seed — except `runs:`, which takes exactly the
 runs named. Runs of a different workload version or data than the side's newest run on that
@@ -12,7 +12,9 @@ steps-to-target (a miss counts as infinite), the median time-to-target over the 
 alone (`runs.group_size == 1`, as `score` does: a vectorised group's wall time is no single
 trial's), the ratios B/A, and the verdict of `curvebench check`'s steps-to-target test
 (harness.check.steps_test: pooled Yuen trimmed-mean t-test, a miss counted as the step
-budget, failing only beyond the workload's relative tolerance) with A as the reference.
+budget, failing only beyond the workload's relative tolerance) with A as the reference. Where
+the two sides ran different workload versions or data, or different step budgets or eval
+intervals, steps do not mean the same thing: the numbers are shown, the verdict says so.
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ def _verdict(a: list[Run], b: list[Run]) -> Verdict:
     """check's steps-to-target test of B (candidate) against A (reference)."""
     if not any(r.status == "reached" for r in a + b):
         return Verdict("no run reached the target")
+    if len({(r.workload_version, r.data_fingerprint) for r in a + b}) > 1:
+        return Verdict("not comparable: workload versions or data differ")
     if len({(r.max_steps, r.eval_every) for r in a + b}) > 1:
         return Verdict("not comparable: step budgets or eval intervals differ")
     from workloads import REGISTRY

@@ -167,6 +167,23 @@ def test_compare_run_sets_by_sweep_tag_and_ids(stored):
     assert [r["variant"] for r in json.loads(narrowed.stdout)["rows"]] == [LONG_VARIANT]
 
 
+def test_compare_refuses_a_verdict_across_workload_versions(tmp_path):
+    from harness.compare import Side, compare
+
+    db = open_database(f"sqlite:///{tmp_path / 'r.db'}")
+    for seed in range(3):
+        add_run(db, submission="adam", seed=seed, steps=30)
+        add_run(db, submission="sgd", seed=seed, steps=60, order=5)
+    with db.session() as s:
+        from harness.db import Run
+
+        for run in s.query(Run).filter(Run.submission == "sgd"):
+            run.workload_version = "v2"
+    [row] = compare(db, Side.parse("adam"), Side.parse("sgd")).rows
+    assert row.verdict.text == "not comparable: workload versions or data differ"
+    assert (row.a.median_steps, row.b.median_steps) == (30, 60)
+
+
 @pytest.mark.parametrize("a, b, message", [
     ("adam", "momentum", "side momentum has no runs"),
     ("adam", "label:x", "unknown side kind 'label'"),

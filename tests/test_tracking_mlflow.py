@@ -104,9 +104,9 @@ def test_run_with_mlflow_mirrors_each_trained_trial(tmp_path, store):
                            "--db", str(db_path), "--mlflow", store, "--quiet"])
     assert res.exit_code == 0, res.output
     client, runs = _runs(store)
-    stored = {r.id: r for r in open_database(f"sqlite:///{db_path}").runs()}
-    assert {r.data.tags["curvebench.run_id"] for r in runs} == set(stored)
+    db = open_database(f"sqlite:///{db_path}")
+    assert {r.data.tags["curvebench.run_id"] for r in runs} == {r.id for r in db.runs()}
     for r in runs:
-        row = stored[r.data.tags["curvebench.run_id"]]
+        curve = db.eval_curve(r.data.tags["curvebench.run_id"])
         history = client.get_metric_history(r.info.run_id, "validation/accuracy")
-        assert [m.step for m in history] == [e.step for e in row.evals if e.metric == "accuracy"]
+        assert [(m.step, m.value) for m in history] == [(s, m["accuracy"]) for s, m in curve.items()]
