@@ -10,13 +10,14 @@ a summary of its training losses and its curvature snapshots, as `RunDetail`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.db import Database, DatabaseError, Run
+from harness.db import Database, Run
 from harness.db.models import RUN_STATUSES, RunOrigin
 from harness.errors import UserError
 
@@ -88,8 +89,6 @@ def find_runs(db: Database, filters: RunFilter = RunFilter()) -> list[Run]:
 def varying_hparams(runs: list[Run]) -> tuple[list[str], dict[str, Any]]:
     """(names whose value differs between the runs, in first-seen order; the name -> value
     of those every run shares). A name some runs lack counts as differing."""
-    import json
-
     names = list(dict.fromkeys(k for r in runs for k in r.hparams))
     varying, common = [], {}
     for k in names:
@@ -216,5 +215,5 @@ def _float(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-__all__ = ["DatabaseError", "EvalPoint", "LossSummary", "QueryError", "RunDetail", "RunFilter",
+__all__ = ["EvalPoint", "LossSummary", "QueryError", "RunDetail", "RunFilter",
            "SnapshotInfo", "find_runs", "run_detail", "varying_hparams"]

@@ -139,7 +139,7 @@ class MlflowMirror:
             "git_commit": detail.environment.get("git_commit")}.items() if v is not None})
         run = self._client.create_run(self._experiment_id, start_time=start_ms, tags=tags)
         mlflow_id = run.info.run_id
-        params = {k: v for k, v in detail.hparams.items()}
+        params = dict(detail.hparams)
         params.update({f"setting.{k}": v for k, v in settings.items() if v is not None})
         metrics = list(self._metrics(detail, metric_cls, start_ms))
         param_list = [param_cls(k, str(v)) for k, v in params.items()]
