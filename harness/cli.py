@@ -100,7 +100,9 @@ CURVATURE_OPTIONS = {"curvature": "kinds", "curvature_every": "every", "curvatur
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -215,17 +217,64 @@ def _progress(quiet: bool):
     return ProgressDisplay(err, Mode.choose(quiet, err))
 
 
-def _sweep(requests, options, db_url: str, *, quiet: bool, **kwargs) -> SweepResult:
-    """run_sweep with progress bars; bad input (unknown workload, knob, hparam, data) exits 2."""
+def _sweep(requests, options, db_url: str, *, quiet: bool, mirror=None, **kwargs) -> SweepResult:
+    """run_sweep with progress bars (and each finished trial mirrored to MLflow when `mirror`
+    is given); bad input (unknown workload, knob, hparam, data) exits 2."""
     from harness.curvature import ScheduleError
     from harness.experiment import run_sweep
     from harness.spec import DataUnavailable, SpecError
 
     try:
         with _progress(quiet) as progress:
-            return run_sweep(requests, options, db_url, on_event=progress, **kwargs)
+            return run_sweep(requests, options, db_url, on_event=_also_mirrored(progress, mirror),
+                             **kwargs)
     except (SpecError, DataUnavailable, ScheduleError) as e:
         _fail(str(e))
+
+
+MlflowOpt = Annotated[Optional[str], typer.Option(
+    "--mlflow", metavar="URI", help="also mirror each finished run (params, hparams, eval and "
+    "loss curves, curvature, tags) to this MLflow tracking URI, e.g. sqlite:///mlflow.db or "
+    "http://host:5000 (pip install -e '.\\[mlflow]')")]
+
+
+def _mlflow_mirror(uri: str | None, db_url: str):
+    """The MLflow mirror for --mlflow URI (None without it); a URI MLflow refuses exits 2
+    before anything trains."""
+    if uri is None:
+        return None
+    from harness.tracking.mlflow import MlflowMirror, TrackingError
+
+    try:
+        return MlflowMirror(uri, db_url)
+    except TrackingError as e:
+        _fail(str(e))
+
+
+def _also_mirrored(progress, mirror):
+    """A sweep's event callback: the progress display, and each finished group's trials
+    mirrored to MLflow when a mirror is given."""
+    if mirror is None:
+        return progress
+
+    def on_event(event) -> None:
+        progress(event)
+        mirror(event)
+    return on_event
+
+
+def _mirror_report(mirror, run_ids=()) -> None:
+    """Mirror `run_ids` too (runs already mirrored are skipped) and say what went where."""
+    if mirror is None:
+        return
+    for run_id in run_ids:
+        mirror.mirror_safely(run_id)
+    for run_id, why in mirror.failures:
+        err.print(f"[yellow]warning:[/] run {run_id[:8]} not mirrored to MLflow: {why} (it is in "
+                  f"the results database; `curvebench runs --mlflow URI ...` retries)",
+                  highlight=False)
+    err.print(f"{len(mirror.mirrored)} runs mirrored to MLflow {mirror.uri} (experiment "
+              f"{mirror.experiment})", highlight=False)
 
 
 def _parse_single(workload: str, hparam: list[str], command: str) -> dict[str, Any]:
@@ -290,6 +339,7 @@ def run(
     resume: Annotated[Optional[str], typer.Option(
         help="continue this killed or interrupted run (id or prefix) from its last checkpoint, "
              "with the unfinished trials of its group", metavar="RUN_ID")] = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Train a submission on one workload for N seeds; print steps and time to target."""
     cadence = _checkpoint_fields(checkpoint_every, checkpoint_dir, keep_checkpoints)
@@ -330,9 +380,11 @@ def run(
             _fail(str(e))
     requests = [TrialRequest(workload, submission, {**point, **overrides}, seed)
                 for seed in range(seed_start, seed_start + seeds)]
+    mirror = _mlflow_mirror(mlflow, database.url)
     sweep = _sweep(requests, options, database.url, quiet=quiet or as_json,
                    command=_command_line(ctx), data_dir=data_dir, data_source=data_source,
-                   curvature=config, compile_cache=compile_cache)
+                   curvature=config, compile_cache=compile_cache, mirror=mirror)
+    _mirror_report(mirror)
     _print_trials(sweep.trials, database.url, as_json)
 
 
@@ -462,6 +514,7 @@ def sweep(
         min=0, help="resubmissions of a group whose worker was lost (ray, submitit)")] = 3,
     resume: Annotated[Optional[str], typer.Option(
         help="continue this sweep (name or id): its finished trials are kept, the rest run")] = None,
+    mlflow: MlflowOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -528,11 +581,13 @@ def sweep(
             resumed = resolve_sweep(database, resume)
         except SelectionError as e:
             _fail(str(e))
+    mirror = _mlflow_mirror(mlflow, database.url)
     result = _sweep(requests_for(specs, subs, hparams, seed_list), options, database.url,
                     quiet=quiet or as_json, name=name or cfg.name, command=_command_line(ctx),
                     data_dir=o.get("data_dir"), data_source=o.get("data_source"),
                     curvature=curv, compile_cache=o.get("compile_cache"), executor=runner,
-                    resume=resumed)
+                    resume=resumed, mirror=mirror)
+    _mirror_report(mirror)
     if as_json:
         print(json.dumps(_jsonable([t.to_json() for t in result.trials]), indent=2))
         return
@@ -582,6 +637,7 @@ def score_cmd(
     timing: Annotated[str, typer.Option(
         help="which time-to-target to compare: 'training' (training steps only) or 'algoperf' "
              "(AlgoPerf's: + compilation and prepare_for_eval; see harness/score.py)")] = "training",
+    mlflow: MlflowOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -617,6 +673,7 @@ def score_cmd(
         _fail(f"--timing {timing!r}: valid: {', '.join(t.value for t in scoring.Timing)}")
     skipped: dict[str, str] = {}
     per_workload: dict[str, list] = {}
+    mirror = _mlflow_mirror(mlflow, database.url)
     if sweep:
         identity = scoring.selected_variants(database, selection)
         name = Path(submission).name
@@ -631,7 +688,7 @@ def score_cmd(
         result = _sweep(requests_for(specs, [submission], [overrides], range(seeds)),
                         _trial_options("score", tag=tag), database.url, quiet=quiet or as_json,
                         command=_command_line(ctx), data_dir=data_dir, timed_alone=True,
-                        compile_cache=compile_cache)
+                        compile_cache=compile_cache, mirror=mirror)
         for t in result.trials:
             per_workload.setdefault(t.result.workload, []).append(t.result)
         identity = {}
@@ -653,6 +710,7 @@ def score_cmd(
                      "median_time_to_target_s": _median([r.time_to_target_s for r in results]),
                      "run_ids": [r.run_id for r in results]})
     sources = [rs for per in compared.values() for rs in per.values()]
+    _mirror_report(mirror, [run_id for rs in sources for run_id in rs.run_ids])
     if as_json:
         payload = {"submission": name, "workloads": rows, "skipped": skipped,
                    "compared": {"selection": selection.describe(),
@@ -750,27 +808,282 @@ def tune(
     out.print(f"results in {database.url} (tags {tag}-study0..{studies - 1})")
 
 
-@app.command()
+# -- finding, showing, comparing and exporting stored runs --------------------------------
+
+runs_app = typer.Typer(help="List stored runs (filters below), or `runs show RUN_ID` for one.",
+                       invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+WorkloadFilterOpt = Annotated[Optional[str], typer.Option(
+    "--workload", help="workload name or variant, e.g. mnist_mlp or mnist_mlp:width=200")]
+VariantFilterOpt = Annotated[Optional[str], typer.Option(
+    "--variant", help="exactly this workload variant (knob order and defaults do not matter)")]
+SubmissionFilterOpt = Annotated[Optional[str], typer.Option(
+    "--submission", help="submission name or folder")]
+StatusFilterOpt = Annotated[Optional[str], typer.Option(
+    "--status", help="reached, not_reached, diverged, failed, interrupted or running")]
+OriginFilterOpt = Annotated[Optional[str], typer.Option(
+    "--origin", help="the command that made the runs: run, sweep, score, check, analysis")]
+SweepFilterOpt = Annotated[Optional[str], typer.Option("--sweep", help="sweep name or id")]
+TagFilterOpt = Annotated[Optional[str], typer.Option("--tag", help="runs with this tag")]
+#: the run columns `curvebench runs --json` prints besides hparams
+RUN_LIST_FIELDS = ("id", "workload", "variant", "submission", "seed", "status", "steps_to_target",
+                   "time_to_target_s", "compile_s", "group_size", "origin", "tag", "sweep_id",
+                   "backend", "started_at")
+
+
+def _num(x: Any) -> str:
+    """A number to read: ints as they are, floats to 3 significant digits, '—' if missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    return "inf" if math.isinf(x) else f"{x:.3g}"
+
+
+def _hparams_text(hparams: dict[str, Any], names: list[str]) -> str:
+    return ", ".join(f"{k}={_num(hparams[k]) if k in hparams else '—'}" for k in names)
+
+
+def _run_filter(**given: Any):
+    from harness.runs_query import RunFilter
+
+    return RunFilter(**given)
+
+
+def _query(call):
+    """Run a library query; bad input (unknown run, filter, side) is a one-line error."""
+    from harness.errors import UserError
+
+    try:
+        return call()
+    except UserError as e:
+        _fail(str(e))
+
+
+@runs_app.callback()
 def runs(
+    ctx: typer.Context,
+    workload: WorkloadFilterOpt = None,
+    variant: VariantFilterOpt = None,
+    submission: SubmissionFilterOpt = None,
+    status: StatusFilterOpt = None,
+    origin: OriginFilterOpt = None,
+    sweep: SweepFilterOpt = None,
+    tag: TagFilterOpt = None,
     db: DbOpt = None,
-    workload: Annotated[Optional[str], typer.Option(help="filter by workload name")] = None,
-    submission: Annotated[Optional[str], typer.Option(help="filter by submission name")] = None,
+    mlflow: MlflowOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List stored runs."""
-    database = _open(db)
-    rows = database.runs(workload=workload, submission=submission)
-    fields = ("id", "variant", "submission", "seed", "status", "steps_to_target",
-              "time_to_target_s", "compile_s", "backend", "started_at")
-    if as_json:
-        print(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2, default=str))
+    """List stored runs, oldest first: every filter given must hold. The hparams column shows
+    the hyperparameters that differ between the listed runs (the rest are printed below)."""
+    if ctx.invoked_subcommand is not None:
         return
-    table = _table(f"runs in {database.url}", fields)
-    for r in rows:
-        table.add_row(*(str(getattr(r, f))[:19] if f != "id" else r.id[:8] for f in fields))
+    from harness.runs_query import find_runs, varying_hparams
+
+    database = _open(db)
+    filters = _run_filter(workload=workload, variant=variant, submission=submission,
+                          status=status, origin=origin, sweep=sweep, tag=tag)
+    rows = _query(lambda: find_runs(database, filters))
+    if mlflow is not None:
+        _mirror_report(_mlflow_mirror(mlflow, database.url), [r.id for r in rows])
+    if as_json:
+        print(json.dumps(_jsonable([{**{f: getattr(r, f) for f in RUN_LIST_FIELDS},
+                                     "hparams": r.hparams} for r in rows]), indent=2, default=str))
+        return
+    if not rows:
+        out.print(f"no runs in {database.url} match {filters.describe()}", highlight=False,
+                  soft_wrap=True)
+        return
+    varying, common = varying_hparams(rows)
+    table = _table(f"{len(rows)} runs in {database.url}",
+                   ("id", "variant", "submission", *(["hparams"] if varying else []), "seed",
+                    "status", "steps", "time (s)", "group", "origin"))
+    table.columns[1].no_wrap = True  # full variant names: the other columns wrap instead
+    hparams = [_hparams_text(r.hparams, varying).replace(", ", "\n") for r in rows]
+    if varying:  # one name=value per line, never split
+        table.columns[3].min_width = max(len(line) for h in hparams for line in h.splitlines())
+    for r, h in zip(rows, hparams):
+        table.add_row(r.id[:8], r.variant, r.submission, *([h] if varying else []), str(r.seed),
+                      r.status, _num(r.steps_to_target), _num(r.time_to_target_s),
+                      str(r.group_size), r.origin + (f" ({r.tag})" if r.tag else ""))
+    out.print(table)
+    out.print("oldest first; steps, time: to target (time: the group's when group > 1); "
+              "--json adds start times and every hparam", highlight=False)
+    if common:
+        out.print(f"hparams of every run: {_hparams_text(common, list(common))}", highlight=False,
+                  soft_wrap=True)
+
+
+def _settings_table(title: str, values: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for k, v in values.items():
+        if v is None or v == "":
+            continue
+        if hasattr(v, "strftime"):
+            v = f"{v:%Y-%m-%d %H:%M:%S} UTC"
+        table.add_row(k, _num(v) if isinstance(v, (int, float)) else str(v))
+    return table
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="run id (or a unique prefix)")],
+    evals: Annotated[int, typer.Option(min=0, help="eval rows to print, spread over the curve "
+                                       "(0: all)")] = 12,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One stored run: settings, hyperparameters, outcome, environment, eval curve,
+    training-loss summary and curvature snapshots (`curvebench curvature RUN_ID`: all metrics)."""
+    from harness.runs_query import run_detail
+
+    database = _open(db)
+    detail = _query(lambda: run_detail(database, run_id))
+    if as_json:
+        print(json.dumps(_jsonable(detail.to_json()), indent=2, default=str))
+        return
+    settings = dict(detail.settings)
+    if detail.sweep_name:
+        settings["sweep_id"] = f"{settings['sweep_id']} ({detail.sweep_name})"
+    out.print(f"[bold]run {detail.id}[/]", highlight=False)
+    out.print(_settings_table("settings", settings))
+    out.print(_settings_table("hparams", detail.hparams))
+    outcome = {k: v for k, v in detail.outcome.items() if k != "error"}
+    out.print(_settings_table("outcome", outcome))
+    if detail.outcome.get("error"):
+        out.print(f"error: {detail.outcome['error'].strip().splitlines()[-1]}", highlight=False,
+                  soft_wrap=True)
+    out.print(_settings_table("environment", detail.environment))
+    _print_eval_curve(detail, evals)
+    lo = detail.losses
+    if lo.count:
+        out.print(f"training loss: {lo.count} steps ({lo.first_step}-{lo.last_step}), first "
+                  f"{_num(lo.first)}, last {_num(lo.last)}, lowest {_num(lo.min)} at step "
+                  f"{lo.min_step}" + (f", {lo.non_finite} not finite" if lo.non_finite else ""),
+                  highlight=False)
+    else:
+        out.print("training loss: none stored", highlight=False)
+    _print_snapshots(detail)
+
+
+def _print_eval_curve(detail, limit: int) -> None:
+    points = detail.evals
+    if not points:
+        out.print("eval curve: none stored", highlight=False)
+        return
+    shown = points
+    if limit and len(points) > limit:
+        picks = sorted({round(i * (len(points) - 1) / (limit - 1)) for i in range(limit)}
+                       if limit > 1 else {len(points) - 1})
+        target = detail.outcome.get("steps_to_target")
+        picks = sorted(set(picks) | {i for i, p in enumerate(points) if p.step == target})
+        shown = [points[i] for i in picks]
+    keys = list(dict.fromkeys(k for p in points for k in p.values))
+    table = _table(f"eval curve ({len(shown)} of {len(points)} evals)",
+                   ("step", "train (s)", *keys))
+    for p in shown:
+        table.add_row(str(p.step), _num(p.train_s), *(_num(p.values.get(k)) for k in keys),
+                      style="bold" if p.step == detail.outcome.get("steps_to_target") else None)
     out.print(table)
 
 
+def _print_snapshots(detail) -> None:
+    if not detail.snapshots:
+        out.print("curvature snapshots: none", highlight=False)
+        return
+    from harness.curvature import report
+
+    table = _table(f"curvature snapshots ({len(detail.snapshots)})",
+                   ("step", "matrix", "λ_max", "compute (s)"))
+    for x in detail.snapshots:
+        table.add_row(str(x.step), report.matrix_label(x.kind, x.config),
+                      report.cell(x.metrics, "max_eig"),
+                      _num(x.compute_s) + (" *" if x.includes_compile else ""))
+    out.print(table)
+    out.print(f"every metric of every snapshot: curvebench curvature {detail.id[:8]}"
+              + ("; * includes compiling" if any(x.includes_compile for x in detail.snapshots)
+                 else ""), highlight=False)
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="side A (the reference): SUBMISSION, sweep:NAME_OR_ID, "
+                                     "tag:TAG or runs:ID,ID,...")],
+    b: Annotated[str, typer.Argument(help="side B, in the same forms")],
+    workload: WorkloadFilterOpt = None,
+    submission: SubmissionFilterOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Two submissions, or two sets of runs, side by side per workload variant: runs reaching
+    the target, median steps and time to target (time: runs timed alone), ratios B/A and
+    `check`'s steps-to-target test (harness/compare.py)."""
+    database = _open(db)
+    from harness import compare as comparing
+
+    filters = _run_filter(workload=workload, submission=submission)
+    result = _query(lambda: comparing.compare(database, comparing.Side.parse(a),
+                                              comparing.Side.parse(b), filters))
+    if as_json:
+        print(json.dumps(_jsonable(result.to_json()), indent=2, default=str))
+        return
+    table = _table(f"A = {result.a}   vs   B = {result.b}",
+                   ("workload", "A reached", "B reached", "A median steps", "B median steps",
+                    "steps B/A", "A median time (s)", "B median time (s)", "time B/A",
+                    "steps test (B vs A)"))
+
+    def reached(s) -> str:
+        return "—" if s is None else f"{s.reached}/{len(s.run_ids)}"
+
+    for row in result.rows:
+        ra, rb = row.a, row.b
+        verdict = row.verdict.text
+        if row.verdict.p is not None:
+            verdict += f" (p={row.verdict.p:.2g}, {row.verdict.relative_difference:+.0%})"
+        table.add_row(row.variant, reached(ra), reached(rb),
+                      _num(ra and ra.median_steps), _num(rb and rb.median_steps),
+                      _num(row.steps_ratio), _num(ra and ra.median_time_s),
+                      _num(rb and rb.median_time_s), _num(row.time_ratio), verdict)
+    out.print(table)
+    out.print("steps: median over one run per seed (a miss counts as infinite); time: runs timed "
+              "alone only (group size 1), '—' where a side has none", highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    out_dir: Annotated[str, typer.Option("--out", help="directory for runs, evals, losses and "
+                                         "curvature tables")] = "curvebench-export",
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet (parquet: pip install -e "
+                                     "'.\\[parquet]')")] = "csv",
+    workload: WorkloadFilterOpt = None,
+    variant: VariantFilterOpt = None,
+    submission: SubmissionFilterOpt = None,
+    status: StatusFilterOpt = None,
+    origin: OriginFilterOpt = None,
+    sweep: SweepFilterOpt = None,
+    tag: TagFilterOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Export the selected runs, their evals, training losses and curvature values as CSV or
+    Parquet files (columns: docs/results-schema.md)."""
+    database = _open(db)
+    from harness import export as exporting
+
+    try:
+        chosen = exporting.Format(fmt)
+    except ValueError:
+        _fail(f"--format {fmt!r}: valid: {', '.join(f.value for f in exporting.Format)}")
+    filters = _run_filter(workload=workload, variant=variant, submission=submission,
+                          status=status, origin=origin, sweep=sweep, tag=tag)
+    written = _query(lambda: exporting.export(database, out_dir, chosen, filters))
+    for table, path in written.items():
+        out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @app.command("curvature")
@@ -870,6 +1183,7 @@ def analyze(
     data_source: Annotated[Optional[str], typer.Option(help="data source for the workloads")] = None,
     db: DbOpt = None,
     quiet: QuietOpt = False,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep."""
     import dataclasses
@@ -889,11 +1203,17 @@ def analyze(
         except ValueError:
             _fail(f"--seeds takes comma-separated integers, got {seeds!r}")
     database = _open(db)
+    mirror = _mlflow_mirror(mlflow, database.url)
     try:
         with _progress(quiet) as progress:
-            result = module.run(config, database.url, data_source=data_source, on_event=progress)
+            result = module.run(config, database.url, data_source=data_source,
+                                on_event=_also_mirrored(progress, mirror))
     except (SpecError, DataUnavailable, ValueError) as e:
         _fail(str(e))
+    if mirror is not None:
+        from harness.runs_query import RunFilter, find_runs
+
+        _mirror_report(mirror, [r.id for r in find_runs(database, RunFilter(sweep=result.sweep_id))])
     table = _table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
     for c in result.claims:
         table.add_row(f"{c.name}: {c.statement}", c.outcome.value, c.reason)

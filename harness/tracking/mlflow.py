@@ -1,0 +1,193 @@
+"""Mirror stored runs to MLflow (`--mlflow URI`; the `mlflow` extra).
+
+Each curvebench run becomes one MLflow run in experiment `curvebench` (or the one given),
+read back from the results database after the trial finished:
+
+- params: the full hyperparameters under their own names, and the run's settings
+  (harness.runs_query.SETTINGS) as `setting.NAME`;
+- metrics with their step: every eval value as `SPLIT/METRIC` (e.g. `validation/accuracy`;
+  values stored as NULL, i.e. not finite, are left out), every training loss as
+  `train/loss` (non-finite losses kept as NaN/inf, as stored), every scalar curvature value
+  as `curvature/KIND/NAME` (characters MLflow refuses in a key, e.g. `@` and `*` of a
+  parameter pattern, become `_`), and the outcome (`steps_to_target`, `time_to_target_s`,
+  `compile_s`, `final_step`, ...) at step 0 where it is set;
+- tags: `curvebench.run_id`, `.workload`, `.variant`, `.submission`, `.seed`, `.status`,
+  `.origin`, `.sweep_id`, `.sweep`, `.tag`, `.submission_hash`, `.git_commit`; the
+  run name is "VARIANT / SUBMISSION / seed N"; the MLflow status is FINISHED for a run that
+  finished (reached, not_reached, diverged), FAILED for a failed one, KILLED for an
+  interrupted one; start and end times are the run's.
+
+A run already mirrored to the experiment (same `curvebench.run_id` tag) is not mirrored
+again. `MlflowMirror` is a sweep event sink (harness.experiment.run_sweep's `on_event`):
+every trial of a finished group is mirrored as the group finishes; a tracker that fails
+mid-sweep costs the mirror, never the sweep (the failure is kept in `failures`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from harness.db import Database, open_database
+from harness.errors import UserError, one_line
+from harness.runs_query import run_detail
+
+DEFAULT_EXPERIMENT = "curvebench"
+TAG_PREFIX = "curvebench."
+#: MLflow's batch limit on metrics per log_batch call
+METRIC_BATCH = 1000
+#: what MLflow allows in a metric key (others become "_")
+_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. :/]")
+_STATUS = {"reached": "FINISHED", "not_reached": "FINISHED", "diverged": "FINISHED",
+           "failed": "FAILED", "interrupted": "KILLED"}
+#: outcome fields logged once, at step 0
+OUTCOME_METRICS = ("steps_to_target", "time_to_target_s", "algoperf_time_to_target_s",
+                   "final_step", "compile_s", "compiles", "train_s", "eval_s")
+
+
+class TrackingError(UserError, RuntimeError):
+    """The tracker cannot be used as asked (mlflow missing, a URI it refuses)."""
+
+
+def _mlflow():
+    try:
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise TrackingError("--mlflow needs the mlflow package: pip install -e '.[mlflow]'") from None
+    return MlflowClient, Metric, Param, RunTag, MlflowException
+
+
+def metric_key(*parts: str) -> str:
+    return "/".join(_KEY_CHARS.sub("_", p) for p in parts)
+
+
+@dataclasses.dataclass
+class MlflowMirror:
+    """Mirrors runs of the results database `db_url` to the MLflow tracking server or store
+    `uri`, in `experiment`. Opening it checks the URI and creates the experiment, so a bad
+    URI fails before anything trains (TrackingError)."""
+
+    uri: str
+    db_url: str
+    experiment: str = DEFAULT_EXPERIMENT
+    mirrored: dict[str, str] = dataclasses.field(default_factory=dict)
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        client_cls, *_, error = _mlflow()
+        try:
+            self._client = client_cls(tracking_uri=self.uri)
+            found = self._client.get_experiment_by_name(self.experiment)
+            self._experiment_id = (found.experiment_id if found is not None
+                                   else self._client.create_experiment(self.experiment))
+        except (error, OSError, ValueError) as e:
+            raise TrackingError(f"MLflow at {self.uri}: {one_line(str(e))}") from None
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = open_database(self.db_url)
+        return self._db
+
+    def __call__(self, event: Any) -> None:
+        """Sweep event sink: mirror every trial of a finished group."""
+        from harness.experiment import GroupFinished
+
+        if isinstance(event, GroupFinished):
+            for outcome in event.outcomes:
+                self.mirror_safely(outcome.result.run_id)
+
+    def mirror_safely(self, run_id: str) -> str | None:
+        """mirror(), keeping a failure in `failures` instead of raising it."""
+        *_, error = _mlflow()
+        try:
+            return self.mirror(run_id)
+        except (error, OSError, ValueError) as e:
+            self.failures.append((run_id, one_line(str(e))))
+            return None
+
+    def existing(self, run_id: str) -> str | None:
+        """The MLflow run id this curvebench run was mirrored to before, if any."""
+        found = self._client.search_runs([self._experiment_id],
+                                         filter_string=f"tags.`{TAG_PREFIX}run_id` = '{run_id}'",
+                                         max_results=1)
+        return found[0].info.run_id if found else None
+
+    def mirror(self, run_id: str) -> str:
+        """Mirror one stored run (id or unique prefix); returns its MLflow run id."""
+        _, metric_cls, param_cls, tag_cls, _ = _mlflow()
+        detail = run_detail(self.db, run_id)
+        known = self.mirrored.get(detail.id) or self.existing(detail.id)
+        if known is not None:
+            self.mirrored[detail.id] = known
+            return known
+        settings, outcome = detail.settings, detail.outcome
+        start_ms = _ms(outcome["started_at"])
+        tags = {"mlflow.runName": f"{settings['variant']} / {settings['submission']} / "
+                                  f"seed {settings['seed']}"}
+        tags.update({TAG_PREFIX + k: str(v) for k, v in {
+            "run_id": detail.id, "workload": settings["workload"], "variant": settings["variant"],
+            "submission": settings["submission"], "seed": settings["seed"],
+            "status": outcome["status"], "origin": settings["origin"],
+            "sweep_id": settings["sweep_id"], "sweep": detail.sweep_name, "tag": settings["tag"],
+            "submission_hash": settings["submission_hash"],
+            "git_commit": detail.environment.get("git_commit")}.items() if v is not None})
+        run = self._client.create_run(self._experiment_id, start_time=start_ms, tags=tags)
+        mlflow_id = run.info.run_id
+        params = dict(detail.hparams)
+        params.update({f"setting.{k}": v for k, v in settings.items() if v is not None})
+        metrics = list(self._metrics(detail, metric_cls, start_ms))
+        param_list = [param_cls(k, str(v)) for k, v in params.items()]
+        self._client.log_batch(mlflow_id, params=param_list[:100],
+                               tags=[tag_cls(k, v) for k, v in tags.items()])
+        for i in range(100, len(param_list), 100):
+            self._client.log_batch(mlflow_id, params=param_list[i:i + 100])
+        for i in range(0, len(metrics), METRIC_BATCH):
+            self._client.log_batch(mlflow_id, metrics=metrics[i:i + METRIC_BATCH])
+        end = outcome["finished_at"]
+        self._client.set_terminated(mlflow_id, _STATUS.get(outcome["status"], "FINISHED"),
+                                    end_time=None if end is None else _ms(end))
+        self.mirrored[detail.id] = mlflow_id
+        return mlflow_id
+
+    def _metrics(self, detail, metric_cls, start_ms: int) -> Iterable[Any]:
+        for point in detail.evals:
+            stamp = start_ms + int(point.train_s * 1000)
+            for key, value in point.values.items():
+                if value is not None:
+                    yield metric_cls(metric_key(*key.split("/", 1)), value, stamp, point.step)
+        steps, losses = self.db.losses(detail.id)
+        for step, loss in zip(steps.tolist(), losses.tolist()):
+            yield metric_cls("train/loss", float(loss), start_ms, int(step))
+        for snap in detail.snapshots:
+            for name, value in snap.metrics.items():
+                if value is not None:
+                    yield metric_cls(metric_key("curvature", snap.kind, name), value, start_ms,
+                                     snap.step)
+        for name in OUTCOME_METRICS:
+            value = detail.outcome.get(name)
+            if value is not None:
+                yield metric_cls(name, float(value), start_ms, 0)
+
+
+def mirror_runs(run_ids: Sequence[str], uri: str, db_url: str,
+                experiment: str = DEFAULT_EXPERIMENT) -> MlflowMirror:
+    """Mirror these stored runs; the returned mirror says which MLflow run each became
+    (`mirrored`) and which failed (`failures`)."""
+    mirror = MlflowMirror(uri, db_url, experiment)
+    for run_id in run_ids:
+        mirror.mirror_safely(run_id)
+    return mirror
+
+
+def _ms(t) -> int:
+    import datetime as dt
+
+    if t.tzinfo is None:  # SQLite hands back naive datetimes; the database stores UTC
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp() * 1000)
