@@ -1060,7 +1060,7 @@ def export_cmd(
     out_dir: Annotated[str, typer.Option("--out", help="directory for runs, evals, losses and "
                                          "curvature tables")] = "curvebench-export",
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet (parquet: pip install -e "
-                                     "'.\\[parquet]')")] = "csv",
+                                     "'.\\[export]')")] = "csv",
     workload: WorkloadFilterOpt = None,
     variant: VariantFilterOpt = None,
     submission: SubmissionFilterOpt = None,

@@ -10,8 +10,9 @@ docs/results-schema.md, which a test keeps complete):
 - `curvature`: every scalar curvature value with its snapshot (run_id, snapshot_id, step,
   kind, name, value, compute_s, includes_compile).
 
-CSV is written by pandas; Parquet by pandas through pyarrow or fastparquet (the `parquet`
-extra), refused with a one-line error naming the extra when neither is installed.
+The tables are pandas DataFrames: CSV is written by pandas, Parquet by pandas through pyarrow
+or fastparquet. pandas and pyarrow are the `export` extra (kept out of the core install);
+without them the command is refused with a one-line error naming the extra.
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 from sqlalchemy import select
 
 from harness.db import Database, Run
 from harness.db.models import CurvatureSnapshot, CurvatureValue, EvalRow, TrainLosses
 from harness.errors import UserError
 from harness.runs_query import RunFilter, find_runs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: ids per IN (...) query: below SQLite's default limit on bound parameters
 ID_CHUNK = 500
@@ -67,6 +72,8 @@ def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
 def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per run: every column of `runs`, JSON columns as JSON text, and one
     `hparams.NAME` column per hyperparameter name (empty where a run lacks it)."""
+    import pandas as pd
+
     columns = [c.name for c in Run.__table__.columns]
     rows = []
     for r in runs:
@@ -84,6 +91,8 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
 def _column(values: list) -> pd.Series:
     """One hyperparameter's values: numbers, strings or booleans as themselves when all are
     of one kind (None where missing), else JSON text, so every Parquet column has one type."""
+    import pandas as pd
+
     kinds = {"number" if isinstance(v, (int, float)) and not isinstance(v, bool)
              else type(v).__name__ for v in values if v is not None}
     if len(kinds) > 1 or kinds & {"dict", "list"}:
@@ -92,6 +101,8 @@ def _column(values: list) -> pd.Series:
 
 
 def evals_frame(db: Database, run_ids: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     with db.session() as s:
         for chunk in _chunks(run_ids):
@@ -103,6 +114,8 @@ def evals_frame(db: Database, run_ids: Sequence[str]) -> pd.DataFrame:
 
 
 def losses_frame(db: Database, run_ids: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
     parts = []
     with db.session() as s:
         for chunk in _chunks(run_ids):
@@ -118,6 +131,8 @@ def losses_frame(db: Database, run_ids: Sequence[str]) -> pd.DataFrame:
 
 
 def curvature_frame(db: Database, run_ids: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     with db.session() as s:
         for chunk in _chunks(run_ids):
@@ -145,14 +160,20 @@ def parquet_engine() -> str:
     for engine in ("pyarrow", "fastparquet"):
         if importlib.util.find_spec(engine) is not None:
             return engine
-    raise ExportError("Parquet export needs pyarrow or fastparquet: pip install -e '.[parquet]' "
+    raise ExportError("Parquet export needs pyarrow or fastparquet: pip install -e '.[export]' "
                       "(or use --format csv)")
+
+
+def _require_pandas() -> None:
+    if importlib.util.find_spec("pandas") is None:
+        raise ExportError("export writes its tables with pandas: pip install -e '.[export]'")
 
 
 def export(db: Database, out_dir: str | Path, fmt: Format = Format.CSV,
            filters: RunFilter = RunFilter()) -> dict[Table, Path]:
     """Write runs, evals, losses and curvature of the selected runs to `out_dir` (created),
     one file per table named TABLE.csv or TABLE.parquet; returns the paths written."""
+    _require_pandas()
     engine = parquet_engine() if fmt is Format.PARQUET else None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -238,7 +238,7 @@ def test_export_parquet_round_trips_and_without_engine_names_the_extra(stored, t
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in ("pyarrow", "fastparquet") else real(name, *a))
     res = invoke("export", "--db", stored["db"], "--out", tmp_path / "q", "--format", "parquet")
-    assert res.exit_code == 2 and "pip install -e '.[parquet]'" in res.output
+    assert res.exit_code == 2 and "pip install -e '.[export]'" in res.output
     assert not (tmp_path / "q").exists()
     bad = invoke("export", "--db", stored["db"], "--format", "xlsx")
     assert bad.exit_code == 2 and "valid: csv, parquet" in bad.output
