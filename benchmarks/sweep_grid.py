@@ -8,9 +8,10 @@ tables' baseline is relu, width 100, depth 3, no batch norm. Every trial evaluat
 (`--eval-every 1`) up to the adam target. Modes, each in fresh processes, wall time including
 process start-up, imports, data loading and compiling:
 
-- sweep: one `curvebench sweep --share-variants` process (the activation variants of a width
-  share one program: 7 programs) with an empty persistent compilation cache
-  (and once more with the cache it filled: `sweep (warm cache)`);
+- sweep: one `curvebench sweep` process (one program per variant: 13 programs) with an empty
+  persistent compilation cache, and once more with the cache it filled (`warm cache`);
+- sweep --share-variants: the same with the activation variants of a width in one program
+  (7 programs), cold and warm;
 - one process: the same trials, one `run_trial` at a time in one Python process, no cache;
 - per variant: one `curvebench run --seeds 5` process per variant, no cache (the workflow
   before sweeps). Its baseline variant's process is the goal's yardstick: the whole grid
@@ -86,13 +87,19 @@ def main() -> None:
 
     sweep_cmd = [*CLI, "sweep", *(x for v in grid for x in ("--workload", v)), "--submission",
                  "adam", "--seeds", str(seeds), "--eval-every", "1", *budget,
-                 "--json", "--quiet", "--share-variants"]
+                 "--json", "--quiet"]
     cache = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache")}
     sweep_s, sweep_out = timed([*sweep_cmd, "--db", str(work / "sweep.db")], cache)
     warm_s, _ = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)
+    shared = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache-shared")}
+    shared_s, shared_out = timed([*sweep_cmd, "--share-variants", "--db", str(work / "sh.db")],
+                                 shared)
+    shared_warm_s, _ = timed([*sweep_cmd, "--share-variants", "--db", str(work / "shw.db")],
+                             shared)
     trials = json.loads(sweep_out)
     reached = sum(t["status"] == "reached" for t in trials)
     groups = sorted({t["group_size"] for t in trials})
+    shared_groups = sorted({t["group_size"] for t in json.loads(shared_out)})
 
     one_s, _ = timed([sys.executable, "-c", ONE_PROCESS, ";".join(grid), str(seeds),
                       str(max_steps)], off)
@@ -115,10 +122,12 @@ def main() -> None:
     print(f"command: python3 benchmarks/sweep_grid.py{' --quick' if args.quick else ''}")
     print(f"grid: {len(grid)} variants x {seeds} seeds = {len(trials)} trials, eval every step"
           f"{f', {max_steps} steps' if max_steps else ''}; reached {reached}/{len(trials)}; "
-          f"group sizes in the sweep {groups}")
+          f"group sizes in the sweep {groups}, with --share-variants {shared_groups}")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"({os.cpu_count()} CPUs)")
     rows = [("sweep (one process, cold cache)", sweep_s), ("sweep (warm cache)", warm_s),
+            ("sweep --share-variants (cold cache)", shared_s),
+            ("sweep --share-variants (warm cache)", shared_warm_s),
             ("run_trial one at a time (one process)", one_s),
             ("curvebench run --seeds per variant", per_variant_s),
             (f"  of which {grid[0]} alone (the yardstick)", baseline_s)]
