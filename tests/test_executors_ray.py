@@ -77,9 +77,11 @@ def test_ray_sweep_equals_local_sweep(pg_url, cluster, tmp_path):
 @pytest.mark.parametrize("lost", ["worker process", pytest.param("worker node", marks=pytest.mark.slow)])
 def test_killed_worker_mid_trial_loses_and_duplicates_no_trial(pg_url, cluster, lost):
     """Kill the Ray worker process running a trial (or its whole node: raylet, object store,
-    workers), after the trial's first eval."""
+    workers), after the trial's first evals are in the database: those of its first compiled
+    segment (harness.vectorised.SEGMENT_STEPS), so the budget spans three segments and the
+    trial is seen running for the whole of the later ones."""
     sweep_id = str(uuid.uuid4())
-    options = TrialOptions(max_steps=200, eval_every=20, stop_at_target=False,
+    options = TrialOptions(max_steps=600, eval_every=20, stop_at_target=False,
                            origin=RunOrigin.SWEEP, sweep_id=sweep_id)
     groups = grid(options)
     killed: dict[str, object] = {}

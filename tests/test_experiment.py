@@ -40,7 +40,7 @@ def test_variants_differing_only_in_runtime_knobs_are_one_group_when_shared():
     variant."""
     grid = ["mnist_mlp", "mnist_mlp:activation=gelu", "mnist_mlp:width=200",
             "mnist_mlp:activation=gelu,width=200", "mnist_mlp:depth=5"]
-    requests = requests_for(grid, ["submissions/adam"], [{}], [0, 1])
+    requests = requests_for(grid, ["adam"], [{}], [0, 1])
     assert len(plan_groups(requests)) == len(grid)  # by default, one group per variant
     groups = plan_groups(requests, TrialOptions(share_variants=True))
     assert [(g.workload, [(t.seed, dict(t.knobs)) for t in g.trials]) for g in groups] == [
