@@ -1059,8 +1059,8 @@ def compare(
 def export_cmd(
     out_dir: Annotated[str, typer.Option("--out", help="directory for runs, evals, losses and "
                                          "curvature tables")] = "curvebench-export",
-    fmt: Annotated[str, typer.Option("--format", help="csv or parquet (parquet: pip install -e "
-                                     "'.\\[export]')")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet (either needs the export "
+                                     "extra: pip install -e '.\\[export]')")] = "csv",
     workload: WorkloadFilterOpt = None,
     variant: VariantFilterOpt = None,
     submission: SubmissionFilterOpt = None,
