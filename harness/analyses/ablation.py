@@ -30,8 +30,8 @@ batch norm faster at depths 3 and 5, depth 5 faster than 7 with batch norm; unde
 (the seeds' ranges overlap by a step or two): GELU vs ReLU at width 200 (22 [21–23] vs
 20 [20–22]), batch norm at depth 7 (25 [23–26] vs 31 [26–35]), depth 3 vs 5 with batch norm
 (18 [16–20] vs 21 [20–22]). None fails. Measured again (`curvebench analyze ablation`, no
-flags, same verdicts): 6 min 59 s wall, 46 s user CPU, every program from the warm compilation
-cache, load average 17-21. The sample is not the paper's full MNIST, so steps
+flags, same verdicts) on 2 quiet cores (load 1.2), programs from the warm compilation cache:
+58 s wall. The sample is not the paper's full MNIST, so steps
 are fewer than in Tab. 2–3 (18–125 here vs 41–183 there).
 `TINY`
 (ReLU at widths 100 and 200, two seeds, the test's) gives: "width 200 faster than 100 (relu)"

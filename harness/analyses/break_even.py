@@ -28,8 +28,8 @@ vs 2/η = 200), while η = 0.1 has already climbed to its edge (λ_H^1 ≈ 18-19
 the early phase before the break-even point, where the noisier run is the sharper one; the
 ratio λ_K*/λ_K^1 overlaps between seeds. Deciding the conjectures needs a budget where the
 quieter run's maxima are behind it (a few thousand steps here: `BreakEvenConfig(steps=...)`).
-Measured again (`curvebench analyze break-even`, no flags, same verdicts): 12 min 44 s wall,
-98 s user CPU, every program from the warm compilation cache, load average 17-18.
+Measured again (`curvebench analyze break-even`, no flags, same verdicts) on 2 quiet cores
+(load 1.8), programs from the warm compilation cache: 31 s wall.
 `TINY` (η ∈ {0.01, 0.1} only, seed 0, 60 steps, snapshots every 20;
 the test's) gives every claim undecidable: too few seeds (1 < 2).
 """

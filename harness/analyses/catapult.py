@@ -41,9 +41,8 @@ per-step batch loss rises above L_0 by more than the paper's 2-decimal rounding 
 and those "catapults" end above 2/η. The paper's claims are for MSE (its App. F says
 cross-entropy is noisier, c_loss larger than 2); read the MLP's verdicts as that caveat
 measured, not as a refutation.
-Measured again (`curvebench analyze catapult`, no flags, same verdicts): 22 min 24 s wall,
-211 s user CPU, every program from the warm compilation cache, load average 7 rising to 21 (six other jobs on the 2 cores), so the wall
-time is mostly waiting for a core. Where a run's wall time goes (runs.train_s, compile_s and
+Measured again (`curvebench analyze catapult`, no flags, same verdicts) on 2 quiet cores
+(load 1.7), programs from the warm compilation cache: 142 s wall. Where a run's wall time goes (runs.train_s, compile_s and
 the snapshots' compute_s against started_at/finished_at): for mnist_mlp at width 256 each
 run is 30-55 s wall = 10-20 s training (100 steps at batch 1,024) + 1-5 s compiling + 15-32 s
 for the final full-batch Hessian snapshot (20 Lanczos products over the whole training

@@ -38,9 +38,8 @@ subspace rotates while the sharpness climbs (top Ritz value 1.5 at step 13 → 3
 84), then settles (0.83-0.93 once it has). Before step 13 the gap below the 5th Ritz value
 is small and the subspace ill-determined (estimates 0.15-1.5).
 
-Whole default, `curvebench analyze quadratic` with no flags, measured this once with the
-compilation cache warm: 1 min 1 s wall, 16.5 s user CPU, load average 16-18 on the shared
-2-core machine (the rotation part alone: 85 s wall, 16.6 s user CPU, load 11-13).
+Whole default, `curvebench analyze quadratic` with no flags, on 2 quiet cores (load 1.0),
+programs from the warm compilation cache: 13 s wall.
 `TINY` (α = 0.5, one seed; the rotation on mnist_mlp at width 16, 20 steps, snapshots at
 0/2/10/20, top 3 of a Lanczos order 12; the test's): the equilibrium holds; both rotation
 claims are undecidable (the Ritz subspaces' estimated errors reach 3 at step 2).
