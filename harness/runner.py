@@ -561,9 +561,10 @@ def _checkpoint(writer: checkpoint.Writer, ledgers: Sequence[_Ledger], trials: S
     first = not writer.written
     writer.write(step, clock, carry, [ledger.record(t) for ledger, t in zip(ledgers, trials)],
                  program.compile_s - compile0, program.compiles - compiles0)
-    for ledger in ledgers:
-        if first and ledger.db is not None:
-            ledger.db.update_run(ledger.result.run_id, checkpoint_path=str(writer.folder))
+    if first:
+        for ledger in ledgers:
+            if ledger.db is not None:
+                ledger.db.update_run(ledger.result.run_id, checkpoint_path=str(writer.folder))
 
 
 def _run_concrete(ctx: _Context, index: int, reason: str) -> TrialResult:
