@@ -281,6 +281,13 @@ class Workload(abc.ABC):
         other.selected = dict(indices)
         return other
 
+    def for_curvature(self) -> Workload:
+        """The workload whose loss the curvature operators (harness/curvature) differentiate:
+        this one, unless an override computes the same function, with the same parameters, by
+        ops that make Hessian/GGN products faster on the current backend (values then agree
+        with this workload's to float rounding, not bit for bit)."""
+        return self
+
     @property
     def shape_spec(self) -> str:
         """The spec of this variant with its runtime knobs at their defaults: variants with

@@ -27,6 +27,7 @@ dominate the budget. On an accelerator the eval runs inside the compiled loop; o
 from __future__ import annotations
 
 import abc
+import copy
 
 import flax.linen as nn
 import jax
@@ -38,6 +39,7 @@ from harness.data.cifar import IMAGE_SHAPE, NUM_CLASSES, load_cifar10
 from harness.data.synthetic import synthetic_image_dataset
 from harness.spec import Knob, Target, Workload
 from workloads.cifar_models import ResNet, SimpleCNN
+from workloads.im2col import im2col_conv
 from workloads.linen import apply_linen, init_linen
 
 
@@ -55,6 +57,20 @@ class CifarWorkload(Workload):
     slow_in_cpu_loops = True
     #: divides the 5,000 validation and 10,000 test images: no padded eval rows.
     eval_batch_size = 1000
+    #: how `model` computes its convolutions (lax.conv_general_dilated's signature)
+    conv = staticmethod(jax.lax.conv_general_dilated)
+
+    def for_curvature(self):
+        """On XLA:CPU, curvature products compute the convolutions as patches x kernel
+        (workloads/im2col.py: a Hessian-vector product of SimpleCNN 2.3x faster there);
+        elsewhere, and for training, lax's convolutions. With no convolution left, the
+        products are not slow inside loops: the Lanczos loop can be one compiled loop."""
+        if jax.default_backend() != "cpu":
+            return self
+        other = copy.copy(self)
+        other.conv = im2col_conv
+        other.slow_in_cpu_loops = False
+        return other
 
     def load_data(self, data_dir=None, source=None):
         return load_cifar10(data_dir, source)
@@ -113,7 +129,8 @@ class CifarSimpleCNN(CifarWorkload):
 
     @property
     def model(self):
-        return SimpleCNN(width=self.variant["width"], batchnorm=self.variant["batchnorm"])
+        return SimpleCNN(width=self.variant["width"], batchnorm=self.variant["batchnorm"],
+                         conv=self.conv)
 
 
 class CifarResNetLN(CifarWorkload):
@@ -150,7 +167,7 @@ class CifarResNetLN(CifarWorkload):
     @property
     def model(self):
         features = tuple(max(1, round(f * self.variant["width"])) for f in self.stage_features)
-        return ResNet(features, self.stage_blocks, "layernorm")
+        return ResNet(features, self.stage_blocks, "layernorm", conv=self.conv)
 
 
 class CifarResNet18(CifarWorkload):
@@ -180,4 +197,4 @@ class CifarResNet18(CifarWorkload):
     @property
     def model(self):
         k = self.variant["width"]
-        return ResNet((k, 2 * k, 4 * k, 8 * k), (2, 2, 2, 2), self.variant["norm"])
+        return ResNet((k, 2 * k, 4 * k, 8 * k), (2, 2, 2, 2), self.variant["norm"], conv=self.conv)

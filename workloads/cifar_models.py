@@ -3,10 +3,11 @@ and ResNet-18 for 32x32 inputs. Inputs are NHWC float32; outputs are class logit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
 
 #: batch-norm settings shared by the CIFAR models (flax's momentum is the running-average decay).
 BN_MOMENTUM = 0.9
@@ -29,6 +30,8 @@ class SimpleCNN(nn.Module):
     width: float = 1.0
     batchnorm: bool = False
     num_classes: int = 10
+    #: how the convolutions are computed (`lax.conv_general_dilated`'s signature)
+    conv: Callable = lax.conv_general_dilated
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -42,7 +45,7 @@ class SimpleCNN(nn.Module):
         for channels in (32, 64):
             for padding in ("SAME", "VALID"):
                 conv = nn.Conv(scaled(channels, self.width), (3, 3), padding=padding,
-                               use_bias=not self.batchnorm)
+                               use_bias=not self.batchnorm, conv_general_dilated=self.conv)
                 x = hidden(conv, x)
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
@@ -75,16 +78,19 @@ class ResidualBlock(nn.Module):
     strides: int
     norm: str
     train: bool
+    conv: Callable = lax.conv_general_dilated
 
     @nn.compact
     def __call__(self, x):
         bias = self.norm == "none"
-        y = nn.Conv(self.features, (3, 3), (self.strides, self.strides), use_bias=bias)(x)
+        y = nn.Conv(self.features, (3, 3), (self.strides, self.strides), use_bias=bias,
+                    conv_general_dilated=self.conv)(x)
         y = nn.relu(make_norm(self.norm, self.train)(y))
-        y = nn.Conv(self.features, (3, 3), use_bias=bias)(y)
+        y = nn.Conv(self.features, (3, 3), use_bias=bias, conv_general_dilated=self.conv)(y)
         y = make_norm(self.norm, self.train, zero_scale=True)(y)
         if x.shape[-1] != self.features or self.strides != 1:
-            x = nn.Conv(self.features, (1, 1), (self.strides, self.strides), use_bias=bias)(x)
+            x = nn.Conv(self.features, (1, 1), (self.strides, self.strides), use_bias=bias,
+                        conv_general_dilated=self.conv)(x)
             x = make_norm(self.norm, self.train)(x)
         return nn.relu(x + y)
 
@@ -98,14 +104,17 @@ class ResNet(nn.Module):
     stage_blocks: Sequence[int]
     norm: str
     num_classes: int = 10
+    #: how the convolutions are computed (`lax.conv_general_dilated`'s signature)
+    conv: Callable = lax.conv_general_dilated
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = nn.Conv(self.stage_features[0], (3, 3), use_bias=self.norm == "none")(x)
+        x = nn.Conv(self.stage_features[0], (3, 3), use_bias=self.norm == "none",
+                    conv_general_dilated=self.conv)(x)
         x = nn.relu(make_norm(self.norm, train)(x))
         for stage, (features, blocks) in enumerate(zip(self.stage_features, self.stage_blocks)):
             for block in range(blocks):
                 strides = 2 if stage > 0 and block == 0 else 1
-                x = ResidualBlock(features, strides, self.norm, train)(x)
+                x = ResidualBlock(features, strides, self.norm, train, self.conv)(x)
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes)(x)

@@ -9,10 +9,11 @@ Kinds: "hessian" and "ggn" (Lanczos on the operator over S, a trace estimate,
 Ritz residuals and per-metric convergence flags) and "cov" (the exact spectrum
 of the gradient covariance of L mini-batches from its Gram matrix, plus
 Jastrzębski et al.'s Gram metrics); any kind may be restricted to parameters
-matching a pattern: "hessian@Dense_0/*". The Lanczos loop is one compiled
-`fori_loop`, except on CPU for workloads with `slow_in_cpu_loops` (conv nets),
-where a Python loop drives a jitted product (and the trace probes go one product
-at a time). With `lanczos_max_order` the order is chosen by convergence: the loop
+matching a pattern: "hessian@Dense_0/*". The operators differentiate the
+workload's `for_curvature()` form (on CPU, the CIFAR conv nets' convolutions as
+matmuls). The Lanczos loop is one compiled `fori_loop`, except on CPU where that
+form still has `slow_in_cpu_loops`: there a Python loop drives a jitted product
+(and the trace probes go one product at a time). With `lanczos_max_order` the order is chosen by convergence: the loop
 is extended 10 steps at a time until the top-K Ritz values converge.
 """
 
@@ -146,7 +147,8 @@ def parse_kind(kind: str) -> tuple[str, str | None]:
 
 
 def use_host_loop(workload: Workload, loop: str) -> bool:
-    """Host-driven loops for conv nets on XLA:CPU (rolled loops around convolutions are slow)."""
+    """Host-driven loops on XLA:CPU for a workload (its curvature form) whose convolutions
+    are slow inside rolled loops."""
     if loop == "auto":
         return jax.default_backend() == "cpu" and workload.slow_in_cpu_loops
     return loop == "host"
@@ -169,9 +171,11 @@ class Snapshotter:
 
     def __init__(self, workload: Workload, dataset: Dataset, config: SnapshotConfig, *,
                  batch_size: int, hparams: Mapping[str, Any] | None = None):
-        self.workload, self.config = workload, config
+        # the operators differentiate the workload's curvature form (same function and
+        # parameters; e.g. a conv net's convolutions as matmuls on XLA:CPU)
+        self.workload, self.config = workload.for_curvature(), config
         self.hparams = dict(hparams or {})
-        self.host_loop = use_host_loop(workload, config.loop)
+        self.host_loop = use_host_loop(self.workload, config.loop)
         self.policy = OperatorPolicy(train=config.train_mode, rng_seed=config.seed,
                                      unroll=self.host_loop)
         split = split_of(dataset, config.curvature_split)
