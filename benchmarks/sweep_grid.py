@@ -17,6 +17,9 @@ process start-up, imports, data loading and compiling:
   before sweeps). Its baseline variant's process is the goal's yardstick: the whole grid
   through `sweep` should take under 2x one variant's seeds run this way.
 
+The floor: the warm sweep's compiled training loops alone (each program's longest trial's
+train_s, evals inside, summed): what remains with compiling and start-up taken away entirely.
+
 Then, in its own process, the per seed-step cost of 16 seeds in one program against one seed
 alone on the baseline MLP (benchmarks/vmap_seeds.py; the goal on a GPU: <= 0.3x alone).
 
@@ -64,6 +67,15 @@ def variants(quick: bool) -> list[str]:
     return list(dict.fromkeys(get_workload(spec).spec for spec in parse_workload_list(GRIDS)))
 
 
+def training_loops_s(trials: list[dict]) -> float:
+    """Seconds the compiled training loops ran, summed over programs: a program's loop runs
+    until its last trial stops, so its time is the largest train_s among its trials."""
+    loops: dict[str, float] = {}
+    for t in trials:
+        loops[t["workload"]] = max(loops.get(t["workload"], 0.0), t["train_s"])
+    return sum(loops.values())
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
@@ -90,13 +102,14 @@ def main() -> None:
                  "--json", "--quiet"]
     cache = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache")}
     sweep_s, sweep_out = timed([*sweep_cmd, "--db", str(work / "sweep.db")], cache)
-    warm_s, _ = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)
+    warm_s, warm_out = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)
     shared = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache-shared")}
     shared_s, shared_out = timed([*sweep_cmd, "--share-variants", "--db", str(work / "sh.db")],
                                  shared)
     shared_warm_s, _ = timed([*sweep_cmd, "--share-variants", "--db", str(work / "shw.db")],
                              shared)
     trials = json.loads(sweep_out)
+    loops_s = training_loops_s(json.loads(warm_out))
     reached = sum(t["status"] == "reached" for t in trials)
     groups = sorted({t["group_size"] for t in trials})
     shared_groups = sorted({t["group_size"] for t in json.loads(shared_out)})
@@ -135,6 +148,9 @@ def main() -> None:
     for label, seconds in rows:
         print(f"{label:44s} {seconds:9.2f} {seconds / sweep_s:8.2f} {seconds / baseline_s:14.2f}")
     print(f"goal: sweep / one variant's seeds < 2: {sweep_s / baseline_s:.2f}")
+    print(f"of the warm sweep, the compiled training loops alone (every step's eval inside, "
+          f"no compiling, no start-up): {loops_s:.2f} s = {loops_s / baseline_s:.2f}x one "
+          f"variant's seeds: the floor of any schedule of these programs on this machine")
     print(f"seeds in one program vs one seed alone (python3 {' '.join(seeds_cmd[1:])}):")
     print(seeds_out.rstrip())
 

@@ -141,3 +141,23 @@ def test_config_rejects_bad_settings():
     with pytest.raises(ValueError, match="matches no parameter"):
         _snap(w, w.synthetic_dataset({"train": 8}), *w.init(jax.random.PRNGKey(0)), 8,
               kinds=("hessian@Conv_*",), lanczos_order=4, top_k=(1,))
+
+
+@pytest.mark.parametrize("loop", ["scan", "host"])
+def test_snapshotters_of_one_variant_and_config_share_compiled_operators(loop):
+    """A sweep's seeds compile the curvature operators once: a second Snapshotter of the same
+    variant and config compiles nothing and gives what a fresh one gives; another config
+    compiles its own."""
+    w = get_workload("uv:width=5")
+    data = w.load_data()
+    config = SnapshotConfig(kinds=("hessian", "ggn"), lanczos_order=6, top_k=(1,), loop=loop,
+                            seed=3)
+    params, state = w.init(jax.random.PRNGKey(2))
+    first = Snapshotter(w, data, config, batch_size=1).snapshot(params, state)
+    again = Snapshotter(w, data, config, batch_size=1).snapshot(params, state)
+    assert all(r.includes_compile for r in first)
+    assert not any(r.includes_compile for r in again)
+    for a, b in zip(first, again):
+        np.testing.assert_equal(a.metrics, b.metrics)  # NaN (an undefined metric) equals NaN
+    other = SnapshotConfig(**{**config.__dict__, "lanczos_order": 5})
+    assert all(r.includes_compile for r in Snapshotter(w, data, other, batch_size=1).snapshot(params, state))

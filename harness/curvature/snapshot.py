@@ -146,6 +146,12 @@ def parse_kind(kind: str) -> tuple[str, str | None]:
     return base, pattern or None
 
 
+#: compiled operators by (workload class, variant spec, backend, config, operator policy):
+#: what a Snapshotter's jitted functions close over, so any Snapshotter with the same key can
+#: call them (jax.jit recompiles by itself for other argument shapes)
+_SHARED: dict[tuple, dict[tuple, Callable]] = {}
+
+
 def use_host_loop(workload: Workload, loop: str) -> bool:
     """Host-driven loops on XLA:CPU for a workload (its curvature form) whose convolutions
     are slow inside rolled loops."""
@@ -187,7 +193,13 @@ class Snapshotter:
         if any(parse_kind(k)[0] == "cov" for k in config.kinds):
             self.minibatches = jax.device_put(gradient_minibatches(
                 workload, split, config.cov_batches, config.cov_batch_size or batch_size, config.seed + 1))
-        self._compiled: dict[tuple, Callable] = {}
+        # the compiled operators are shared by every Snapshotter of the same workload variant,
+        # config and backend in this process (a sweep's seeds compile them once)
+        identity = (type(workload), workload.spec, jax.default_backend(), config, self.policy)
+        self._compiled: dict[tuple, Callable] = _SHARED.setdefault(identity, {})
+
+    def _compiled_programs(self) -> int:
+        return sum(getattr(f, "_cache_size", lambda: 0)() for f in self._compiled.values())
 
     # -- public -------------------------------------------------------------------------
 
@@ -195,14 +207,16 @@ class Snapshotter:
         """Every configured kind at these parameters (each timed on its own)."""
         out = []
         for kind in self.config.kinds:
-            t0, compiled_before = time.perf_counter(), len(self._compiled)
+            t0, compiled_before = time.perf_counter(), (len(self._compiled),
+                                                         self._compiled_programs())
             if self.config.float64:
                 with jax.enable_x64(True):
                     metrics, arrays = self._one(kind, params, model_state)
             else:
                 metrics, arrays = self._one(kind, params, model_state)
+            compiled_after = (len(self._compiled), self._compiled_programs())
             out.append(SnapshotResult(kind, metrics, arrays, time.perf_counter() - t0,
-                                      len(self._compiled) > compiled_before))
+                                      compiled_after != compiled_before))
         return out
 
     # -- one kind -----------------------------------------------------------------------
