@@ -1,8 +1,9 @@
 """Curvature snapshots of a trial: config, the fixed curvature data, and one snapshot's metrics.
 
 A `Snapshotter` is built once per trial: it draws the fixed curvature batch S
-(and, for "cov", the L fixed mini-batches) from a split (`data.py`), puts them
-on the device and compiles the operators once. `snapshot(params, model_state)`
+(and, for "cov", the L fixed mini-batches) from a split (`data.py`) and puts them
+on the device; its compiled operators are shared with every Snapshotter of the same
+variant, config and backend in the process, so a sweep's seeds compile them once. `snapshot(params, model_state)`
 then returns, per requested kind, the scalar metrics and the arrays to store.
 
 Kinds: "hessian" and "ggn" (Lanczos on the operator over S, a trace estimate,
