@@ -112,10 +112,8 @@ def _update(j, state, w):
 
 
 @functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=None)
 def _host_step(matvec: Callable) -> Callable:
-    """One jitted Lanczos step, product included (a single call, not a rolled loop); one per
-    `matvec` object, so a later Lanczos run with the same product compiles nothing."""
+    """One jitted Lanczos step, product included (a single call, not a rolled loop)."""
     return jax.jit(lambda j, state, args: _update(j, state, matvec(*args, state[0][j])),
                    donate_argnums=(1,))
 
