@@ -9,7 +9,10 @@ forward-over-reverse Hessian-vector product (> 1: slower than the default):
 * `ggn`: the Gauss-Newton product (jvp, output-space Hessian, vjp) — another matrix;
 * `linearized`: the gradient linearized once (`jax.linearize`), then only its linear part per
   product (PyHessian's kept graph; holds the residuals of the whole batch);
-* `vmap4`: forward-over-reverse vmapped over 4 vectors, time per vector.
+* `vmap4`: forward-over-reverse vmapped over 4 vectors, time per vector;
+* `im2col`: `hvp` of the workload's curvature form (`Workload.for_curvature`; on CPU every
+  convolution as patches x kernel, workloads/im2col.py): what snapshots use;
+* `im2col_vmap4`: the same vmapped over 4 vectors (the batched trace probes), per vector.
 
 Run: python benchmarks/conv_hvp_variants.py [--examples 64] [--repeats 3] [--variants hvp,ggn,...]
 """
@@ -26,7 +29,7 @@ from jax.flatten_util import ravel_pytree
 
 from workloads import get_workload
 
-VARIANTS = ("hvp", "rev_rev", "ggn", "linearized", "vmap4")
+VARIANTS = ("hvp", "rev_rev", "ggn", "linearized", "vmap4", "im2col", "im2col_vmap4")
 
 
 def _time(fn, args, repeats):
@@ -55,14 +58,17 @@ def main() -> None:
              "mask": jnp.ones(n)}
     flat, unravel = ravel_pytree(params)
 
-    def outputs(p):
-        return w.apply(p, state, batch["inputs"], train=True)[0]
+    def outputs(p, form=w):
+        return form.apply(p, state, batch["inputs"], train=True)[0]
 
-    def loss(p):
-        return w.loss_per_example(outputs(p), batch).sum() / n
+    def loss(p, form=w):
+        return w.loss_per_example(outputs(p, form), batch).sum() / n
 
-    def hvp(p, v):
-        return ravel_pytree(jax.jvp(jax.grad(loss), (p,), (unravel(v),))[1])[0]
+    def hvp(p, v, form=w):
+        return ravel_pytree(jax.jvp(jax.grad(lambda q: loss(q, form)), (p,), (unravel(v),))[1])[0]
+
+    def im2col(p, v):
+        return hvp(p, v, w.for_curvature())
 
     def rev_rev(p, v):
         return jax.vjp(lambda q: ravel_pytree(jax.grad(loss)(q))[0], p)[1](v)[0]
@@ -82,14 +88,15 @@ def main() -> None:
         if name == "linearized":
             linear = jax.jit(lambda p: jax.linearize(jax.grad(loss), p)[1])(params)
             fn, fargs = jax.jit(lambda f, x: ravel_pytree(f(unravel(x)))[0]), (linear, v)
-        elif name == "vmap4":
-            fn, fargs = jax.jit(jax.vmap(hvp, (None, 0))), (params, vs)
-        elif name in ("hvp", "rev_rev", "ggn"):
-            fn, fargs = jax.jit({"hvp": hvp, "rev_rev": rev_rev, "ggn": ggn}[name]), (params, v)
+        elif name in ("vmap4", "im2col_vmap4"):
+            fn, fargs = jax.jit(jax.vmap(hvp if name == "vmap4" else im2col, (None, 0))), (params, vs)
+        elif name in ("hvp", "rev_rev", "ggn", "im2col"):
+            fn = {"hvp": hvp, "rev_rev": rev_rev, "ggn": ggn, "im2col": im2col}[name]
+            fn, fargs = jax.jit(fn), (params, v)
         else:
             raise SystemExit(f"unknown variant {name!r}; valid: {', '.join(VARIANTS)}")
         first, warm = _time(fn, fargs, args.repeats)
-        if name == "vmap4":
+        if name.endswith("vmap4"):
             warm /= 4
         base = warm if name == "hvp" else base
         ratio = f"{warm / base:>12.2f}" if base else f"{'':>12}"

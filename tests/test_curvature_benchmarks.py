@@ -28,5 +28,5 @@ def test_curvature_accuracy_prints_every_metric():
 @pytest.mark.slow
 def test_conv_hvp_variants_prints_every_variant():
     out = run_script("conv_hvp_variants.py", "--examples", "2", "--repeats", "1")
-    for label in ("hvp", "rev_rev", "ggn", "linearized", "vmap4", "warm / hvp"):
+    for label in ("hvp", "rev_rev", "ggn", "linearized", "vmap4", "im2col", "im2col_vmap4", "warm / hvp"):
         assert label in out
