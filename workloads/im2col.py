@@ -8,8 +8,9 @@ kh·kw shifted (strided) views concatenated along channels, and one `dot_general
 Why by hand: XLA:CPU computes convolutions, and above all their derivatives (the transposed
 and weight-gradient convolutions of a backward pass, twice over in a Hessian-vector product),
 on a slow path, while its matrix products are fast. Measured on 2 CPU cores (jax 0.10.2),
-SimpleCNN on 256 CIFAR-shaped images: one Hessian-vector product 3.06 s with lax convolutions,
-1.35 s as patches x kernel. No well-kept JAX library offers this as a drop-in convolution.
+SimpleCNN on 256 CIFAR-shaped images, one jitted Hessian-vector product: 3.06 s with lax
+convolutions, 1.35 s as patches x kernel (a one-off script, one run; `python3
+benchmarks/conv_hvp_variants.py --examples 256` measures the same pair as `hvp` and `im2col`). No well-kept JAX library offers this as a drop-in convolution.
 The curvature operators of the CIFAR workloads use it on CPU (`Workload.for_curvature`);
 training keeps lax's convolutions (its numerics are what the references record).
 
