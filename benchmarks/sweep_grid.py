@@ -68,8 +68,9 @@ def variants(quick: bool) -> list[str]:
 
 
 def training_loops_s(trials: list[dict]) -> float:
-    """Seconds the compiled training loops ran, summed over programs: a program's loop runs
-    until its last trial stops, so its time is the largest train_s among its trials."""
+    """Seconds the compiled training loops ran, summed over programs (one per variant in the
+    default sweep): a program's loop runs until its last trial stops, so its time is the
+    largest train_s among its trials."""
     loops: dict[str, float] = {}
     for t in trials:
         loops[t["workload"]] = max(loops.get(t["workload"], 0.0), t["train_s"])

@@ -29,7 +29,7 @@ if sys.argv[1] == "unrolled":
     assert threefry_cpu.install()
 else:  # importing the workloads would install it: keep JAX's own rule for this process
     from harness import threefry_cpu
-    threefry_cpu._installed.append(False)
+    threefry_cpu.keep_jax_default()
 from workloads import get_workload
 
 key = jax.random.PRNGKey(0)
@@ -64,7 +64,7 @@ SWEEP_CHILD = r"""
 import sys
 if sys.argv[1] == "rolled":
     from harness import threefry_cpu
-    threefry_cpu._installed.append(False)
+    threefry_cpu.keep_jax_default()
 sys.argv = ["curvebench"] + sys.argv[2:]
 from harness.cli import app
 app()

@@ -3,8 +3,9 @@
 A `Snapshotter` is built once per trial: it draws the fixed curvature batch S
 (and, for "cov", the L fixed mini-batches) from a split (`data.py`) and puts them
 on the device; its compiled operators are shared with every Snapshotter of the same
-variant, config and backend in the process, so a sweep's seeds compile them once. `snapshot(params, model_state)`
-then returns, per requested kind, the scalar metrics and the arrays to store.
+variant, config and backend in the process, so a sweep's seeds compile them once.
+`snapshot(params, model_state)` then returns, per requested kind, the scalar metrics
+and the arrays to store.
 
 Kinds: "hessian" and "ggn" (Lanczos on the operator over S, a trace estimate,
 Ritz residuals and per-metric convergence flags) and "cov" (the exact spectrum
@@ -14,8 +15,9 @@ matching a pattern: "hessian@Dense_0/*". The operators differentiate the
 workload's `for_curvature()` form (on CPU, the CIFAR conv nets' convolutions as
 matmuls). The Lanczos loop is one compiled `fori_loop`, except on CPU where that
 form still has `slow_in_cpu_loops`: there a Python loop drives a jitted product
-(and the trace probes go one product at a time). With `lanczos_max_order` the order is chosen by convergence: the loop
-is extended 10 steps at a time until the top-K Ritz values converge.
+(and the trace probes go one product at a time). With `lanczos_max_order` the order
+is chosen by convergence: the loop is extended 10 steps at a time until the top-K
+Ritz values converge.
 """
 
 from __future__ import annotations
