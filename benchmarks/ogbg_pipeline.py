@@ -24,7 +24,8 @@ import jax
 import numpy as np
 
 from harness.data.prefetch import prefetch
-from harness.runner import HOST_PREFETCH, run_trial
+from harness.runner import run_trial
+from harness.records.trial import HOST_PREFETCH
 from harness.submissions import load_submission
 from workloads import get_workload
 

@@ -30,8 +30,9 @@ os.environ.update(LOOPBACK_ENV)  # before Ray is imported
 import ray  # noqa: E402
 
 from harness.executors.ray import RayExecutor  # noqa: E402
-from harness.experiment import LocalExecutor, TrialRequest, plan_groups  # noqa: E402
-from harness.runner import TrialOptions  # noqa: E402
+from harness.experiment import LocalExecutor, plan_groups  # noqa: E402
+from harness.records.sweep import TrialRequest
+from harness.records.trial import TrialOptions  # noqa: E402
 
 SUBMISSIONS = REPO / "harness" / "submissions"
 

@@ -19,7 +19,9 @@ import statistics
 
 import jax
 
-from harness.runner import TrialOptions, TrialSpec, run_group
+from harness.runner import run_group
+
+from harness.records.trial import TrialOptions, TrialSpec
 from harness.spec import Target
 from harness.submissions import load_submission
 from workloads import REGISTRY, get_workload

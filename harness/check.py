@@ -47,10 +47,11 @@ from scipy import stats
 from harness import environment, refs
 from harness.db import RunOrigin
 from harness.errors import UserError
-from harness.experiment import SweepEvent, SweepPhase, TrialRequest, load_dataset, run_sweep
+from harness.experiment import load_dataset, run_sweep
+from harness.records.sweep import SweepEvent, SweepPhase, TrialRequest
 from harness.progress import Phase
 from harness.refs import RefSet
-from harness.runner import RNG_DERIVATION, TrialOptions
+from harness.records.trial import RNG_DERIVATION, TrialOptions
 
 ALPHA = 0.05
 TRIM = 0.2

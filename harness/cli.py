@@ -21,7 +21,7 @@ from harness import grid as grids
 
 if TYPE_CHECKING:
     from harness.db import Database
-    from harness.experiment import CurvatureRequest, SweepResult
+    from harness.records.sweep import CurvatureRequest, SweepResult
 
 app = typer.Typer(help="curvebench: score training algorithms, check reruns, record curvature. "
                   "Any failure prints one line `error: ...` (exit 2: bad input; 3: internal); "
@@ -177,7 +177,7 @@ def _trial_options(origin: str, *, max_steps: int | None = None, eval_every: int
                    divergence_factor: float | None = None, tag: str | None = None,
                    max_group_size: int | None = None, share_variants: bool = False):
     from harness.db import RunOrigin
-    from harness.runner import TrialOptions
+    from harness.records.trial import TrialOptions
 
     fields: dict[str, Any] = {"origin": RunOrigin(origin), "tag": tag, "max_steps": max_steps,
                               "eval_every": eval_every, "max_group_size": max_group_size,
@@ -197,7 +197,7 @@ def _curvature_request(given: dict[str, Any]) -> CurvatureRequest | None:
     if not given.get("curvature"):
         return None
     from harness.curvature.settings import CurvatureOptions
-    from harness.experiment import CurvatureRequest
+    from harness.records.sweep import CurvatureRequest
 
     options = CurvatureOptions(**{CURVATURE_OPTIONS[k]: v for k, v in given.items()
                                   if v is not None})
@@ -354,7 +354,7 @@ def run(
     overrides = _parse_single(workload, hparam, "run")
     _check_chunk_mode(chunk_mode)
     database = _open(db)
-    from harness.experiment import TrialRequest
+    from harness.records.sweep import TrialRequest
     from harness.spec import SpecError
 
     try:

@@ -30,8 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness.experiment import (GroupFinished, GroupStarted, SweepEvent, SweepPhase,
-                                TrialEvaluated, TrialPhase, TrialRequest)
+from harness.records.sweep import GroupFinished, GroupStarted, SweepEvent, SweepPhase, TrialEvaluated, TrialPhase, TrialRequest
 from harness.progress import Phase, PhaseChange
 
 #: the style of a finished trial's outcome, by status

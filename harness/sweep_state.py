@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from harness.db import Database
 from harness.db.models import EvalRow, Run, utcnow
-from harness.experiment import TrialGroup, TrialRequest
-from harness.runner import TrialResult
-
-#: run statuses that are a trial's result; anything else (running, failed, interrupted) is redone
-FINISHED = ("reached", "not_reached", "diverged")
+from harness.records.status import FINISHED, RunStatus
+from harness.records.sweep import TrialGroup, TrialRequest
+from harness.records.trial import TrialResult
+from harness.submissions import load_submission
+from workloads import get_workload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,16 +42,12 @@ def canonical_hparams(hparams: Mapping[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _variant(workload: str) -> str:
-    from workloads import get_workload
-
     return get_workload(workload).spec
 
 
 @functools.lru_cache(maxsize=256)
 def _submission(path: str) -> tuple[str, str]:
     """(name, default hyperparameters as canonical JSON) of a submission folder."""
-    from harness.submissions import load_submission
-
     sub = load_submission(path)
     return sub.name, canonical_hparams(sub.hparams)
 
@@ -76,8 +72,6 @@ def group_keys(group: TrialGroup) -> list[TrialKey]:
 @functools.lru_cache(maxsize=256)
 def _trial_variant(workload: str, knobs: str) -> str:
     """The variant a group's trial trains: the group's, with the trial's runtime knobs."""
-    from workloads import get_workload
-
     w = get_workload(workload)
     return type(w)(**{**w.variant, **json.loads(knobs)}).spec
 
@@ -97,7 +91,8 @@ def result_from_run(run: Run, evals: Iterable[EvalRow]) -> TrialResult:
                        time_to_target_s=run.time_to_target_s, compile_s=run.compile_s,
                        compiles=run.compiles, train_s=run.train_s, eval_s=run.eval_s,
                        final_step=run.final_step, chunk_mode=run.chunk_mode, error=run.error,
-                       evals=sorted(curve.items()))
+                       group_size=run.group_size, compile_cache_hit=run.compile_cache_hit,
+                       hparams=dict(run.hparams), evals=sorted(curve.items()))
 
 
 def finished_trials(db: Database, sweep_id: str) -> dict[TrialKey, TrialResult]:
@@ -130,8 +125,8 @@ def mark_lost(db: Database, sweep_id: str, keys: Iterable[TrialKey], why: str) -
     wanted = set(keys)
     marked = []
     with db.session() as s:
-        for run in s.scalars(select(Run).where(Run.sweep_id == sweep_id, Run.status == "running")):
+        for run in s.scalars(select(Run).where(Run.sweep_id == sweep_id, Run.status == RunStatus.RUNNING)):
             if run_key(run) in wanted:
-                run.status, run.error, run.finished_at = "interrupted", why, utcnow()
+                run.status, run.error, run.finished_at = RunStatus.INTERRUPTED, why, utcnow()
                 marked.append(run.id)
     return marked

@@ -11,7 +11,7 @@ from harness.algoperf.scoring import (algoperf_scores, external_tuning_times,
                                       performance_profiles, study_time, trapezoid_error_bound,
                                       workload_time)
 from harness.algoperf.search_space import SearchSpace, trial_requests
-from harness.experiment import TrialRequest
+from harness.records.sweep import TrialRequest
 from harness.score import performance_profile_scores
 from harness.spec import SpecError
 

@@ -12,8 +12,9 @@ import pytest
 from harness.db import RunOrigin, open_database
 from harness.executors import (FINISHED, ExecutorError, Lost, finished_trials, mark_lost, pending_requests,
                                request_key, run_key, run_with_retries)
-from harness.experiment import LocalExecutor, TrialRequest, execute_group, plan_groups
-from harness.runner import TrialOptions
+from harness.experiment import LocalExecutor, execute_group, plan_groups
+from harness.records.sweep import TrialRequest
+from harness.records.trial import TrialOptions
 from tests.conftest import SUBMISSIONS
 
 ADAM, SGD = str(SUBMISSIONS / "adam"), str(SUBMISSIONS / "sgd")

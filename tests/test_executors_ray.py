@@ -21,8 +21,9 @@ ray = pytest.importorskip("ray", reason="Ray is an extra: pip install -e '.[ray]
 from harness.db import RunOrigin, open_database  # noqa: E402
 from harness.executors import FINISHED, ExecutorError, run_key  # noqa: E402
 from harness.executors.ray import RayExecutor  # noqa: E402
-from harness.experiment import LocalExecutor, TrialRequest, plan_groups  # noqa: E402
-from harness.runner import TrialOptions  # noqa: E402
+from harness.experiment import LocalExecutor, plan_groups  # noqa: E402
+from harness.records.sweep import TrialRequest
+from harness.records.trial import TrialOptions  # noqa: E402
 from tests.conftest import SUBMISSIONS  # noqa: E402
 from tests.pg_server import Unavailable, fresh_database, server_url  # noqa: E402
 from tests.ray_cluster import LocalRayCluster  # noqa: E402

@@ -17,8 +17,9 @@ submitit = pytest.importorskip("submitit", reason="submitit is an extra: pip ins
 from harness.db import RunOrigin, open_database  # noqa: E402
 from harness.executors import FINISHED, ExecutorError  # noqa: E402
 from harness.executors.submitit import SubmititExecutor  # noqa: E402
-from harness.experiment import LocalExecutor, TrialRequest, plan_groups  # noqa: E402
-from harness.runner import TrialOptions  # noqa: E402
+from harness.experiment import LocalExecutor, plan_groups  # noqa: E402
+from harness.records.sweep import TrialRequest
+from harness.records.trial import TrialOptions  # noqa: E402
 from tests.conftest import SUBMISSIONS  # noqa: E402
 
 

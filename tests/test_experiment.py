@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from harness.db import RunOrigin, open_database
-from harness.experiment import (CurvatureRequest, LocalExecutor, TrialRequest, plan_groups,
-                                requests_for)
-from harness.runner import TrialOptions
+from harness.experiment import LocalExecutor, plan_groups, requests_for
+from harness.records.sweep import CurvatureRequest, TrialRequest
+from harness.records.trial import TrialOptions
 from harness.sweep_state import group_keys, request_key
 from tests.conftest import SUBMISSIONS
 

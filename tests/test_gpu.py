@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import pytest
 
-from harness.runner import TrialSpec
+from harness.records.trial import TrialSpec
 from harness.submissions import load_submission
 from tests.test_vectorised import run, with_target
 

@@ -16,11 +16,12 @@ import sys
 import pytest
 from rich.console import Console
 
-from harness.experiment import (GroupFinished, GroupStarted, SweepPhase, TrialPhase,
-                                TrialRequest, run_sweep)
+from harness.experiment import run_sweep
+
+from harness.records.sweep import GroupFinished, GroupStarted, SweepPhase, TrialPhase, TrialRequest
 from harness.progress import Phase, PhaseChange, compiling, emit, listening
 from harness.progress_display import Mode, ProgressDisplay, outcome, trial_label
-from harness.runner import TrialOptions
+from harness.records.trial import TrialOptions
 from tests.conftest import REPO, SUBMISSIONS
 
 ESCAPE = re.compile(r"\x1b")
@@ -98,8 +99,8 @@ def test_outcome_words():
 
 
 def _feed(mode: Mode, terminal: bool) -> str:
-    from harness.experiment import TrialGroup
-    from harness.runner import TrialSpec
+    from harness.records.sweep import TrialGroup
+    from harness.records.trial import TrialSpec
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=terminal, width=200)
@@ -132,8 +133,8 @@ def test_log_lines_are_plain_ordered_and_compiling_comes_first():
 
 def test_a_remote_group_reports_its_outcomes_when_it_finishes():
     """Remote executors report no phases: the outcome comes from GroupFinished."""
-    from harness.experiment import TrialGroup, TrialOutcome
-    from harness.runner import TrialResult, TrialSpec
+    from harness.records.sweep import TrialGroup, TrialOutcome
+    from harness.records.trial import TrialResult, TrialSpec
 
     buffer = io.StringIO()
     request = TrialRequest("mnist_mlp", SGD, {"learning_rate": 10.0}, 3)
@@ -142,7 +143,7 @@ def test_a_remote_group_reports_its_outcomes_when_it_finishes():
                          error="loss became nan at step 7")
     with ProgressDisplay(Console(file=buffer, force_terminal=False), Mode.LINES) as display:
         display(GroupStarted(0, group, (request,)))
-        display(GroupFinished(0, (TrialOutcome(request, result, {}, 1, None, "s"),)))
+        display(GroupFinished(0, (TrialOutcome(request, result, "s"),)))
     [line] = buffer.getvalue().splitlines()
     assert line.endswith("mnist_mlp / sgd learning_rate=10.0 / seed 3: diverged at step 7: "
                          "loss became nan at step 7")

@@ -17,9 +17,10 @@ import pytest
 
 from harness import checkpoint
 from harness.db import open_database
-from harness.experiment import TrialRequest, resume_run, run_sweep
+from harness.experiment import resume_run, run_sweep
+from harness.records.sweep import TrialRequest
 from harness.runner import run_group
-from harness.trial import TrialOptions, TrialSpec
+from harness.records.trial import TrialOptions, TrialSpec
 
 from conftest import REPO, SUBMISSIONS
 

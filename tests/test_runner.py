@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from harness.db import EvalRow, Run
-from harness.runner import RNG_DERIVATION, pick_chunk_mode, run_trial
+from harness.runner import pick_chunk_mode, run_trial
+from harness.records.trial import RNG_DERIVATION
 from harness.spec import SpecError
 from harness.submissions import load_submission
 from tests.conftest import SUBMISSIONS

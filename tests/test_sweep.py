@@ -113,7 +113,7 @@ def test_score_takes_a_two_knob_variant_and_times_each_trial_alone(tmp_path):
 def test_cli_defaults_shown_in_help_are_the_librarys():
     from harness import cli as c
     from harness.curvature import DEFAULT_SCHEDULE, SnapshotConfig
-    from harness.runner import CHUNK_MODES, DIVERGENCE_FACTOR, TrialOptions
+    from harness.records.trial import CHUNK_MODES, DIVERGENCE_FACTOR, TrialOptions
 
     assert c.CHUNK_MODES == CHUNK_MODES and c.CURVATURE_EVERY == DEFAULT_SCHEDULE
     assert c.DIVERGENCE_FACTOR == DIVERGENCE_FACTOR == TrialOptions().divergence_factor
@@ -131,9 +131,9 @@ def test_importing_the_cli_imports_no_jax_flax_sqlalchemy_or_workloads():
 
 def test_sweep_events_and_results_follow_the_requests(tmp_path):
     from harness.db import RunOrigin
-    from harness.experiment import (GroupFinished, GroupStarted, SweepPhase, TrialEvaluated,
-                                    TrialRequest, run_sweep)
-    from harness.runner import TrialOptions
+    from harness.experiment import run_sweep
+    from harness.records.sweep import GroupFinished, GroupStarted, SweepPhase, TrialEvaluated, TrialRequest
+    from harness.records.trial import TrialOptions
 
     adam = str(SUBMISSIONS / "adam")
     requests = [TrialRequest("mnist_mlp:width=32", adam, {}, seed) for seed in (1, 0)]

@@ -32,9 +32,9 @@ def _runs(uri: str, experiment: str = "curvebench"):
 
 
 def test_mirror_equals_the_stored_run_and_is_not_repeated(tmp_path, store):
-    from harness.experiment import GroupFinished, TrialOutcome, TrialRequest
+    from harness.records.sweep import GroupFinished, TrialOutcome, TrialRequest
     from harness.tracking.mlflow import MlflowMirror
-    from harness.trial import TrialResult
+    from harness.records.trial import TrialResult
 
     db_url = f"sqlite:///{tmp_path / 'r.db'}"
     db = open_database(db_url)
@@ -45,7 +45,7 @@ def test_mirror_equals_the_stored_run_and_is_not_repeated(tmp_path, store):
     mirror = MlflowMirror(store, db_url)
     result = TrialResult(run_id=run_id, workload="mnist_mlp", submission="adam", seed=0)
     outcome = TrialOutcome(request=TrialRequest("mnist_mlp", "adam", {}, 0), result=result,
-                           hparams={}, group_size=1, compile_cache_hit=None, sweep_id="sweep-1")
+                           sweep_id="sweep-1")
     mirror(GroupFinished(0, (outcome,)))
     assert mirror.failures == [] and list(mirror.mirrored) == [run_id]
 

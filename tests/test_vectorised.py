@@ -9,7 +9,8 @@ import pytest
 from harness.check import bit_exact
 from harness.db import open_database
 from harness.refs import RefSet
-from harness.runner import TrialOptions, TrialSpec, run_group
+from harness.runner import run_group
+from harness.records.trial import TrialOptions, TrialSpec
 from harness.spec import Target
 from harness.submissions import load_submission
 from tests.conftest import SUBMISSIONS
@@ -198,7 +199,7 @@ def test_trial_map_skips_inactive_trials_in_map_mode_only():
     that stopped costs nothing); active trials get exactly fn's value; VMAP computes all."""
     import jax.numpy as jnp
 
-    from harness.vectorised import Batching, trial_map
+    from harness.engine.trial_axis import Batching, trial_map
 
     def fn(x, shared):
         return {"y": jnp.sin(x) * shared}

@@ -117,7 +117,7 @@ def _dimension(name: str, spec: Any, where: str) -> Dimension:
 def trial_requests(workload: str, submission: str, space: SearchSpace, n: int, seeds: Sequence[int],
                    seed: int = SEARCH_SEED) -> list:
     """n points x seeds as sweep-engine requests (`harness.experiment.TrialRequest`)."""
-    from harness.experiment import TrialRequest
+    from harness.records.sweep import TrialRequest
 
     return [TrialRequest(workload=workload, submission=submission, hparams=point, seed=s)
             for point in space.sample(n, seed) for s in seeds]

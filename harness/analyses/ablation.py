@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from harness.analyses.verdict import Claim, Outcome
 
 if TYPE_CHECKING:
-    from harness.experiment import SweepEvent
+    from harness.records.sweep import SweepEvent
 
 NAME = "ablation"
 TAG = "ablation"
@@ -178,8 +178,9 @@ def run(config: AblationConfig, db_url: str, *, data_source: str | None = None,
     on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
-    from harness.experiment import TrialRequest, database, run_sweep
-    from harness.trial import TrialOptions
+    from harness.experiment import database, run_sweep
+    from harness.records.sweep import TrialRequest
+    from harness.records.trial import TrialOptions
 
     variants = dict.fromkeys(canonical(v) for v in config.variants)  # the shared baseline once
     requests = [TrialRequest(v, config.submission, {}, s) for v in variants for s in config.seeds]

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from harness.analyses.verdict import Claim, Outcome
 
 if TYPE_CHECKING:
-    from harness.experiment import SweepEvent
+    from harness.records.sweep import SweepEvent
 
 NAME = "break-even"
 TAG = "break-even"
@@ -206,8 +206,9 @@ def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
     on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
-    from harness.experiment import CurvatureRequest, TrialRequest, database, run_sweep
-    from harness.trial import TrialOptions
+    from harness.experiment import database, run_sweep
+    from harness.records.sweep import CurvatureRequest, TrialRequest
+    from harness.records.trial import TrialOptions
 
     settings = list(dict.fromkeys((lr, s) for _, lr, s in config.cells()))
     requests = [TrialRequest(config.workload, config.submission,

@@ -70,7 +70,7 @@ import numpy as np
 from harness.analyses.verdict import Claim, Outcome
 
 if TYPE_CHECKING:
-    from harness.experiment import SweepEvent
+    from harness.records.sweep import SweepEvent
 
 NAME = "catapult"
 TAG = "catapult"
@@ -344,10 +344,10 @@ def run(config: CatapultConfig, db_url: str, *, data_source: str | None = None,
     on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db.models import RunOrigin
-    from harness.experiment import (CurvatureRequest, SweepPhase, TrialRequest, database,
-                                    run_sweep)
+    from harness.experiment import database, run_sweep
+    from harness.records.sweep import CurvatureRequest, SweepPhase, TrialRequest
     from harness.progress import Phase
-    from harness.trial import TrialOptions
+    from harness.records.trial import TrialOptions
 
     if on_event is not None:
         on_event(SweepPhase(Phase.SNAPSHOT, "λ_H^0 at initialisation, per model and seed"))

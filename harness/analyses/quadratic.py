@@ -57,7 +57,7 @@ from harness.analyses.rotation import RotationRun, RotationSettings
 from harness.analyses.verdict import Claim, Outcome
 
 if TYPE_CHECKING:
-    from harness.experiment import SweepEvent
+    from harness.records.sweep import SweepEvent
 
 NAME = "quadratic"
 TAG = "quadratic"
@@ -180,9 +180,10 @@ def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
     from harness.analyses import rotation
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
-    from harness.experiment import TrialRequest, database, run_sweep
+    from harness.experiment import database, run_sweep
+    from harness.records.sweep import TrialRequest
     from harness.submissions import load_submission
-    from harness.trial import TrialOptions
+    from harness.records.trial import TrialOptions
     from workloads import get_workload
 
     workload = get_workload(config.workload)

@@ -40,7 +40,7 @@ from harness.analyses import subspace
 from harness.analyses.verdict import Claim, Outcome
 
 if TYPE_CHECKING:
-    from harness.experiment import SweepEvent
+    from harness.records.sweep import SweepEvent
 
 KIND = "hessian"
 
@@ -176,8 +176,9 @@ def run(settings: RotationSettings, db_url: str, *, tag: str, name: str, command
     """Train the workload with Ritz-vector snapshots (one sweep); its id and every seed's
     overlaps. on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.db import RunOrigin
-    from harness.experiment import CurvatureRequest, TrialRequest, database, run_sweep
-    from harness.trial import TrialOptions
+    from harness.experiment import database, run_sweep
+    from harness.records.sweep import CurvatureRequest, TrialRequest
+    from harness.records.trial import TrialOptions
 
     requests = [TrialRequest(settings.workload, settings.submission, {}, s) for s in settings.seeds]
     options = TrialOptions(max_steps=settings.steps, eval_every=max(1, settings.steps // 10),

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from harness.db.models import (CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, Sweep,
                                TrainLosses, utcnow)
 from harness.errors import UserError, one_line
+from harness.records.status import RunStatus
 
 DEFAULT_URL = "sqlite:///curvebench.db"
 #: a "running" run from another host whose heartbeat is older than this is marked interrupted
@@ -248,7 +249,7 @@ class Database:
         here, now = socket.gethostname(), utcnow()
         marked = []
         with self.session() as s:
-            for run in s.scalars(select(Run).where(Run.status == "running")):
+            for run in s.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
                 heartbeat = _as_utc(run.heartbeat_at)
                 if run.host == here:
                     if _process_alive(run.pid, _as_utc(run.started_at)):
@@ -258,7 +259,7 @@ class Database:
                     why = f"no heartbeat from {run.host} since {heartbeat:%Y-%m-%d %H:%M:%S} UTC"
                 else:
                     continue
-                run.status, run.error, run.finished_at = "interrupted", why, heartbeat
+                run.status, run.error, run.finished_at = RunStatus.INTERRUPTED, why, heartbeat
                 marked.append(run.id)
         return marked
 

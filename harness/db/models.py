@@ -5,23 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import enum
-
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
                         UniqueConstraint, false, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-RUN_STATUSES = ("running", "reached", "not_reached", "diverged", "failed", "interrupted")
+from harness.records.status import RunOrigin, RunStatus
 
-
-class RunOrigin(str, enum.Enum):
-    """Which command made a run: `score` compares declared sets, so it must tell them apart."""
-
-    RUN = "run"
-    SWEEP = "sweep"
-    SCORE = "score"
-    CHECK = "check"
-    ANALYSIS = "analysis"
+RUN_STATUSES = tuple(s.value for s in RunStatus)
 
 
 class Base(DeclarativeBase):
@@ -60,7 +50,7 @@ class Run(Base):
     xla_flags: Mapped[str] = mapped_column(Text, default="")
     git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
     environment: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True, default="running")
+    status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.RUNNING.value)
     steps_to_target: Mapped[int | None] = mapped_column(Integer, nullable=True)
     time_to_target_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     compile_s: Mapped[float] = mapped_column(Float, default=0.0)

@@ -44,12 +44,14 @@ class ExecutorSettings:
 
 
 def make_executor(settings: ExecutorSettings):
-    """The executor the settings name; None for the local one (run_sweep's default, which
-    reports progress as it goes). Ray and submitit are imported only when asked for."""
+    """The executor the settings name (the local one runs groups in this process, one after the
+    other). Ray and submitit are imported only when asked for."""
     if settings.kind == ExecutorKind.LOCAL:
         if settings.address is not None:
             raise ExecutorError("--address needs --executor ray")
-        return None
+        from harness.engine.execute import LocalExecutor
+
+        return LocalExecutor()
     if settings.kind == ExecutorKind.RAY:
         from harness.executors.ray import RayExecutor
 

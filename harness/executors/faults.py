@@ -15,8 +15,8 @@ from typing import Protocol
 
 from harness.db import open_database
 from harness.errors import UserError
-from harness.experiment import TrialGroup
-from harness.runner import TrialResult
+from harness.records.sweep import GroupEvents, TrialGroup
+from harness.records.trial import TrialResult
 from harness.sweep_state import TrialKey, finished_trials, group_keys, mark_lost
 
 #: how many times a lost group is resubmitted before the sweep gives up (executors' default)
@@ -54,10 +54,12 @@ def sweep_id_of(groups: Sequence[TrialGroup]) -> str | None:
 
 
 def run_with_retries(backend: Backend, groups: Sequence[TrialGroup], db_url: str | None, *,
-                     max_retries: int) -> list[list[TrialResult]]:
+                     max_retries: int, events: GroupEvents | None = None
+                     ) -> list[list[TrialResult]]:
     """Run every group through `backend`; a lost group is resubmitted (at most `max_retries`
     times) with only its trials that have no finished run, after its runs left `running` are
-    marked interrupted. Results come back per group, in the groups' and trials' order."""
+    marked interrupted. Results come back per group, in the groups' and trials' order;
+    `events` hears of each group when it is handed over and when all its trials are back."""
     if max_retries < 0:
         raise ExecutorError(f"max_retries must be >= 0, got {max_retries}")
     sweep_id = sweep_id_of(groups)
@@ -75,14 +77,21 @@ def run_with_retries(backend: Backend, groups: Sequence[TrialGroup], db_url: str
         for handle, item in zip(backend.submit(parts, db_url), items, strict=True):
             inflight[handle] = item
 
+    def collected(g: int) -> None:
+        if events is not None and all(r is not None for r in results[g]):
+            events.finished(g, list(results[g]))
+
     try:
         launch([(g, list(range(len(group.trials)))) for g, group in enumerate(groups)])
+        for g in range(len(groups)) if events is not None else ():
+            events.started(g)
         while inflight:
             handle, outcome = backend.wait_one(list(inflight))
             g, idx = inflight.pop(handle)
             if not isinstance(outcome, Lost):
                 for i, result in zip(idx, outcome, strict=True):
                     results[g][i] = result
+                collected(g)
                 continue
             rest = _recover(db_url, sweep_id, keys[g], idx, results[g], f"worker lost: {outcome}")
             retries[g] += 1
@@ -92,6 +101,8 @@ def run_with_retries(backend: Backend, groups: Sequence[TrialGroup], db_url: str
                                     "Re-run the sweep with the same sweep id to finish the rest")
             if rest:
                 launch([(g, rest)])
+            else:
+                collected(g)
     except BaseException:
         backend.cancel(list(inflight))
         if db_url is not None and sweep_id is not None and inflight:

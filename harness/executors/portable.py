@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from harness.db.database import resolve_url
 from harness.executors.faults import ExecutorError
-from harness.experiment import TrialGroup
+from harness.records.sweep import TrialGroup
 from harness.submissions import portable_submission
 
 

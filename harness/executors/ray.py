@@ -29,8 +29,9 @@ from typing import Any
 
 from harness.executors.faults import DEFAULT_MAX_RETRIES, ExecutorError, Lost, run_with_retries
 from harness.executors.portable import absolute_groups, shared_db_url
-from harness.experiment import TrialGroup, execute_group
-from harness.runner import TrialResult
+from harness.engine.execute import execute_group
+from harness.records.sweep import GroupEvents, TrialGroup
+from harness.records.trial import TrialResult
 
 
 def _ray():
@@ -61,7 +62,8 @@ class RayExecutor:
         self.runtime_env = dict(runtime_env) if runtime_env else None
         self.init_kwargs = dict(init_kwargs or {})
 
-    def run(self, groups: Sequence[TrialGroup], db_url: str | None) -> list[list[TrialResult]]:
+    def run(self, groups: Sequence[TrialGroup], db_url: str | None, *,
+            events: GroupEvents | None = None) -> list[list[TrialResult]]:
         address = self.address or os.environ.get("RAY_ADDRESS") or None  # ray.init reads RAY_ADDRESS
         where = f"the Ray cluster at {address}" if address else "Ray"
         db_url = shared_db_url(db_url, remote=address is not None, where=where)
@@ -77,7 +79,7 @@ class RayExecutor:
                                     "with `ray start --head` (README, Sweeps on a cluster)") from None
         try:
             return run_with_retries(_RayBackend(self, ray), absolute_groups(groups), db_url,
-                                    max_retries=self.max_retries)
+                                    max_retries=self.max_retries, events=events)
         finally:
             if started:
                 ray.shutdown()

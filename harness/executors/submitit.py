@@ -23,8 +23,9 @@ from typing import Any
 
 from harness.executors.faults import DEFAULT_MAX_RETRIES, ExecutorError, Lost, run_with_retries
 from harness.executors.portable import absolute_groups, shared_db_url
-from harness.experiment import TrialGroup, execute_group
-from harness.runner import TrialResult
+from harness.engine.execute import execute_group
+from harness.records.sweep import GroupEvents, TrialGroup
+from harness.records.trial import TrialResult
 
 #: clusters whose jobs run on this host only, where a SQLite results file works
 LOCAL_CLUSTERS = ("local", "debug")
@@ -68,12 +69,13 @@ class SubmititExecutor:
             raise ExecutorError(f"submitit rejects the job parameters: {e}") from None
         return executor
 
-    def run(self, groups: Sequence[TrialGroup], db_url: str | None) -> list[list[TrialResult]]:
+    def run(self, groups: Sequence[TrialGroup], db_url: str | None, *,
+            events: GroupEvents | None = None) -> list[list[TrialResult]]:
         db_url = shared_db_url(db_url, remote=self.cluster not in LOCAL_CLUSTERS,
                                where=f"submitit ({self.cluster or 'Slurm'})")
         backend = _SubmititBackend(self._executor(), _submitit(), self.poll_s)
         return run_with_retries(backend, absolute_groups(groups), db_url,
-                                max_retries=self.max_retries)
+                                max_retries=self.max_retries, events=events)
 
 
 class _SubmititBackend:

@@ -96,7 +96,7 @@ class MlflowMirror:
 
     def __call__(self, event: Any) -> None:
         """Sweep event sink: mirror every trial of a finished group."""
-        from harness.experiment import GroupFinished
+        from harness.records.sweep import GroupFinished
 
         if isinstance(event, GroupFinished):
             for outcome in event.outcomes:

@@ -1,4 +1,4 @@
-"""The execution engine: trials that share a compiled shape run as ONE compiled program.
+"""A group's compiled functions: trials that share a compiled shape run as ONE program.
 
 A program's trials (seeds, and numeric hyperparameters) are a leading axis of length T of
 every array of the training state; the step (`data_selection` + `update_params`) and the
@@ -42,153 +42,19 @@ with like.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from harness.engine import stop as stop_rule
+from harness.engine.stop import Stop
+from harness.engine.trial_axis import (KNOB, SEGMENT_STEPS, TRACE_ERRORS, Batching, Carry, Options,
+                                       hparam_arrays, select, stack, take, trial_map)
 from harness.spec import Workload
 from harness.submissions import Submission
 from harness.trial import HOST_CHUNK_STEPS, CompileCache
-
-#: prefix of the traced hyperparameter entries that carry a trial's runtime knob indices
-KNOB = "knob:"
-#: in-loop mode returns to the host (rows written, progress visible) at least this often
-SEGMENT_STEPS = 256
-#: in-loop evaluation keeps the whole eval split on the device: only up to this size
-EVAL_IN_LOOP_MAX_BYTES = 1 << 30
-#: errors that mean the submission needs a hyperparameter as a Python value while tracing
-TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
-                jax.errors.TracerArrayConversionError)
-
-
-class Stop(enum.IntEnum):
-    """Why a trial stopped (device code of the carry)."""
-
-    RUNNING = 0
-    REACHED = 1
-    LOSS_DIVERGED = 2
-    EVAL_NOT_FINITE = 3
-
-
-class Carry(NamedTuple):
-    """Training state of T trials (leading axis T on every leaf) and their stopping bookkeeping."""
-
-    state: Any  # (params, model_state, opt_state)
-    active: jax.Array  # bool[T]
-    loss0: jax.Array  # f32[T]: the step-0 loss (NaN before step 0 ran)
-    final_step: jax.Array  # i32[T]: steps completed
-    reached_step: jax.Array  # i32[T]: first step whose eval met the target, -1 none
-    stop: jax.Array  # i32[T]: a Stop code
-
-
-def traced_names(hparams: Mapping[str, Any]) -> tuple[str, ...]:
-    """Hyperparameters passed as traced scalars: numbers (not bools); batch_size is a shape."""
-    return tuple(sorted(k for k, v in hparams.items() if k != "batch_size"
-                        and isinstance(v, (int, float)) and not isinstance(v, bool)))
-
-
-def _select(mask: jax.Array, new: Any, old: Any) -> Any:
-    """Per trial: `new` where mask, else `old` (leaves with leading axis T)."""
-    def pick(n, o):
-        return jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o)
-    return jax.tree_util.tree_map(pick, new, old)
-
-
-class Batching(enum.Enum):
-    """How a program computes its T trials.
-
-    VMAP: `jax.vmap` over the trial axis: batched ops, the fast way on accelerators; on XLA:CPU
-    some batched reductions (e.g. an eval's sum over examples) round differently from the
-    unbatched op, so a trial in a group can differ from itself alone in the last bits.
-    MAP: `lax.map` over the trial axis inside the one compiled program: each trial is computed
-    by the unbatched ops, bit for bit what it computes alone, one trial after the other (in the
-    loop-free "step"/"unroll" chunk modes of conv nets on XLA:CPU: one traced copy per trial).
-    AUTO: MAP on CPU (where batching T small matmuls gains little), VMAP elsewhere.
-    In both, one trial (T = 1) is computed unbatched (its result given the axis back): XLA:CPU
-    computes some ops with a batch of one (e.g. the transposed matmul of a weight gradient)
-    differently from the unbatched op, so a trial alone runs exactly its unbatched program.
-    """
-
-    AUTO = "auto"
-    VMAP = "vmap"
-    MAP = "map"
-
-    def resolve(self) -> Batching:
-        if self is not Batching.AUTO:
-            return self
-        return Batching.MAP if jax.default_backend() == "cpu" else Batching.VMAP
-
-
-def trial_map(fn: Callable, in_axes: Sequence[int | None], batching: Batching,
-              loop: bool = True) -> Callable:
-    """fn over the trial axis (leading axis of the arguments whose in_axes is 0), as `batching`
-    says; arguments with in_axes None are shared by every trial. MAP with loop=False traces fn
-    once per trial with no loop (for conv nets on XLA:CPU, slow inside any loop).
-
-    `active` (bool[T], optional, a keyword of the returned function): in MAP with a loop, a
-    trial whose flag is off is not computed (a `lax.cond` in the loop body gives zeros in its
-    place), so trials that already stopped cost nothing while the others go on; callers
-    discard those outputs. VMAP computes every trial (a batched cond computes both branches).
-    The in-loop eval uses it; the training step does not: inside a cond, XLA:CPU computes the
-    step differently from the trial alone (not bit for bit), while the eval stays bit-exact."""
-    in_axes = tuple(in_axes)
-
-    def call(*args, active=None):
-        sizes = {jax.tree_util.tree_leaves(a)[0].shape[0]
-                 for a, ax in zip(args, in_axes) if ax is not None and jax.tree_util.tree_leaves(a)}
-        if sizes == {1}:
-            one = [take(a, 0) if ax is not None else a for a, ax in zip(args, in_axes)]
-            return jax.tree_util.tree_map(lambda x: jnp.expand_dims(x, 0), fn(*one))
-        if batching is Batching.VMAP:
-            return jax.vmap(fn, in_axes=in_axes)(*args)
-        if not loop:
-            size = sizes.pop()
-            outs = [fn(*[take(a, i) if ax is not None else a for a, ax in zip(args, in_axes)])
-                    for i in range(size)]
-            return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
-        mapped = tuple(a for a, ax in zip(args, in_axes) if ax is not None)
-
-        def one(xs):
-            it = iter(xs)
-            return fn(*[next(it) if ax is not None else a for a, ax in zip(args, in_axes)])
-
-        if active is None:
-            return jax.lax.map(one, mapped)
-        shapes = jax.eval_shape(one, take(mapped, 0))
-
-        def one_if_active(xs):
-            on, xs = xs
-            return jax.lax.cond(on, one, lambda _: jax.tree_util.tree_map(
-                lambda s: jnp.zeros(s.shape, s.dtype), shapes), xs)
-
-        return jax.lax.map(one_if_active, (active, mapped))
-
-    return call
-
-
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *trees)
-
-
-def take(tree: Any, i: int) -> Any:
-    """Trial i's slice of a stacked pytree."""
-    return jax.tree_util.tree_map(lambda x: x[i], tree)
-
-
-@dataclasses.dataclass
-class Options:
-    """What a program needs of TrialOptions, resolved."""
-
-    max_steps: int
-    eval_every: int
-    stop_at_target: bool
-    divergence_factor: float | None
-
 
 class Program:
     """The compiled functions of one (workload variant, submission, batch size, static
@@ -251,12 +117,9 @@ class Program:
                                    loop=self.mode == "scan")(
             carry.state, hp, train_keys, fed)
         loss0 = jnp.where(step == 0, loss, carry.loss0)
-        bad = ~jnp.isfinite(loss)
-        factor = self.options.divergence_factor
-        if factor is not None:
-            bad = bad | (jnp.isfinite(loss0) & (loss > factor * loss0))
+        bad = stop_rule.loss_diverged(loss, loss0, self.options.divergence_factor, jnp)
         active = carry.active
-        return Carry(state=_select(active, new_state, carry.state), active=active & ~bad,
+        return Carry(state=select(active, new_state, carry.state), active=active & ~bad,
                      loss0=loss0, final_step=jnp.where(active, step + 1, carry.final_step),
                      reached_step=carry.reached_step,
                      stop=jnp.where(active & bad, int(Stop.LOSS_DIVERGED), carry.stop)), loss
@@ -280,14 +143,9 @@ class Program:
         finite = jnp.all(jnp.stack([jnp.isfinite(v) for v in sums.values()]), axis=0)
         value = sums[target.metric] / jnp.maximum(sums["count"], 1.0)
         met = value >= target.value if target.direction == "max" else value <= target.value
-        met = met & seen & finite
-        reached_step = jnp.where(met & (carry.reached_step < 0), step, carry.reached_step)
-        not_finite = seen & ~finite
-        stop = jnp.where(not_finite, int(Stop.EVAL_NOT_FINITE), carry.stop)
-        active = carry.active & ~not_finite
-        if self.options.stop_at_target:
-            stop = jnp.where(met & active, int(Stop.REACHED), stop)
-            active = active & ~met
+        active, stop, reached_step = stop_rule.after_eval(
+            seen, met, finite, carry.stop, carry.reached_step, step,
+            self.options.stop_at_target, jnp)
         return carry._replace(active=active, reached_step=reached_step, stop=stop), seen
 
     def _segment_fn(self, carry: Carry, data, eval_data, hp, train_keys, start, stop,
@@ -391,7 +249,7 @@ class Program:
                                                               donate_argnums=(0,))
             fed = None
             if self.host:
-                fed = _stack([_stack([next(it) for it in host_batches]) for _ in range(per_call)])
+                fed = stack([stack([next(it) for it in host_batches]) for _ in range(per_call)])
             carry, loss = cache(carry, data, fed, hp, train_keys, jnp.int32(start + offset))
             losses.append(loss)
         return carry, jnp.concatenate(losses) if len(losses) > 1 else losses[0]
@@ -434,25 +292,3 @@ class Program:
         return [self._segment, self._eval, *self._chunks.values()]
 
 
-def hparam_arrays(hparams: Sequence[Mapping[str, Any]], names: Sequence[str],
-                  workloads: Sequence[Workload] = (), switch: Sequence[str] = ()
-                  ) -> dict[str, jax.Array]:
-    """The traced hyperparameters of T trials: {name: array (T,)} (float32 or int32); with
-    `switch`, also each trial's index into the choices of each runtime knob it names
-    ({KNOB + knob: int32 (T,)}, from the trials' `workloads`)."""
-    out = {}
-    for k in names:
-        values = [h[k] for h in hparams]
-        dtype = jnp.int32 if all(isinstance(v, int) for v in values) else jnp.float32
-        out[k] = jnp.asarray(np.asarray(values), dtype)
-    for k in switch:
-        out[KNOB + k] = jnp.asarray([w.knobs[k].choices.index(w.variant[k]) for w in workloads],
-                                    jnp.int32)
-    return out
-
-
-def stacked_eval_data(batches: Sequence[Any]) -> tuple[Any, int]:
-    """Eval batches stacked on a leading axis (for the in-loop eval), and their size in bytes."""
-    stacked = _stack(list(batches))
-    nbytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(stacked))
-    return stacked, nbytes
