@@ -29,6 +29,7 @@ from harness.check import steps_of, steps_test
 from harness.db import Database, Run
 from harness.errors import UserError
 from harness.runs_query import RunFilter, find_runs
+from harness.records.status import RunStatus
 
 
 class CompareError(UserError, ValueError):
@@ -140,11 +141,11 @@ def _sample(side: Side, runs: list[Run]) -> list[Run]:
 
 def _stats(runs: list[Run]) -> SideStats:
     alone = [r for r in runs if r.group_size == 1]
-    steps = scoring.median_or_inf(r.steps_to_target if r.status == "reached" else None
+    steps = scoring.median_or_inf(r.steps_to_target if r.status == RunStatus.REACHED else None
                                   for r in runs)
     time_s = scoring.median_time_to_target(alone) if alone else math.inf
     return SideStats(run_ids=tuple(r.id for r in runs), submission=runs[0].submission,
-                     hparams=dict(runs[0].hparams), reached=sum(r.status == "reached" for r in runs),
+                     hparams=dict(runs[0].hparams), reached=sum(r.status == RunStatus.REACHED for r in runs),
                      median_steps=_finite(steps), median_time_s=_finite(time_s),
                      timed_alone=len(alone))
 
@@ -156,7 +157,7 @@ def _record(run: Run) -> dict[str, Any]:
 
 def _verdict(a: list[Run], b: list[Run]) -> Verdict:
     """check's steps-to-target test of B (candidate) against A (reference)."""
-    if not any(r.status == "reached" for r in a + b):
+    if not any(r.status == RunStatus.REACHED for r in a + b):
         return Verdict("no run reached the target")
     if len({(r.workload_version, r.data_fingerprint) for r in a + b}) > 1:
         return Verdict("not comparable: workload versions or data differ")

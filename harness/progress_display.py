@@ -30,12 +30,15 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness.records.sweep import GroupFinished, GroupStarted, SweepEvent, SweepPhase, TrialEvaluated, TrialPhase, TrialRequest
+from harness.records.sweep import (GroupFinished, GroupStarted, SweepEvent, SweepPhase,
+                                   TrialEvaluated, TrialPhase, TrialRequest)
 from harness.progress import Phase, PhaseChange
+from harness.records.status import RunStatus
 
 #: the style of a finished trial's outcome, by status
-OUTCOME_STYLE = {"reached": "green", "not_reached": "yellow", "diverged": "red",
-                 "failed": "bold red", "interrupted": "yellow"}
+OUTCOME_STYLE = {RunStatus.REACHED: "green", RunStatus.NOT_REACHED: "yellow",
+                 RunStatus.DIVERGED: "red", RunStatus.FAILED: "bold red",
+                 RunStatus.INTERRUPTED: "yellow"}
 #: seconds a LINES-mode training/evaluating line waits for a compilation that supersedes it
 HOLD_S = 0.5
 #: seconds a LINES-mode sweep-level line waits for an error that drops it
@@ -69,9 +72,9 @@ def outcome(status: str, final_step: int | None, target_step: int | None,
     """A finished trial in words: 'reached at step 120', 'not reached in 500 steps',
     'diverged at step 40: loss became nan at step 40', 'failed at step 3: ValueError: ...'."""
     step = final_step or 0
-    if status == "reached":
+    if status == RunStatus.REACHED:
         return f"reached at step {target_step if target_step is not None else step}"
-    if status == "not_reached":
+    if status == RunStatus.NOT_REACHED:
         return f"not reached in {step} steps"
     words = f"{status.replace('_', ' ')} at step {step}"
     last = (error or "").strip().splitlines()[-1:]  # a traceback's last line names the error
@@ -225,12 +228,12 @@ class ProgressDisplay:
             self._release(trial, print_it=change.phase is not Phase.COMPILING)
         if change.phase is Phase.DONE:
             trial.done = True
-            text = outcome(change.status or "failed", change.step, change.target_step, change.error)
+            text = outcome(change.status or RunStatus.FAILED, change.step, change.target_step, change.error)
             if self.mode is Mode.LINES:
                 self._line(f"{trial.label}: {text}{'  ' + trial.metric if trial.metric else ''}")
             elif trial.task is not None:
                 step = change.step or 0
-                full = change.status in ("reached", "not_reached")  # ran as far as it needed
+                full = change.status in (RunStatus.REACHED, RunStatus.NOT_REACHED)  # ran as far as it needed
                 self.bars.update(trial.task, phase=f"[{OUTCOME_STYLE.get(change.status, 'red')}]"
                                  f"{escape(text)}[/]", steps=f"{step} steps",
                                  total=max(step, 1) if full else trial.budget, completed=step)

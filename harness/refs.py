@@ -27,13 +27,13 @@ from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
 from harness.errors import UserError
+from harness.records.status import FINISHED, RunStatus
 from workloads import REGISTRY
 
 FORMAT = "curvebench.reference_set"
 FORMAT_VERSION = 1
 #: the reference sets shipped with curvebench (package data; read, never written by export)
 SHIPPED_DIR = Path(__file__).resolve().parent / "reference_results"
-FINISHED = ("reached", "not_reached", "diverged")
 #: fields that must be equal for runs to share a set (SetKey), in file order
 KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submission_hash", "hparams",
               "data_fingerprint", "backend", "device_kind", "precision")
@@ -339,7 +339,7 @@ def _check_record(record: Any, where: str) -> None:
     if run["status"] not in FINISHED:
         raise RefsError(f"{where}: run {run['id']} is {run['status']}, not a finished run")
     steps = run["steps_to_target"]
-    if run["status"] == "reached" and not (isinstance(steps, int) and 0 < steps <= run["max_steps"]):
+    if run["status"] == RunStatus.REACHED and not (isinstance(steps, int) and 0 < steps <= run["max_steps"]):
         raise RefsError(f"{where}: run {run['id']} reached its target but steps_to_target is {steps!r}")
     for i, point in enumerate(record["eval_curve"]):
         _require(point, {"step": int, "split": str, "metrics": dict}, f"{where} eval_curve[{i}]")

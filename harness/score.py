@@ -32,7 +32,6 @@ import dataclasses
 import enum
 import json
 import math
-import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -40,8 +39,9 @@ from sqlalchemy import select
 
 from harness.db import Database, Run, RunOrigin, Sweep
 from harness.errors import UserError
+from harness.records.status import FINISHED, RunStatus
+from harness.records.sweep import median_or_inf
 
-FINISHED = ("reached", "not_reached", "diverged")
 
 
 class Timing(enum.Enum):
@@ -165,12 +165,6 @@ def selected_variants(db: Database, selection: RunSelection) -> dict[str, tuple[
     return {v: (r.workload_version, r.data_fingerprint) for v, r in sorted(newest.items())}
 
 
-def median_or_inf(values: Iterable[float | None]) -> float:
-    """Median with None (a miss) counted as +inf; +inf when there are no values."""
-    values = [math.inf if v is None else v for v in values]
-    return statistics.median(values) if values else math.inf
-
-
 def time_to_target(run: Run, timing: Timing = Timing.TRAINING) -> float | None:
     """The run's time-to-target under `timing` (module docstring); None when it has none."""
     if run.time_to_target_s is None:
@@ -184,7 +178,7 @@ def time_to_target(run: Run, timing: Timing = Timing.TRAINING) -> float | None:
 
 def median_time_to_target(runs: Iterable[Run], timing: Timing = Timing.TRAINING) -> float:
     """Median over runs of time-to-target, misses as +inf; +inf when there are no runs."""
-    return median_or_inf(time_to_target(r, timing) if r.status == "reached" else None for r in runs)
+    return median_or_inf(time_to_target(r, timing) if r.status == RunStatus.REACHED else None for r in runs)
 
 
 def time_table(db: Database, variants: Mapping[str, tuple[str, str]],

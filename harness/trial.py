@@ -4,9 +4,8 @@ records are harness.records.trial (re-exported here)."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import jax

@@ -23,6 +23,7 @@ from harness.algoperf.loading import SEARCH_SPACE_FILE
 from harness.algoperf.search_space import SEARCH_SEED, SearchSpace, trial_requests
 from harness.spec import SpecError
 from harness.submissions import resolve_submission
+from harness.records.status import RunStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +100,7 @@ def tune(submission: str, workloads: Sequence[str], trials: int, studies: int,
         for i, (request, outcome) in enumerate(zip(requests, result.trials)):
             r = outcome.result
             t = r.algoperf_time_to_target_s if timing == "algoperf" else r.time_to_target_s
-            t = t if r.status == "reached" else None
+            t = t if r.status == RunStatus.REACHED else None
             times[request.workload].append(t)
             rows.append(TrialTime(study=study, point=i % trials, workload=request.workload,
                                   run_id=r.run_id, status=r.status, hparams=dict(outcome.hparams),

@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.analyses.verdict import Claim, Outcome
+from harness.records.status import RunStatus
 
 if TYPE_CHECKING:
     from harness.records.sweep import SweepEvent
@@ -374,7 +375,7 @@ def run(config: CatapultConfig, db_url: str, *, data_source: str | None = None,
     for (model, seed, c, lr), outcome in zip(meta, sweep.trials):
         run_id = outcome.result.run_id
         _, losses = db.losses(run_id)
-        phase, peak, final = classify(losses, outcome.result.status == "diverged")
+        phase, peak, final = classify(losses, outcome.result.status == RunStatus.DIVERGED)
         last = [s["metrics"] for s in db.snapshots(run_id) if s["step"] == config.steps]
         sharp = last[0].get("max_eig") if last else None
         converged = bool(last and last[0].get("max_eig_converged"))

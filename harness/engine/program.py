@@ -51,7 +51,7 @@ import jax.numpy as jnp
 from harness.engine import stop as stop_rule
 from harness.engine.stop import Stop
 from harness.engine.trial_axis import (KNOB, SEGMENT_STEPS, TRACE_ERRORS, Batching, Carry, Options,
-                                       hparam_arrays, select, stack, take, trial_map)
+                                       hparam_arrays, select, stack, trial_map)
 from harness.spec import Workload
 from harness.submissions import Submission
 from harness.trial import HOST_CHUNK_STEPS, CompileCache

@@ -33,6 +33,7 @@ from typing import Any
 from harness.db import Database, open_database
 from harness.errors import UserError, one_line
 from harness.runs_query import run_detail
+from harness.records.status import RunStatus
 
 DEFAULT_EXPERIMENT = "curvebench"
 TAG_PREFIX = "curvebench."
@@ -40,8 +41,9 @@ TAG_PREFIX = "curvebench."
 METRIC_BATCH = 1000
 #: what MLflow allows in a metric key (others become "_")
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. :/]")
-_STATUS = {"reached": "FINISHED", "not_reached": "FINISHED", "diverged": "FINISHED",
-           "failed": "FAILED", "interrupted": "KILLED"}
+_STATUS = {RunStatus.REACHED: "FINISHED", RunStatus.NOT_REACHED: "FINISHED",
+           RunStatus.DIVERGED: "FINISHED", RunStatus.FAILED: "FAILED",
+           RunStatus.INTERRUPTED: "KILLED"}
 #: outcome fields logged once, at step 0
 OUTCOME_METRICS = ("steps_to_target", "time_to_target_s", "algoperf_time_to_target_s",
                    "final_step", "compile_s", "compiles", "train_s", "eval_s")
