@@ -31,7 +31,8 @@ def median_or_none(values: Iterable[float | None]) -> float | None:
 
 @dataclasses.dataclass(frozen=True)
 class TrialRequest:
-    """One cell x seed of a grid, before anything is loaded."""
+    """One cell x seed of a grid, before anything is loaded. `hparams` are overrides of the
+    submission's defaults (names it declares); the full set is the result's."""
 
     workload: str
     submission: str
