@@ -179,7 +179,7 @@ class Workload(abc.ABC):
     eval_batch_size: ClassVar[int] = 1024
     #: part of `curvebench score`'s default workload set (toy curvature test-beds are not)
     scored_by_default: ClassVar[bool] = True
-    #: relative steps-to-target difference the regression check tolerates (harness/check.py)
+    #: relative steps-to-target difference the regression check tolerates (harness/check/)
     steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;
     #: "host": `train_batches` yields fixed-shape host batches (graphs).
