@@ -10,9 +10,12 @@ after an edit that changes no result. The rule:
 - **Counted, in part:** the contract, `harness.spec`: its code less the plumbing it declares
   (`harness.spec.CONTRACT_PLUMBING`, `WORKLOAD_PLUMBING`: variant parsing, records, the
   version machinery, the submission protocol) and less the `Workload` members the workload
-  overrides (it never runs them). What stays is the numeric code the workload inherits and
-  uses: the default `sample_batch`, `eval_batches`, `loss`, `eval_batch`, `finalize_metrics`
-  and the helpers they call (`scoped_source_hash`).
+  overrides (it never runs them). What stays is the numeric code the workload inherits: the
+  default `sample_batch`, `eval_batches`, `loss`, `eval_batch`, `finalize_metrics` and the
+  helpers they call (`scoped_source_hash`). An inherited default counts even where the
+  workload's input mode never reaches it (a host-mode workload's `sample_batch`): erring
+  towards a new version, never towards a stale one. Code the contract has not classified
+  counts too (tests/test_versions.py asks for its classification).
 - **Not counted:** `PLUMBING_MODULES`, whose code computes nothing a result depends on: the
   error classes (`harness.errors`) and this module.
 
