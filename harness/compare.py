@@ -11,7 +11,7 @@ Per variant (`Row`): runs that reached the target out of the sample, the median
 steps-to-target (a miss counts as infinite), the median time-to-target over the runs timed
 alone (`runs.group_size == 1`, as `score` does: a vectorised group's wall time is no single
 trial's), the ratios B/A, and the verdict of `curvebench check`'s steps-to-target test
-(harness.check.steps_test: pooled Yuen trimmed-mean t-test, a miss counted as the step
+(harness.check.statistics.steps_test: pooled Yuen trimmed-mean t-test, a miss counted as the step
 budget, failing only beyond the workload's relative tolerance) with A as the reference. Where
 the two sides ran different workload versions or data, or different step budgets or eval
 intervals, steps do not mean the same thing: the numbers are shown, the verdict says so.
@@ -25,7 +25,7 @@ import math
 from typing import Any
 
 from harness import score as scoring
-from harness.check import steps_of, steps_test
+from harness.check.statistics import steps_of, steps_test
 from harness.db import Database, Run
 from harness.errors import UserError
 from harness.runs_query import RunFilter, find_runs

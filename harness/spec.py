@@ -9,19 +9,12 @@ concrete workload: this file is the whole interface (cf. AlgoPerf's spec.py).
 from __future__ import annotations
 
 import abc
-import ast
 import copy
 import dataclasses
-import functools
 import hashlib
-import importlib
-import importlib.util
-import inspect
 import json
 import sys
-import textwrap
 from collections.abc import Callable, Iterator, Mapping
-from types import ModuleType
 from typing import Any, ClassVar, Literal, Protocol
 
 import jax
@@ -29,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness.errors import UserError
+from harness.provenance import scoped_source_hash, source_hash, version_modules
 
 Params = Any  # a pytree of arrays
 ModelState = Any  # a pytree of arrays (e.g. batch-norm statistics); {} when none
@@ -133,97 +127,39 @@ def fingerprint_arrays(tree: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def source_hash(obj: Any) -> str:
-    """Hash of an object's defining source with docstrings, comments and formatting removed.
-
-    Used for workload and submission version hashes: editing prose leaves the
-    hash alone, editing code changes it.
-    """
-    try:
-        src = inspect.getsource(obj)
-    except (OSError, TypeError):
-        return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
-    return _code_hash(src)
-
-
-@functools.lru_cache(maxsize=512)
-def _code_hash(src: str) -> str:
-    """source_hash of a source text; memoised by the text, as every trial's run row asks for
-    its workload's version and parsing the modules' sources is most of that cost."""
-    tree = ast.parse(textwrap.dedent(src))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
-
-
-#: top-level packages of this project: their modules are part of a workload's version
-PROJECT_PACKAGES = ("harness", "workloads")
+#: What of this module a workload's version leaves out (`contract_source_hash`; the rule is in
+#: harness/provenance.py): top-level names of the contract's plumbing, which decides no
+#: number a workload computes: type aliases, error classes, the Target/Knob/Dataset records
+#: (target and variant values enter the version as values), the submission protocol.
+CONTRACT_PLUMBING = frozenset({
+    "Params", "ModelState", "OptState", "Batch", "Hparams", "SpecError", "DataUnavailable",
+    "Target", "Knob", "_fmt", "Dataset", "fingerprint_arrays", "CONTRACT_PLUMBING",
+    "CONTRACT_NUMERIC", "WORKLOAD_PLUMBING", "WORKLOAD_NUMERIC", "contract_source_hash",
+    "SubmissionModule"})
+#: top-level names of the contract's numeric code: in every workload's version
+CONTRACT_NUMERIC = frozenset({"Workload", "check_per_example", "_pad_rows"})
+#: `Workload` members that are plumbing: naming, variants, runtime-knob selection, the version
+#: itself, the check's tolerance, scoring defaults, the contract tests' metric ranges; the
+#: class attributes a workload must set enter the version as values (`Workload.version`)
+WORKLOAD_PLUMBING = frozenset({
+    "name", "knobs", "target", "batch_size", "max_steps", "eval_every", "scored_by_default",
+    "steps_tolerance", "runtime_knobs", "__init__", "selected", "selecting", "shape_spec",
+    "describe_knobs", "spec", "version", "metric_ranges"})
+#: `Workload` members that are numeric defaults: in the version of a workload that inherits them
+WORKLOAD_NUMERIC = frozenset({
+    "eval_batch_size", "input_mode", "slow_in_cpu_loops", "for_curvature", "load_data",
+    "sample_batch", "train_batches", "eval_batches", "synthetic_dataset", "init", "apply",
+    "loss_per_example", "loss_normalizer", "loss", "eval_batch", "finalize_metrics"})
 
 
-def _imported_names(module: ModuleType) -> list[str]:
-    """Dotted names of the project modules an import statement anywhere in `module` names
-    (function-level imports included): `from P import n` names P.n when that is a module,
-    else P (so importing a submodule does not pull in its package's __init__)."""
-    try:
-        src = inspect.getsource(module)
-    except (OSError, TypeError):
-        return []
-    names = []
-    for base, level, aliases in _import_statements(src):
-        if level is None:
-            names += aliases
-            continue
-        if level:
-            package = (module.__package__ or "").split(".")
-            base = ".".join(package[: len(package) - level + 1] + ([base] if base else []))
-        for alias in aliases:
-            candidate = f"{base}.{alias}"
-            names.append(candidate if _is_project_module(candidate) else base)
-    return [n for n in dict.fromkeys(names) if n.split(".")[0] in PROJECT_PACKAGES]
-
-
-@functools.lru_cache(maxsize=512)
-def _import_statements(src: str) -> tuple[tuple[str, int | None, tuple[str, ...]], ...]:
-    """Every import statement of a source text, as (module, level, names): `import a, b` is
-    ("", None, ("a", "b")); `from .m import n` is ("m", 1, ("n",)). Memoised by the text."""
-    out = []
-    for node in ast.walk(ast.parse(src)):
-        if isinstance(node, ast.Import):
-            out.append(("", None, tuple(alias.name for alias in node.names)))
-        elif isinstance(node, ast.ImportFrom):
-            out.append((node.module or "", node.level, tuple(alias.name for alias in node.names)))
-    return tuple(out)
-
-
-def _is_project_module(name: str) -> bool:
-    if name.split(".")[0] not in PROJECT_PACKAGES:
-        return False
-    parent = sys.modules.get(name.rpartition(".")[0])
-    if parent is not None and not hasattr(parent, "__path__"):
-        return False  # a name inside a plain module, not a submodule
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def version_modules(workload_class: type) -> list[ModuleType]:
-    """The project modules that define a workload class: the modules of its class hierarchy
-    and every project module they import, transitively, sorted by name. Found by walking the
-    import statements, so a new helper module is covered the moment a workload imports it."""
-    pending = [sys.modules[c.__module__] for c in workload_class.__mro__
-               if isinstance(c, type) and issubclass(c, Workload)]
-    seen: dict[str, ModuleType] = {}
-    while pending:
-        module = pending.pop()
-        if module.__name__ in seen:
-            continue
-        seen[module.__name__] = module
-        pending += [importlib.import_module(n) for n in _imported_names(module) if n not in seen]
-    return [seen[n] for n in sorted(seen)]
+def contract_source_hash(workload_class: type[Workload]) -> str:
+    """The hash of this module's part in `workload_class`'s version: its code less the
+    plumbing declared above and less the `Workload` members the class overrides (it never
+    runs them); unclassified code counts."""
+    overridden = {n for n in vars(Workload)
+                  if next(c for c in workload_class.__mro__ if n in vars(c)) is not Workload}
+    excluded = CONTRACT_PLUMBING | {f"Workload.{n}" for n in WORKLOAD_PLUMBING | overridden}
+    return scoped_source_hash(sys.modules[__name__], frozenset(excluded))
 
 
 class Workload(abc.ABC):
@@ -243,7 +179,7 @@ class Workload(abc.ABC):
     eval_batch_size: ClassVar[int] = 1024
     #: part of `curvebench score`'s default workload set (toy curvature test-beds are not)
     scored_by_default: ClassVar[bool] = True
-    #: relative steps-to-target difference the regression check tolerates (harness/check.py)
+    #: relative steps-to-target difference the regression check tolerates (harness/check/)
     steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;
     #: "host": `train_batches` yields fixed-shape host batches (graphs).
@@ -313,9 +249,12 @@ class Workload(abc.ABC):
     def version(self) -> str:
         """Changes whenever the workload's definition changes: the code (prose excluded) of
         every project module its class hierarchy's modules import, transitively — models,
-        metrics, shared helpers, data loaders, this contract — found by walking their import
-        statements (`version_modules`), plus target, budget and variant."""
-        parts = [source_hash(m) for m in version_modules(type(self))]
+        metrics, shared helpers, data loaders — found by walking their import statements
+        (`version_modules`), the numeric code it inherits from this contract
+        (`contract_source_hash`), plus target, budget and variant; never the contract's
+        plumbing or the error classes (the rule: harness/provenance.py)."""
+        parts = [contract_source_hash(type(self)) if m.__name__ == __name__ else source_hash(m)
+                 for m in version_modules(type(self))]
         parts.append(json.dumps({"target": dataclasses.asdict(self.target),
                                   "batch_size": self.batch_size, "max_steps": self.max_steps,
                                   "eval_every": self.eval_every,

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from pg_server import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
 from harness import check, refs
+from harness.check import statistics, tiers
 from harness.cli import app
 from harness.db import Run, open_database
 from harness.environment import REPO_ROOT
@@ -45,7 +46,7 @@ def cli(*args: str):
 def test_steps_test_is_the_pooled_yuen_test():
     rng = np.random.default_rng(1)
     a, b = rng.normal(100, 10, 7), rng.normal(108, 12, 15)
-    ours = check.steps_test(a, b, eval_every=1e-9, tolerance=0.0)
+    ours = statistics.steps_test(a, b, eval_every=1e-9, tolerance=0.0)
     ref = stats.ttest_ind(a, b, equal_var=True, trim=0.2)
     assert ours.t == pytest.approx(ref.statistic) and ours.p == pytest.approx(ref.pvalue)
     assert ours.df == ref.df
@@ -53,9 +54,9 @@ def test_steps_test_is_the_pooled_yuen_test():
 
 def test_steps_rule_fails_too_slow_and_suspiciously_fast_but_not_within_tolerance():
     ref = [200.0, 250.0] * 6
-    slow = check.steps_test([400.0, 450.0, 400.0], ref, eval_every=50, tolerance=0.15)
-    fast = check.steps_test([50.0, 50.0, 100.0], ref, eval_every=50, tolerance=0.15)
-    near = check.steps_test([250.0, 250.0, 250.0, 250.0, 250.0] * 4, ref, eval_every=50,
+    slow = statistics.steps_test([400.0, 450.0, 400.0], ref, eval_every=50, tolerance=0.15)
+    fast = statistics.steps_test([50.0, 50.0, 100.0], ref, eval_every=50, tolerance=0.15)
+    near = statistics.steps_test([250.0, 250.0, 250.0, 250.0, 250.0] * 4, ref, eval_every=50,
                             tolerance=0.15)
     assert slow.fail and slow.relative_difference > 0
     assert fast.fail and fast.relative_difference < 0
@@ -64,27 +65,27 @@ def test_steps_rule_fails_too_slow_and_suspiciously_fast_but_not_within_toleranc
 
 
 def test_spread_floor_keeps_identical_steps_testable():
-    same = check.steps_test([30.0] * 3, [30.0] * 10, eval_every=10, tolerance=0.25)
+    same = statistics.steps_test([30.0] * 3, [30.0] * 10, eval_every=10, tolerance=0.25)
     assert same.spread == pytest.approx(10 / np.sqrt(12)) and same.p == 1.0 and not same.fail
 
 
 def test_convergence_allows_one_miss_in_n():
-    assert not check.convergence_fails(1, 5)
-    assert check.convergence_fails(2, 5)
-    assert check.convergence_fails(1, 1)
+    assert not statistics.convergence_fails(1, 5)
+    assert statistics.convergence_fails(2, 5)
+    assert statistics.convergence_fails(1, 1)
 
 
 def test_false_reject_rate_is_estimated_by_resampling():
     rng = np.random.default_rng(0)
     pool = rng.normal(300.0, 30.0, 40).round()
     none_missed = [False] * len(pool)
-    strict = check.false_reject_rate(pool, none_missed, 5, eval_every=1, tolerance=0.0,
+    strict = statistics.false_reject_rate(pool, none_missed, 5, eval_every=1, tolerance=0.0,
                                      resamples=1000)
-    lenient = check.false_reject_rate(pool, none_missed, 5, eval_every=1, tolerance=5.0,
+    lenient = statistics.false_reject_rate(pool, none_missed, 5, eval_every=1, tolerance=5.0,
                                       resamples=1000)
     assert 0.0 < strict["rate"] < 0.25 and strict["rejects"] == round(strict["rate"] * 1000)
     assert lenient["rate"] == 0.0
-    misses = check.false_reject_rate(pool, [i % 2 == 0 for i in range(len(pool))], 5,
+    misses = statistics.false_reject_rate(pool, [i % 2 == 0 for i in range(len(pool))], 5,
                                      eval_every=1, tolerance=5.0, resamples=1000)
     assert misses["rate"] > 0.5  # half the references miss: the convergence tier rejects most draws
 
@@ -94,15 +95,15 @@ def test_false_reject_rate_is_estimated_by_resampling():
 def test_bit_exact_tier_catches_one_changed_value():
     refset = shipped("mnist_mlp")
     same = [copy.deepcopy(r) for r in refset.records[:3]]
-    assert check.bit_exact(refset, same).status == "pass"
+    assert tiers.bit_exact(refset, same).status == "pass"
     changed = copy.deepcopy(same)
     changed[1]["eval_curve"][0]["metrics"]["loss"] += 1e-7
-    tier = check.bit_exact(refset, changed)
+    tier = tiers.bit_exact(refset, changed)
     assert tier.status == "fail" and tier.details["differing"][0]["seed"] == changed[1]["run"]["seed"]
     other_env = copy.deepcopy(changed)
     for r in other_env:
         r["run"]["environment"]["jaxlib_version"] = "9.9.9"
-    assert check.bit_exact(refset, other_env).status == "skip"
+    assert tiers.bit_exact(refset, other_env).status == "skip"
 
 
 def test_compare_passes_references_against_themselves():

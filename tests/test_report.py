@@ -17,7 +17,9 @@ from harness import score as scoring
 from harness.cli import app
 from harness.db import open_database
 from harness.report import Filters, ReportError, build_report, write_report
-from harness.report.figures import band, choose_steps, decimate, performance_profile
+from harness.report.curvature_figures import choose_steps
+from harness.report.plotting import band, decimate
+from harness.report.training_figures import performance_profile
 from tests.conftest import SUBMISSIONS
 
 CLI = CliRunner()

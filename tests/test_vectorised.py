@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from harness.check import bit_exact
+from harness.check.tiers import bit_exact
 from harness.db import open_database
 from harness.refs import RefSet
 from harness.runner import run_group

@@ -28,8 +28,8 @@ about 100 MB of the ~900 MB core install; JAX's jaxlib and scipy are most of the
 `report` works in every installation. Text stays text (`svg.fonttype=none`), keeping files small.
 
 **Speed.** matplotlib's SVG writer is pure Python; what a report costs is mostly drawing
-(axes, ticks, text, paths). Lines of more than `figures.MAX_POINTS` points are drawn through
-each bin's first, last, lowest and highest points (`figures.decimate`; the figure says so
+(axes, ticks, text, paths). Lines of more than `plotting.MAX_POINTS` points are drawn through
+each bin's first, last, lowest and highest points (`plotting.decimate`; the figure says so
 when it happens), so a curve of an eval every step over thousands of steps still shows every
 spike and costs a few hundred points. Figures are rendered in forked worker processes (one
 per CPU, at most 4; `workers=`), except in a process running a JAX backend, where forking
