@@ -33,7 +33,7 @@ from harness.executors.ray import RayExecutor  # noqa: E402
 from harness.experiment import LocalExecutor, TrialRequest, plan_groups  # noqa: E402
 from harness.runner import TrialOptions  # noqa: E402
 
-SUBMISSIONS = REPO / "harness" / "submissions"
+SUBMISSIONS = REPO / "submissions"
 
 
 def grid(n_groups: int, trials: int, steps: int, sweep_id: str) -> list:
