@@ -133,8 +133,10 @@ def _venv_python(venv: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """curvebench as a wheel built from this checkout, installed (non-editable) into a venv that
-    borrows the already-installed dependencies (--system-site-packages, --no-deps, offline)."""
+    """curvebench as a wheel built from this checkout, installed (non-editable, --no-deps,
+    offline) into a venv that borrows the dependencies this interpreter has: its site-packages
+    directories (a venv's, or the system's) as plain path entries after the venv's own, so none of
+    their .pth files runs and this checkout's editable install, if any, stays out."""
     tmp = tmp_path_factory.mktemp("install")
     build = tmp / "src"  # build from a copy: a build writes build/ and *.egg-info beside the sources
     shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(".git", "tests", "benchmarks",
@@ -145,8 +147,13 @@ def installed(tmp_path_factory):
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w",
                     str(tmp / "wheel"), str(build)], check=True, env=env, cwd=tmp)
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = subprocess.run([str(_venv_python(venv)), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, env=env, capture_output=True, text=True).stdout.strip()
+    borrowed = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")
+                and Path(p).is_dir()]
+    (Path(purelib) / "borrowed_dependencies.pth").write_text("\n".join(borrowed) + "\n")
     (wheel,) = (tmp / "wheel").glob("curvebench-*.whl")
     subprocess.run([*pip, "--python", str(_venv_python(venv)), "install", "--no-deps", "--no-index",
                     str(wheel)], check=True, env=env, cwd=tmp)
