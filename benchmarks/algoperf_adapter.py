@@ -71,12 +71,12 @@ def main() -> None:
 
     workload = NeverReached()
     dataset = workload.load_data()
-    adamw = load_submission(REPO / "harness" / "submissions" / "adamw")
+    adamw = load_submission(REPO / "submissions" / "adamw")
     point = {k: adamw.hparams[k] for k in ("learning_rate", "one_minus_beta1", "beta2",
                                            "weight_decay", "warmup_factor")}
-    wrapped_adamw = load_submission(REPO / "harness" / "submissions" / "algoperf_adamw",
+    wrapped_adamw = load_submission(REPO / "submissions" / "algoperf_adamw",
                                     {**point, "label_smoothing": 0.0})
-    adam = load_submission(REPO / "harness" / "submissions" / "adam", {"learning_rate": 2e-3})
+    adam = load_submission(REPO / "submissions" / "adam", {"learning_rate": 2e-3})
     pmap_adam = load_submission(REPO / "tests" / "algoperf_submissions" / "pmap_adam",
                                 {"learning_rate": 2e-3, "one_minus_beta_1": 0.1, "epsilon": 1e-8})
     runs = {

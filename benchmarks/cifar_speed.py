@@ -29,7 +29,7 @@ from harness.submissions import load_submission
 from workloads import get_workload
 
 LEARNING_RATE = 0.01
-SUBMISSION = Path(__file__).resolve().parents[1] / "harness" / "submissions" / "sgd"
+SUBMISSION = Path(__file__).resolve().parents[1] / "submissions" / "sgd"
 MODES = ("runner:auto", "runner:step", "runner:unroll", "runner:scan", "bare-scan", "bare-unroll",
          "bare-step")
 

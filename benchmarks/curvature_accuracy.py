@@ -74,7 +74,7 @@ def main() -> None:
         data = workload.load_data()
     except DataUnavailable:
         data = workload.synthetic_dataset({"train": 4096, "validation": 512}, seed=0)
-    submission = load_submission(REPO / "harness" / "submissions" / "adam")
+    submission = load_submission(REPO / "submissions" / "adam")
     captured = {}
 
     def keep(_run, step, params, state):  # host copies: the runner donates its buffers

@@ -61,7 +61,7 @@ def product_ratios(workload, dataset, params, state, order: int, batch: int, rep
 def trial_overhead(order: int, batch: int) -> None:
     workload = get_workload("mnist_mlp")
     dataset = workload.load_data()
-    submission = load_submission(REPO / "harness" / "submissions" / "adam")
+    submission = load_submission(REPO / "submissions" / "adam")
     steps = snapshot_steps(DEFAULT_SCHEDULE, workload.max_steps)
     run_trial(workload, submission, dataset, seed=0)  # warm the process (imports, first XLA use)
     t0 = time.perf_counter()

@@ -29,7 +29,7 @@ from harness.records.trial import HOST_PREFETCH
 from harness.submissions import load_submission
 from workloads import get_workload
 
-ADAM = Path(__file__).resolve().parents[1] / "harness" / "submissions" / "adam"
+ADAM = Path(__file__).resolve().parents[1] / "submissions" / "adam"
 
 
 def graphs_per_s(batches: list[dict], seconds: float) -> float:

@@ -34,7 +34,7 @@ from harness.experiment import LocalExecutor, plan_groups  # noqa: E402
 from harness.records.sweep import TrialRequest
 from harness.records.trial import TrialOptions  # noqa: E402
 
-SUBMISSIONS = REPO / "harness" / "submissions"
+SUBMISSIONS = REPO / "submissions"
 
 
 def grid(n_groups: int, trials: int, steps: int, sweep_id: str) -> list:

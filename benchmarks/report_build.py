@@ -55,7 +55,7 @@ def real_runs(db: Database, steps: int) -> list[str]:
     config = SnapshotConfig(kinds=("hessian", "ggn"), curvature_batch=256, lanczos_order=20)
     ids = []
     for name in ("adam", "sgd"):
-        submission = load_submission(REPO / "harness" / "submissions" / name)
+        submission = load_submission(REPO / "submissions" / name)
         callback = snapshot_callback(workload, dataset, config, db=db, hparams=submission.hparams,
                                      batch_size=workload.batch_size)
         result = run_trial(workload, submission, dataset, seed=0, db=db, max_steps=steps,

@@ -32,8 +32,9 @@ from workloads import REGISTRY
 
 FORMAT = "curvebench.reference_set"
 FORMAT_VERSION = 1
-#: the reference sets shipped with curvebench (package data; read, never written by export)
-SHIPPED_DIR = Path(__file__).resolve().parent / "reference_results"
+#: the reference sets shipped with curvebench: `reference_results/` beside the `harness` package
+#: (the checkout's top level, or site-packages for a wheel install); read, never written by export
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "reference_results"
 #: fields that must be equal for runs to share a set (SetKey), in file order
 KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submission_hash", "hparams",
               "data_fingerprint", "backend", "device_kind", "precision")

@@ -369,7 +369,11 @@ class SubmissionModule(Protocol):
 
     `update_params` and `data_selection` must be pure functions of their array
     arguments: the runner traces them once into a compiled chunk of steps.
-    `hparams` is a dict of Python scalars from the submission's hparams.json.
+    `hparams` is the submission's hparams.json after overrides. Inside a compiled program its
+    numbers (not bools, not batch_size) arrive as traced scalars, so trials that differ only in
+    them share the program; the other values arrive as Python values. A submission that needs a
+    number as a Python value while tracing gets one program per value instead
+    (`harness/runner.py`).
     """
 
     def init_optimizer_state(self, workload: Workload, params: Params, model_state: ModelState,

@@ -11,7 +11,7 @@ import pytest
 from harness.db import open_database
 
 REPO = Path(__file__).resolve().parent.parent
-SUBMISSIONS = REPO / "harness" / "submissions"
+SUBMISSIONS = REPO / "submissions"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -33,7 +33,7 @@ from harness.db import open_database  # noqa: E402
 from harness.db.database import _make_engine  # noqa: E402
 from harness.errors import run_cli  # noqa: E402
 
-ADAM = str(REPO / "harness" / "submissions" / "adam")
+ADAM = str(REPO / "submissions" / "adam")
 RUN = ["run", "--workload", "mnist_mlp", "--submission", ADAM, "--max-steps", "4", "--eval-every", "2",
        "--quiet"]
 

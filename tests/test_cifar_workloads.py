@@ -17,7 +17,7 @@ from harness.runner import run_trial
 from harness.submissions import load_submission
 from workloads import REGISTRY, get_workload
 
-SUBMISSIONS = Path(__file__).resolve().parents[1] / "harness" / "submissions"
+SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions"
 CIFAR = ("cifar_simplecnn", "cifar_resnet_ln", "cifar_resnet18")
 #: variants the contract tests (default variants only) leave out.
 VARIANTS = ("cifar_simplecnn:batchnorm=1,width=0.25", "cifar_resnet18:width=4,norm=none")

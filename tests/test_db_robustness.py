@@ -107,7 +107,7 @@ def _eval_rows(url: str) -> list[tuple[int, str]]:
 
 def test_sigkill_mid_run_keeps_committed_rows_and_marks_run_interrupted(db_url):
     """A real trial (synthetic labels: never reaches its target) is SIGKILLed while writing."""
-    script = TRAINER.format(sub=str(REPO_ROOT / "harness" / "submissions" / "sgd"), url=db_url)
+    script = TRAINER.format(sub=str(REPO_ROOT / "submissions" / "sgd"), url=db_url)
     proc = subprocess.Popen([sys.executable, "-c", script], env=_subprocess_env(),
                             stderr=subprocess.PIPE, text=True)
     seen: list = []

@@ -14,7 +14,7 @@ from ogbg_molecules import molecule_graphs
 from harness.spec import Target
 from workloads.ogbg_molpcba import OgbgMolpcba
 
-ADAM = Path(__file__).resolve().parents[1] / "harness" / "submissions" / "adam"
+ADAM = Path(__file__).resolve().parents[1] / "submissions" / "adam"
 
 
 class OgbgNeverDone(OgbgMolpcba):

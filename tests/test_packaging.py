@@ -53,7 +53,8 @@ def test_core_dependencies_cover_every_module_level_import():
     core = {_name(r) for r in PYPROJECT["project"]["dependencies"]}
     dists = packages_distributions()
     missing = {}
-    for path in [*(REPO / "harness").rglob("*.py"), *(REPO / "workloads").rglob("*.py")]:
+    for path in [*(REPO / "harness").rglob("*.py"), *(REPO / "workloads").rglob("*.py"),
+                 *(REPO / "submissions").rglob("*.py")]:
         for name in module_level_imports(path) - OWN - set(sys.stdlib_module_names):
             provided_by = {d.lower().replace("_", "-") for d in dists.get(name, [name])}
             if not provided_by & core:
@@ -85,6 +86,7 @@ def test_mnist_sample_is_package_data_with_its_checksum():
 
 def test_builtin_names_and_paths(tmp_path, monkeypatch):
     assert {"adam", "sgd", "momentum", "algoperf_adamw"} <= set(builtin_submissions())
+    assert BUILTIN_DIR == REPO / "submissions"  # the top-level folder of the checkout
     adam = load_submission("adam")
     assert adam.path == BUILTIN_DIR / "adam" and adam.name == "adam"
     copy = shutil.copytree(BUILTIN_DIR / "adam", tmp_path / "adam")
@@ -133,8 +135,10 @@ def _venv_python(venv: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """curvebench as a wheel built from this checkout, installed (non-editable) into a venv that
-    borrows the already-installed dependencies (--system-site-packages, --no-deps, offline)."""
+    """curvebench as a wheel built from this checkout, installed (non-editable, --no-deps,
+    offline) into a venv that borrows the dependencies this interpreter has: its site-packages
+    directories (a venv's, or the system's) as plain path entries after the venv's own, so none of
+    their .pth files runs and this checkout's editable install, if any, stays out."""
     tmp = tmp_path_factory.mktemp("install")
     build = tmp / "src"  # build from a copy: a build writes build/ and *.egg-info beside the sources
     shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(".git", "tests", "benchmarks",
@@ -145,8 +149,13 @@ def installed(tmp_path_factory):
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w",
                     str(tmp / "wheel"), str(build)], check=True, env=env, cwd=tmp)
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = subprocess.run([str(_venv_python(venv)), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, env=env, capture_output=True, text=True).stdout.strip()
+    borrowed = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")
+                and Path(p).is_dir()]
+    (Path(purelib) / "borrowed_dependencies.pth").write_text("\n".join(borrowed) + "\n")
     (wheel,) = (tmp / "wheel").glob("curvebench-*.whl")
     subprocess.run([*pip, "--python", str(_venv_python(venv)), "install", "--no-deps", "--no-index",
                     str(wheel)], check=True, env=env, cwd=tmp)
@@ -162,8 +171,10 @@ def test_non_editable_install_finds_builtins_and_references(installed):
         import harness
         from harness import refs
         from harness.db import open_database
-        from harness.submissions import load_submission
+        from harness.submissions import builtin_submissions, load_submission, portable_submission
         db = open_database("sqlite:///" + sys.argv[1])
+        builtins = {n: [str((s := load_submission(n)).path), s.code_hash,
+                        portable_submission(str(s.path))] for n in builtin_submissions()}
         imported = refs.import_sets(db, [refs.SHIPPED_DIR])
         written = refs.export_sets(db, "exported")
         try:
@@ -171,7 +182,8 @@ def test_non_editable_install_finds_builtins_and_references(installed):
             refused = ""
         except refs.RefsError as e:
             refused = str(e)
-        print(json.dumps({"harness": harness.__file__, "adam": str(load_submission("adam").path),
+        print(json.dumps({"harness": harness.__file__, "builtins": builtins,
+                          "shipped_dir": str(refs.SHIPPED_DIR),
                           "shipped": [s.id for s in refs.read_sets()], "imported": imported,
                           "written": sorted(Path(p).name for p in written), "refused": refused}))
     """)
@@ -182,7 +194,19 @@ def test_non_editable_install_finds_builtins_and_references(installed):
     out = json.loads(result.stdout.splitlines()[-1])
     site = str(venv)
     assert out["harness"].startswith(site) and "site-packages" in out["harness"]
-    assert out["adam"].startswith(site) and out["adam"].endswith("harness/submissions/adam")
+    # every built-in of the checkout's top-level submissions/, installed at the top level of
+    # site-packages beside harness/, the same code (hash) as the checkout's
+    assert sorted(out["builtins"]) == builtin_submissions() == sorted(
+        p.parent.name for p in (REPO / "submissions").glob("*/submission.py"))
+    for name, (path, code_hash, portable) in out["builtins"].items():
+        assert portable == name  # workers elsewhere get a built-in by name
+        assert path.startswith(site) and Path(path).parent == Path(out["harness"]).parents[1] / "submissions"
+        assert Path(path).name == name and code_hash == load_submission(name).code_hash
+    # the reference sets: the checkout's top-level reference_results/, byte for byte
+    assert refs.SHIPPED_DIR == REPO / "reference_results"
+    assert Path(out["shipped_dir"]) == Path(out["harness"]).parents[1] / "reference_results"
+    for name in [p.name for p in refs.SHIPPED_DIR.iterdir()]:
+        assert (Path(out["shipped_dir"]) / name).read_bytes() == (refs.SHIPPED_DIR / name).read_bytes()
     shipped = sorted(p.stem for p in refs.SHIPPED_DIR.glob("*.jsonl"))
     assert sorted(out["shipped"]) == shipped and len(out["imported"]) == len(shipped)
     assert out["written"] == [s + ".jsonl" for s in shipped]

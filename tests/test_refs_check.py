@@ -1,6 +1,6 @@
 """Reference sets (freeze, export, import, bad files) and the regression check (tiers, rule, CLI).
 
-The CLI checks run real trials against the shipped reference sets (harness/reference_results/)
+The CLI checks run real trials against the shipped reference sets (reference_results/)
 with few seeds; the full default-size checks are marked slow.
 """
 
@@ -124,10 +124,10 @@ def trained(tmp_path_factory):
     db = open_database(url)
     workload = get_workload("mnist_mlp:width=16")
     data = workload.synthetic_dataset({"train": 256, "validation": 128}, seed=0)
-    submission = load_submission(REPO_ROOT / "harness" / "submissions" / "sgd")
+    submission = load_submission(REPO_ROOT / "submissions" / "sgd")
     ids = [run_trial(workload, submission, data, seed, db=db, max_steps=20, eval_every=10).run_id
            for seed in range(2)]
-    other = load_submission(REPO_ROOT / "harness" / "submissions" / "sgd", ["learning_rate=0.5"])
+    other = load_submission(REPO_ROOT / "submissions" / "sgd", ["learning_rate=0.5"])
     odd = run_trial(workload, other, data, 0, db=db, max_steps=20, eval_every=10).run_id
     frozen = refs.freeze(db, ids, note="round trip")
     (path,) = refs.export_sets(db, tmp_path_factory.mktemp("exported"), [frozen.id])

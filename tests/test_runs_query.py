@@ -7,7 +7,6 @@ import json
 import math
 import re
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -23,6 +22,13 @@ ADAM_STEPS, SGD_STEPS = (30, 32, 31, 29, 33), (60, 62, 58, 61, 65)
 
 def invoke(*args):
     return cli.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def pd():
+    """pandas, which reads back what `curvebench export` writes: the export extra (dev has it)."""
+    return pytest.importorskip("pandas", reason="export's tables are pandas frames: "
+                                                "pip install -e '.[export]'")
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +204,7 @@ def test_compare_bad_side_is_one_line_error(stored, a, b, message):
 
 # -- export -----------------------------------------------------------------------------
 
-def test_export_csv_tables_of_the_selected_runs(stored, tmp_path):
+def test_export_csv_tables_of_the_selected_runs(stored, tmp_path, pd):
     run_id = stored["ids"]["adam"][0]
     res = invoke("export", "--db", stored["db"], "--out", tmp_path / "x", "--submission", "adam",
                  "--variant", "mnist_mlp")
@@ -219,8 +225,9 @@ def test_export_csv_tables_of_the_selected_runs(stored, tmp_path):
 
 
 def test_export_parquet_round_trips_and_without_engine_names_the_extra(stored, tmp_path,
-                                                                        monkeypatch):
-    pytest.importorskip("pyarrow")
+                                                                        monkeypatch, pd):
+    pytest.importorskip("pyarrow", reason="Parquet is written through pyarrow: "
+                                          "pip install -e '.[export]'")
     from harness import export as exporting
 
     db = open_database(f"sqlite:///{stored['db']}")
@@ -274,7 +281,7 @@ def test_schema_doc_names_every_column_of_every_table_and_export_file():
     assert "results-schema.md" in (REPO / "README.md").read_text()
 
 
-def test_schema_doc_read_sql_example_runs(stored):
+def test_schema_doc_read_sql_example_runs(stored, pd):
     """The doc's pandas.read_sql query runs as written against a real results database."""
     from sqlalchemy import create_engine
 

@@ -12,7 +12,7 @@ from harness.db import open_database
 from tests.conftest import SUBMISSIONS
 from tests.stored_runs import add_curves, add_run
 
-mlflow = pytest.importorskip("mlflow")
+mlflow = pytest.importorskip("mlflow", reason="MLflow is an extra: pip install -e '.[mlflow]'")
 cli = CliRunner()
 
 

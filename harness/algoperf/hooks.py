@@ -21,15 +21,13 @@ Spec for `harness/runner.py`, which implements it (deviations noted in item 3 an
    `train_state`) to `update_params`/`prepare_for_eval` from then on. Inside a compiled chunk a
    submission that *reads* them raises `NeedsConcreteStep` (item 3): their values would be
    frozen into the compiled program.
-3. Concrete-step mode (the runner traces one step before any row is written, rather than catching
-   the error in the first chunk, so a trial never starts in one mode and restarts in the other).
-   Tracing a chunk may raise `NeedsConcreteStep` (from
-   `harness.algoperf.adapter`; its `.reason` is an `EagerReason`). It is raised while compiling
-   the first chunk, before any step ran, inside `StepChunks.run`. The runner catches it there,
-   switches this trial to `ConcreteSteps` (below) for all its steps (chunk_mode "concrete", the
-   reason recorded with the run, e.g. `reason.name`), and goes on from the same state:
-   `state, losses, completed_at = ConcreteSteps(workload, submission, batch_size).run(state,
-   data, start_step, n, train_key)`. Each step gets a Python int `global_step`; the
+3. Concrete-step mode. Tracing a step may raise `NeedsConcreteStep` (from
+   `harness.algoperf.adapter`; its `.reason` is an `EagerReason`). The runner traces one step
+   (shapes only) before the trial's first row is written, so a trial never starts in one mode
+   and restarts in the other; when it raises, the trial trains with `ConcreteSteps` (below)
+   for all its steps (chunk_mode "concrete", the reason recorded with the run, e.g.
+   `reason.name`): `state, losses, completed_at = ConcreteSteps(workload, submission,
+   batch_size).run(state, data, start_step, n, train_key)`. Each step gets a Python int `global_step`; the
    submission's own `jax.jit` compiles on its first call, which `ConcreteSteps.first_call_s`
    reports (the runner adds it to `compile_s` and subtracts it from `train_s`; AlgoPerf's clock
    keeps it). The same data/update keys as the compiled chunks are used (RNG_DERIVATION), so a

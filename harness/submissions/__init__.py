@@ -1,8 +1,8 @@
 """Load a submission folder: submission.py (AlgoPerf functions) + hparams.json, with overrides.
 
-The built-in submissions (adam, sgd, momentum, ...) are the folders beside this module, shipped
-in the package, so `--submission adam` works from any installation; a path to a folder works
-everywhere a name does (`resolve_submission`).
+The built-in submissions (adam, sgd, momentum, ...) are the folders of the top-level
+`submissions/` directory, shipped in the wheel beside `harness/`, so `--submission adam` works
+from any installation; a path to a folder works everywhere a name does (`resolve_submission`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from typing import Any
 from harness.spec import SpecError, source_hash
 
 REQUIRED_FUNCTIONS = ("init_optimizer_state", "update_params", "get_batch_size", "data_selection")
-#: the folder of the built-in submissions, one sub-folder each
-BUILTIN_DIR = Path(__file__).resolve().parent
+#: the folder of the built-in submissions, one sub-folder each: `submissions/` beside the `harness`
+#: package (the checkout's top level, or site-packages for a wheel install)
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "submissions"
 
 
 def builtin_submissions() -> list[str]:
-    """Names of the built-in submissions: the folders beside this module with a submission.py."""
+    """Names of the built-in submissions: the folders of BUILTIN_DIR with a submission.py."""
     return sorted(p.parent.name for p in BUILTIN_DIR.glob("*/submission.py"))
 
 
