@@ -189,7 +189,7 @@ class Workload(abc.ABC):
     slow_in_cpu_loops: ClassVar[bool] = False
     #: knobs (each with `choices`) that change no parameter shape and that the model can take
     #: from a traced index at run time (`selecting`): variants that differ only in them train
-    #: in one compiled program, each trial selecting its own value (harness/vectorised.py)
+    #: in one compiled program, each trial selecting its own value (harness/engine/program.py)
     runtime_knobs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **variant: Any):

@@ -16,7 +16,7 @@ steps, 0.3-0.9 s of training plus 2-6 s of compilation; fashion_mnist_mlp reache
 
 Eval interval: every step for mnist_mlp. Its target falls at step ~20-40, so an eval every 10
 steps rounds steps-to-target to 2-4 values and many orderings of Young, Snider & Feng's variants come
-out as ties; evaluated inside the compiled training loop (harness/vectorised.py), an eval of
+out as ties; evaluated inside the compiled training loop (harness/engine/program.py), an eval of
 the 1,000 validation images costs about a third of a training step at batch 1024 and no host
 round trip, and steps-to-target is exact to the step. fashion_mnist_mlp: every 10 steps (its
 10,000 validation images cost ~3 training steps; a ~225-step target is then resolved to ~4%).

@@ -49,7 +49,7 @@ Spec for `harness/runner.py`, which implements it (deviations noted in item 3 an
 6. The run record also stores which search point the hyperparameters came from:
    `submission.module.search_point` is `(k, seed)` or None (hparams.json).
 
-7. Groups (the vectorised engine on main). An AlgoPerf submission's optimizer state usually holds
+7. Groups (harness/engine/plan.py). An AlgoPerf submission's optimizer state usually holds
    Python objects built from the hyperparameters in `init_optimizer_state` (optax's update
    function closing over a schedule); the adapter keeps them outside the traced state, one set
    per adapter. So a compiled program may hold several *seeds* of one hyperparameter point, not

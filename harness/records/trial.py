@@ -44,7 +44,7 @@ class TrialOptions:
     max_group_size: at most this many trials in one compiled program (None: no limit; 1: one
     trial after the other, still sharing the compiled program).
     batching: how a program computes its trials, "auto", "vmap" or "map"
-    (harness.vectorised.Batching says what each does).
+    (harness.engine.trial_axis.Batching says what each does).
     checkpoint_every / checkpoint_every_s: write a checkpoint of a program's trials at the
     first return to the host after this many steps / seconds of wall time since the last one
     (None: not by that measure; both None: never); checkpoint_dir: where (None: beside a SQLite
