@@ -1,0 +1,23 @@
+"""`curvebench db`: results database maintenance."""
+
+from __future__ import annotations
+
+import typer
+
+from harness.cli.app import app, fail, out
+from harness.cli.options import DbOpt
+
+db_app = typer.Typer(help="Results database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = None) -> None:
+    """Migrate the results database to this curvebench's schema revision."""
+    from harness.db import DatabaseError, open_database
+
+    try:
+        database = open_database(db, upgrade=True)
+    except DatabaseError as e:
+        fail(str(e))
+    out.print(f"{database.url} is at schema revision {database.revision()}")
