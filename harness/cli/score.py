@@ -76,10 +76,10 @@ def score_cmd(
     except ValueError:
         fail(f"--timing {timing!r}: valid: {', '.join(t.value for t in scoring.Timing)}")
     skipped: dict[str, str] = {}
-    per_workload: dict[str, list] = {}
+    summaries: list[scoring.WorkloadSummary] = []
     mirror = mlflow_mirror(mlflow, database.url)
     if sweep:
-        identity = scoring.selected_variants(database, selection)
+        variants = scoring.selected_variants(database, selection)
         name = Path(submission).name
     else:
         if not specs:
@@ -94,59 +94,39 @@ def score_cmd(
             trial_options("score", tag=tag), database.url, quiet=quiet or as_json,
             command=command_line(ctx), data_dir=data_dir, timed_alone=True,
             compile_cache=compile_cache, mirror=mirror)
-        for t in result.trials:
-            per_workload.setdefault(t.result.workload, []).append(t.result)
-        identity = {}
-        for results in per_workload.values():
-            run = database.get_run(results[0].run_id)
-            identity[run.variant] = (run.workload_version, run.data_fingerprint)
+        summaries = scoring.summarize_trials(t.result for t in result.trials)
+        variants = scoring.summarized_variants(database, summaries)
         name = result.trials[0].result.submission
-    if not identity:
+    if not variants:
         fail(f"no finished runs of {selection.describe()} in {database.url}")
-    variants = list(identity)
-    compared = scoring.compared_runs(database, identity, selection, clock)
-    times = {sub: {v: rs.time_s for v, rs in per.items()} for sub, per in compared.items()}
-    scores = scoring.performance_profile_scores(times, variants)
-    rows = []
-    for variant, results in per_workload.items():
-        rows.append({"workload": variant, "seeds": len(results),
-                     "reached": sum(r.status == "reached" for r in results),
-                     "median_steps_to_target": scoring.median_or_inf(
-                         [r.steps_to_target for r in results]),
-                     "median_time_to_target_s": scoring.median_or_inf(
-                         [r.time_to_target_s for r in results]),
-                     "run_ids": [r.run_id for r in results]})
-    sources = [rs for per in compared.values() for rs in per.values()]
-    mirror_report(mirror, [run_id for rs in sources for run_id in rs.run_ids])
+    scored = scoring.score_table(database, variants, selection, clock)
+    mirror_report(mirror, [run_id for rs in scored.sets for run_id in rs.run_ids])
     if as_json:
-        print_json({"submission": name, "workloads": rows, "skipped": skipped,
-                    "compared": {"selection": selection.describe(),
-                                 "sets": [rs.to_json() for rs in sources]},
-                    "performance_profile": {"tau_max": scoring.TAU_MAX, "timing": clock.value,
-                                            "scores": scores, "times": times}})
+        print_json({"submission": name, "workloads": [s.to_json() for s in summaries],
+                    "skipped": skipped, **scored.to_json()})
         return
-    if rows:
+    if summaries:
         seeds_table = make_table(f"score: {name}", ("workload", "reached",
                                                      "median steps to target",
                                                      "median time to target (s)"))
-        for row in rows:
-            seeds_table.add_row(row["workload"], f"{row['reached']}/{row['seeds']}",
-                                fmt_steps(row["median_steps_to_target"]),
-                                fmt_s(row["median_time_to_target_s"]))
+        for row in summaries:
+            seeds_table.add_row(row.workload, f"{row.reached}/{row.seeds}",
+                                fmt_steps(row.median_steps_to_target),
+                                fmt_s(row.median_time_to_target_s))
         out.print(seeds_table)
-    compared_table = make_table(f"{clock.value} times compared ({selection.describe()}; one "
-                                "code+hparams per submission, one run per seed)",
-                                ("submission", "workload", "median time (s)", "seeds", "code",
-                                 "hparams", "runs"))
-    for rs in sorted(sources, key=lambda rs: (rs.variant, rs.submission)):
+    compared_table = make_table(
+        f"{clock.value} times compared ({selection.describe()}; one code+hparams per "
+        "submission, one run per seed)",
+        ("submission", "workload", "median time (s)", "seeds", "code", "hparams", "runs"))
+    for rs in sorted(scored.sets, key=lambda rs: (rs.variant, rs.submission)):
         compared_table.add_row(rs.submission, rs.variant, fmt_s(rs.time_s), str(len(rs.seeds)),
                                rs.submission_hash[:8], json.dumps(rs.hparams, sort_keys=True),
                                ", ".join(r[:8] for r in rs.run_ids))
     out.print(compared_table)
-    if len(scores) > 1:
+    if len(scored.scores) > 1:
         prof = make_table(f"performance-profile score (tau_max={scoring.TAU_MAX:g}; 1 = "
                           "fastest everywhere)", ("submission", "score"))
-        for sub, value in sorted(scores.items(), key=lambda kv: -kv[1]):
+        for sub, value in sorted(scored.scores.items(), key=lambda kv: -kv[1]):
             prof.add_row(sub, f"{value:.3f}", style="bold" if sub == name else None)
         out.print(prof)
     else:

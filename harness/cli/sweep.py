@@ -3,9 +3,8 @@ command line and/or a TOML config file (options given on the command line win)."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -85,23 +84,18 @@ def sweep(
     except ExecutorError as e:
         fail(str(e))
     try:
-        cfg = grids.load_config(config) if config is not None else grids.SweepConfig()
-        specs = grids.parse_workload_list(workload) or list(cfg.workloads)
-        hparams = grids.parse_hparam_grid(hparam) if hparam else list(cfg.hparams)
+        plan = grids.plan_sweep(
+            grids.load_config(config) if config is not None else grids.SweepConfig(),
+            workloads=workload, submissions=submission, hparams=hparam, seeds=seeds,
+            seed_start=seed_start, name=name, tag=tag,
+            options={"max_steps": max_steps, "eval_every": eval_every, "chunk_mode": chunk_mode,
+                     "stop_at_target": stop_at_target, "divergence_factor": divergence_factor,
+                     "data_dir": data_dir, "data_source": data_source, "db": db,
+                     **curvature_flags, "compile_cache": compile_cache,
+                     "max_group_size": max_group_size})
     except grids.GridError as e:
         fail(str(e))
-    subs = list(submission) or list(cfg.submissions)
-    if not specs:
-        fail(f"no workload: give --workload {grids.WORKLOAD_FORM!r} or a --config file")
-    if not subs:
-        fail("no submission: give --submission FOLDER (repeat for several) or a --config file")
-    seed_list = (tuple(range(seed_start, seed_start + seeds)) if seeds is not None
-                 else cfg.seeds or (seed_start,))
-    given = {"max_steps": max_steps, "eval_every": eval_every, "chunk_mode": chunk_mode,
-             "stop_at_target": stop_at_target, "divergence_factor": divergence_factor,
-             "data_dir": data_dir, "data_source": data_source, "db": db, **curvature_flags,
-             "compile_cache": compile_cache, "max_group_size": max_group_size}
-    o = {**cfg.options, **{k: v for k, v in given.items() if v is not None}}
+    o = plan.options
     check_chunk_mode(o.get("chunk_mode"))
     database = open_db(o.get("db"))
     from harness.experiment import requests_for
@@ -113,7 +107,7 @@ def sweep(
                                 eval_every=o.get("eval_every"), chunk_mode=o.get("chunk_mode"),
                                 stop_at_target=o.get("stop_at_target"),
                                 divergence_factor=o.get("divergence_factor"),
-                                tag=tag or cfg.tag, max_group_size=o.get("max_group_size"),
+                                tag=plan.tag, max_group_size=o.get("max_group_size"),
                                 share_variants=share_variants)
     except (SpecError, TypeError, ValueError) as e:
         fail(str(e))
@@ -127,15 +121,15 @@ def sweep(
             fail(str(e))
     mirror = mlflow_mirror(mlflow, database.url)
     result = sweep_with_progress(
-        requests_for(specs, subs, hparams, seed_list), options, database.url,
-        quiet=quiet or as_json, name=name or cfg.name, command=command_line(ctx),
+        requests_for(plan.workloads, plan.submissions, plan.hparams, plan.seeds), options,
+        database.url, quiet=quiet or as_json, name=plan.name, command=command_line(ctx),
         data_dir=o.get("data_dir"), data_source=o.get("data_source"), curvature=curv,
         compile_cache=o.get("compile_cache"), executor=runner, resume=resumed, mirror=mirror)
     mirror_report(mirror)
     if as_json:
         print_json([t.to_json() for t in result.trials])
         return
-    varying = _varying_hparams([c.hparams for c in result.cells()])
+    varying = grids.grid_axes([c.hparams for c in result.cells()])
     rows = make_table(f"sweep {result.name or result.sweep_id[:8]}: {len(result.trials)} trials",
                       ("workload", "submission", *varying, "reached", "median steps",
                        r"\[min-max] steps", "median time (s)", "group"))
@@ -151,8 +145,3 @@ def sweep(
     time_note(result.trials)
     out.print(f"sweep {result.sweep_id} in {database.url}", highlight=False)
 
-
-def _varying_hparams(hparams: list[dict[str, Any]]) -> list[str]:
-    """Hyperparameter names whose value differs between cells (the grid's axes)."""
-    keys = dict.fromkeys(k for h in hparams for k in h)
-    return [k for k in keys if len({json.dumps(h.get(k), default=str) for h in hparams}) > 1]
