@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
+
 WORKLOAD_FORM = "NAME[:KNOB=V1|V2,...], e.g. mnist_mlp:activation=relu|gelu,width=100|200"
 HPARAM_FORM = "NAME=V1|V2|..., e.g. learning_rate=1e-3|3e-3"
 SEVERAL_FORM = ("several workloads: separate them with ';' or repeat the option (',' only "
@@ -36,7 +38,7 @@ CONFIG_KEYS = ("name", "tag", "submission", "submissions", "seeds", "seed_start"
                "hparams", "options")
 
 
-class GridError(ValueError):
+class GridError(UserError, ValueError):
     """A grid or config file that does not parse; the message shows the valid form."""
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import app, fail, open_db, out
+from harness.cli.app import app, open_db, out
 from harness.cli.options import DbOpt, JsonOpt
 from harness.cli.output import finite_or_none, jsonable
 
@@ -21,13 +21,8 @@ def curvature_cmd(
     """Print a run's curvature snapshot metrics over steps."""
     from rich.table import Table
 
-    from harness.db import DatabaseError
-
     database = open_db(db)
-    try:
-        run_row = database.get_run(run_id)
-    except DatabaseError as e:
-        fail(str(e))
+    run_row = database.get_run(run_id)
     snaps = database.snapshots(run_row.id)
     if as_json:
         print(json.dumps({"run_id": run_row.id, "snapshots": [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli.app import app, fail, out
+from harness.cli.app import app, out
 from harness.cli.options import DbOpt
 
 db_app = typer.Typer(help="Results database maintenance.", no_args_is_help=True)
@@ -14,10 +14,7 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt = None) -> None:
     """Migrate the results database to this curvebench's schema revision."""
-    from harness.db import DatabaseError, open_database
+    from harness.db import open_database
 
-    try:
-        database = open_database(db, upgrade=True)
-    except DatabaseError as e:
-        fail(str(e))
+    database = open_database(db, upgrade=True)
     out.print(f"{database.url} is at schema revision {database.revision()}")

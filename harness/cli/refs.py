@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from harness.cli.app import app, err, fail, open_db, out
+from harness.cli.app import CommandLineError, app, err, open_db, out
 from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbOpt, HparamOpt,
                                  JsonOpt, QuietOpt, RefsDirOpt)
 from harness.cli.output import split_ids
@@ -36,23 +36,19 @@ def refs_freeze(
 ) -> None:
     """Make a reference set from finished runs in the database."""
     from harness import refs
-    from harness.spec import SpecError
     from workloads import get_workload
 
     database = open_db(db)
-    try:
-        ids = split_ids(runs)
-        if not ids:
-            if not workload or not submission:
-                fail("give --workload and --submission, or --runs")
-            variant = get_workload(workload).spec
-            name = Path(submission).resolve().name
-            ids, left_out = refs.select_runs(database, variant, name)
-            if left_out:
-                err.print(left_out, highlight=False, soft_wrap=True)
-        refset = refs.freeze(database, ids, tolerance=tolerance, note=note)
-    except (refs.RefsError, SpecError) as e:
-        fail(str(e))
+    ids = split_ids(runs)
+    if not ids:
+        if not workload or not submission:
+            raise CommandLineError("give --workload and --submission, or --runs")
+        variant = get_workload(workload).spec
+        name = Path(submission).resolve().name
+        ids, left_out = refs.select_runs(database, variant, name)
+        if left_out:
+            err.print(left_out, highlight=False, soft_wrap=True)
+    refset = refs.freeze(database, ids, tolerance=tolerance, note=note)
     out.print(f"froze {refset.id}: {len(refset.records)} runs (seeds "
               f"{', '.join(str(r['run']['seed']) for r in refset.records)}); "
               "write it to files with `curvebench refs export --out DIR`", soft_wrap=True)
@@ -68,10 +64,7 @@ def refs_export(
     from harness import refs
 
     database = open_db(db)
-    try:
-        paths = refs.export_sets(database, out_dir, set_ids or None)
-    except refs.RefsError as e:
-        fail(str(e))
+    paths = refs.export_sets(database, out_dir, set_ids or None)
     for p in paths:
         out.print(f"wrote {p}", highlight=False, soft_wrap=True)
 
@@ -86,10 +79,7 @@ def refs_import(
     from harness import refs
 
     database = open_db(db)
-    try:
-        outcome = refs.import_sets(database, paths or [refs.SHIPPED_DIR])
-    except refs.RefsError as e:
-        fail(str(e))
+    outcome = refs.import_sets(database, paths or [refs.SHIPPED_DIR])
     for set_id, what in outcome:
         out.print(f"{set_id}: {what}", highlight=False, soft_wrap=True)
 
@@ -108,13 +98,8 @@ def refs_list(db: DbOpt = None, refs_dir: RefsDirOpt = None, as_json: JsonOpt = 
     """List reference sets in the reference directory and the database."""
     from rich.table import Table
 
-    from harness import refs
-
     database = open_db(db)
-    try:
-        sets = _reference_sets(database, refs_dir)
-    except refs.RefsError as e:
-        fail(str(e))
+    sets = _reference_sets(database, refs_dir)
     rows = [{"id": s.id, "runs": len(s.records), "hardware": s.hardware, "origin": s.origin,
              "steps_tolerance": s.header["steps_tolerance"], "hparams": s.header["hparams"]}
             for s in sets]
@@ -188,14 +173,11 @@ def check(
     """
     run_ids = split_ids(runs)
     if run_ids and seeds:
-        fail("give --seeds or --runs, not both")
+        raise CommandLineError("give --seeds or --runs, not both")
     overrides = parse_single("", hparam, "check")
     database = open_db(db)
     from harness import check as checking
-    from harness import refs
-    from harness.curvature import ScheduleError
-    from harness.db import DatabaseError
-    from harness.spec import DataUnavailable, SpecError
+    from harness.errors import UserError
     from harness.submissions import load_submission
     from workloads import get_workload
 
@@ -210,12 +192,11 @@ def check(
                                     resamples=resamples, skip_bit_exact=skip_bit_exact,
                                     on_event=display, compile_cache=compile_cache,
                                     command=command_line(ctx))
-    except (checking.CheckError, refs.RefsError, SpecError, DataUnavailable, DatabaseError,
-            ScheduleError) as e:
-        if as_json:
-            print(json.dumps({"verdict": "error", "exit_code": 2, "message": str(e)}))
-            raise typer.Exit(2)
-        fail(str(e))
+    except UserError as e:  # --json promises JSON: the error as a verdict
+        if not as_json:
+            raise
+        print(json.dumps({"verdict": "error", "exit_code": e.exit_code, "message": str(e)}))
+        raise typer.Exit(e.exit_code) from None
     if as_json:
         print(json.dumps(report.to_json(), indent=2, default=str))
     else:

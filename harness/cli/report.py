@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.app import app, err, fail, open_db, out
+from harness.cli.app import CommandLineError, app, err, open_db, out
 from harness.cli.options import DbOpt, MlflowOpt, QuietOpt
 from harness.cli.output import make_table, split_ids
 from harness.cli.training import also_mirrored, mirror_report, mlflow_mirror, progress
@@ -30,23 +30,19 @@ def report(
 
     A database or filter with no runs gives a page saying which filter matched nothing (exit 0).
     """
-    from harness.db import DatabaseError
-    from harness.report import Filters, ReportError, build_report
+    from harness.analyses import sections_for_sweep
+    from harness.report import Filters, build_report
 
     try:
         steps = [int(s) for s in split_ids([density_steps])] if density_steps else None
     except ValueError:
-        fail(f"--density-steps takes comma-separated integers, got {density_steps!r}")
+        raise CommandLineError(f"--density-steps takes comma-separated integers, got "
+                               f"{density_steps!r}") from None
     database = open_db(db)
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission)
-    try:
-        from harness.analyses import sections_for_sweep
-
-        extra = sections_for_sweep(database, sweep) if sweep else []
-        result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
-    except (ReportError, DatabaseError) as e:
-        fail(str(e))
+    extra = sections_for_sweep(database, sweep) if sweep else []
+    result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
     if result.empty_reason:
         err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
@@ -71,26 +67,26 @@ def analyze(
 
     from harness.analyses import analysis_module
     from harness.report import write_report
-    from harness.spec import DataUnavailable, SpecError
 
     try:
         module = analysis_module(name)
-    except ValueError as e:
-        fail(str(e))
+    except ValueError as e:  # its message names the valid analyses
+        raise CommandLineError(str(e)) from None
     config = module.TINY if tiny else type(module.TINY)()
     if seeds:
         try:
             config = dataclasses.replace(config, seeds=tuple(int(s) for s in split_ids([seeds])))
         except ValueError:
-            fail(f"--seeds takes comma-separated integers, got {seeds!r}")
+            raise CommandLineError(f"--seeds takes comma-separated integers, got "
+                                   f"{seeds!r}") from None
     database = open_db(db)
     mirror = mlflow_mirror(mlflow, database.url)
     try:
         with progress(quiet) as display:
             result = module.run(config, database.url, data_source=data_source,
                                 on_event=also_mirrored(display, mirror))
-    except (SpecError, DataUnavailable, ValueError) as e:
-        fail(str(e))
+    except ValueError as e:  # an analysis refuses its settings with a ValueError
+        raise CommandLineError(str(e)) from e
     if mirror is not None:
         from harness.runs_query import RunFilter, find_runs
 

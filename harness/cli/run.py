@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from harness.cli.app import app, err, fail, open_db, out
+from harness.cli.app import CommandLineError, app, err, open_db, out
 from harness.cli.options import (ChunkModeOpt, CompileCacheOpt, CurvatureFlags, DataDirOpt,
                                  DataSourceOpt, DbOpt, DivergenceOpt, EvalEveryOpt, JsonOpt,
                                  MaxStepsOpt, MlflowOpt, QuietOpt, SeedStartOpt, StopOpt, TagOpt,
@@ -64,22 +64,18 @@ def run(
     cadence = _checkpoint_fields(checkpoint_every, checkpoint_dir, keep_checkpoints)
     if resume is not None:
         if workload is not None or submission is not None:
-            fail("--resume continues a recorded run with its own workload, submission and "
-                 "options: drop --workload/--submission")
+            raise CommandLineError("--resume continues a recorded run with its own workload, "
+                                   "submission and options: drop --workload/--submission")
         _resume_run(resume, db, cadence, as_json=as_json, quiet=quiet)
         return
     if workload is None or submission is None:
-        fail("run needs --workload and --submission (or --resume RUN_ID)")
+        raise CommandLineError("run needs --workload and --submission (or --resume RUN_ID)")
     overrides = parse_single(workload, hparam, "run")
     check_chunk_mode(chunk_mode)
     database = open_db(db)
     from harness.experiment import TrialRequest
-    from harness.spec import SpecError
 
-    try:
-        config = curvature_request(curvature_flags)
-    except SpecError as e:
-        fail(str(e))
+    config = curvature_request(curvature_flags)
     options = dataclasses.replace(
         trial_options("run", max_steps=max_steps, eval_every=eval_every, chunk_mode=chunk_mode,
                       stop_at_target=stop_at_target, divergence_factor=divergence_factor,
@@ -88,10 +84,7 @@ def run(
     if search_point:  # point 0 is what the folder loads to by default
         from harness.submissions import load_submission
 
-        try:
-            point = load_submission(submission, search_point=search_point).hparams
-        except SpecError as e:
-            fail(str(e))
+        point = load_submission(submission, search_point=search_point).hparams
     requests = [TrialRequest(workload, submission, {**point, **overrides}, seed)
                 for seed in range(seed_start, seed_start + seeds)]
     mirror = mlflow_mirror(mlflow, database.url)
@@ -111,8 +104,8 @@ def _checkpoint_fields(every: str | None, directory: str | None, keep: bool) -> 
 
         try:
             fields["checkpoint_every"], fields["checkpoint_every_s"] = parse_cadence(every)
-        except ValueError as e:
-            fail(str(e))
+        except ValueError as e:  # parse_cadence's message names the option and its forms
+            raise CommandLineError(str(e)) from None
     if directory is not None:
         fields["checkpoint_dir"] = directory
     if keep:
@@ -125,13 +118,9 @@ def _resume_run(run_id: str, db: str | None, options: dict[str, Any], *, as_json
     """`run --resume`: the run's program continues from its checkpoint; say which trials."""
     database = open_db(db)
     from harness.experiment import resume_run
-    from harness.spec import DataUnavailable, SpecError
 
-    try:
-        with progress(quiet or as_json) as display:
-            result = resume_run(run_id, database.url, options=options, on_event=display)
-    except (SpecError, DataUnavailable) as e:
-        fail(str(e))
+    with progress(quiet or as_json) as display:
+        result = resume_run(run_id, database.url, options=options, on_event=display)
     resumed = [t.result for t in result.trials if t.result.resumed_from_step is not None]
     if not as_json and resumed:
         err.print(f"resumed {len(resumed)} trial(s) from step {resumed[0].resumed_from_step}: "

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.app import app, fail, open_db, out
+from harness.cli.app import CommandLineError, app, open_db, out
 from harness.cli.options import (DbOpt, JsonOpt, MlflowOpt, OriginFilterOpt, StatusFilterOpt,
                                  SubmissionFilterOpt, SweepFilterOpt, TagFilterOpt,
                                  VariantFilterOpt, WorkloadFilterOpt)
@@ -34,16 +34,6 @@ def _run_filter(**given: Any):
     return RunFilter(**given)
 
 
-def _query(call):
-    """Run a library query; bad input (unknown run, filter, side) is a one-line error."""
-    from harness.errors import UserError
-
-    try:
-        return call()
-    except UserError as e:
-        fail(str(e))
-
-
 @runs_app.callback()
 def runs(
     ctx: typer.Context,
@@ -67,7 +57,7 @@ def runs(
     database = open_db(db)
     filters = _run_filter(workload=workload, variant=variant, submission=submission,
                           status=status, origin=origin, sweep=sweep, tag=tag)
-    rows = _query(lambda: find_runs(database, filters))
+    rows = find_runs(database, filters)
     if mlflow is not None:
         mirror_report(mlflow_mirror(mlflow, database.url), [r.id for r in rows])
     if as_json:
@@ -126,7 +116,7 @@ def runs_show(
     from harness.runs_query import run_detail
 
     database = open_db(db)
-    detail = _query(lambda: run_detail(database, run_id))
+    detail = run_detail(database, run_id)
     if as_json:
         print(json.dumps(jsonable(detail.to_json()), indent=2, default=str))
         return
@@ -210,8 +200,8 @@ def compare(
     from harness import compare as comparing
 
     filters = _run_filter(workload=workload, submission=submission)
-    result = _query(lambda: comparing.compare(database, comparing.Side.parse(a),
-                                              comparing.Side.parse(b), filters))
+    result = comparing.compare(database, comparing.Side.parse(a), comparing.Side.parse(b),
+                               filters)
     if as_json:
         print(json.dumps(jsonable(result.to_json()), indent=2, default=str))
         return
@@ -260,10 +250,11 @@ def export_cmd(
     try:
         chosen = exporting.Format(fmt)
     except ValueError:
-        fail(f"--format {fmt!r}: valid: {', '.join(f.value for f in exporting.Format)}")
+        raise CommandLineError(f"--format {fmt!r}: valid: "
+                               f"{', '.join(f.value for f in exporting.Format)}") from None
     filters = _run_filter(workload=workload, variant=variant, submission=submission,
                           status=status, origin=origin, sweep=sweep, tag=tag)
-    written = _query(lambda: exporting.export(database, out_dir, chosen, filters))
+    written = exporting.export(database, out_dir, chosen, filters)
     for table, path in written.items():
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 

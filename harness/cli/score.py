@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from harness import grid as grids
-from harness.cli.app import app, err, fail, open_db, out
+from harness.cli.app import CommandLineError, app, err, open_db, out
 from harness.cli.options import (CompileCacheOpt, DataDirOpt, DbOpt, EvalEveryOpt, HparamOpt,
                                  JsonOpt, MaxStepsOpt, MlflowOpt, QuietOpt, trial_options)
 from harness.cli.output import fmt_s, fmt_steps, print_json, make_table
@@ -51,10 +51,7 @@ def score_cmd(
     Compares declared sets of runs: by default those `score` made (all seeds of one
     code+hparams per submission), or a --sweep, or a --tag; prints where each time comes from.
     """
-    try:
-        specs = grids.parse_workload_list(workloads)
-    except grids.GridError as e:
-        fail(str(e))
+    specs = grids.parse_workload_list(workloads)
     overrides = parse_single("", hparam, "score")
     database = open_db(db)
     from harness import score as scoring
@@ -65,16 +62,15 @@ def score_cmd(
     try:
         chosen = tuple(RunOrigin(o.strip()) for o in origins.split(",") if o.strip())
     except ValueError as e:
-        fail(f"--origins: {e}; valid: {', '.join(o.value for o in RunOrigin)}")
-    try:
-        sweep_id = scoring.resolve_sweep(database, sweep) if sweep else None
-    except scoring.SelectionError as e:
-        fail(str(e))
+        raise CommandLineError(f"--origins: {e}; valid: "
+                               f"{', '.join(o.value for o in RunOrigin)}") from None
+    sweep_id = scoring.resolve_sweep(database, sweep) if sweep else None
     selection = scoring.RunSelection(origins=chosen, sweep_id=sweep_id, tag=tag)
     try:
         clock = scoring.Timing(timing)
     except ValueError:
-        fail(f"--timing {timing!r}: valid: {', '.join(t.value for t in scoring.Timing)}")
+        raise CommandLineError(f"--timing {timing!r}: valid: "
+                               f"{', '.join(t.value for t in scoring.Timing)}") from None
     skipped: dict[str, str] = {}
     summaries: list[scoring.WorkloadSummary] = []
     mirror = mlflow_mirror(mlflow, database.url)
@@ -88,7 +84,8 @@ def score_cmd(
             for skipped_name, why in skipped.items():
                 err.print(f"[yellow]skipping {skipped_name}:[/] {why}", highlight=False)
         if not specs:
-            fail("no workload to score: none has its data here (see the messages above)")
+            raise CommandLineError("no workload to score: none has its data here (see the "
+                                   "messages above)")
         result = sweep_with_progress(
             requests_for(specs, [submission], [overrides], range(seeds)),
             trial_options("score", tag=tag), database.url, quiet=quiet or as_json,
@@ -98,7 +95,7 @@ def score_cmd(
         variants = scoring.summarized_variants(database, summaries)
         name = result.trials[0].result.submission
     if not variants:
-        fail(f"no finished runs of {selection.describe()} in {database.url}")
+        raise CommandLineError(f"no finished runs of {selection.describe()} in {database.url}")
     scored = scoring.score_table(database, variants, selection, clock)
     mirror_report(mirror, [run_id for rs in scored.sets for run_id in rs.run_ids])
     if as_json:
@@ -158,13 +155,9 @@ def tune(
     """AlgoPerf's external-tuning ruleset: per study, N points of the search space trained once
     each (timed alone); per workload the fastest trial of each study, the median over studies,
     and performance-profile scores by the suite's exact integral and AlgoPerf's trapezoid rule."""
-    try:
-        specs = grids.parse_workload_list(workloads)
-    except grids.GridError as e:
-        fail(str(e))
+    specs = grids.parse_workload_list(workloads)
     database = open_db(db)
     from harness.algoperf.tuning import tune as run_tuning
-    from harness.spec import SpecError
 
     def run_study(requests, study):
         return sweep_with_progress(
@@ -173,11 +166,8 @@ def tune(
             database.url, quiet=quiet or as_json, command=command_line(ctx),
             name=f"{tag}-{study}", data_dir=data_dir, timed_alone=True)
 
-    try:
-        result = run_tuning(submission, specs, trials, studies, run_study, timing=timing,
-                            search_seed=search_seed)
-    except SpecError as e:
-        fail(str(e))
+    result = run_tuning(submission, specs, trials, studies, run_study, timing=timing,
+                        search_seed=search_seed)
     if as_json:
         print_json(result.to_json())
         return

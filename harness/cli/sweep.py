@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from harness import grid as grids
-from harness.cli.app import app, fail, open_db, out
+from harness.cli.app import CommandLineError, app, open_db, out
 from harness.cli.options import (CURVATURE_OPTIONS, ChunkModeOpt, CompileCacheOpt, CurvatureFlags,
                                  DataDirOpt, DataSourceOpt, DbOpt, DivergenceOpt, EvalEveryOpt,
                                  JsonOpt, MaxStepsOpt, MlflowOpt, QuietOpt, SeedStartOpt, StopOpt,
@@ -72,19 +72,17 @@ def sweep(
 
     Trials sharing a compiled shape run together; every trial is a run row of this sweep.
     """
-    from harness.executors import ExecutorError, ExecutorKind, ExecutorSettings, make_executor
+    from harness.executors import ExecutorKind, ExecutorSettings, make_executor
 
     try:
-        runner = make_executor(ExecutorSettings(
-            kind=ExecutorKind(executor), address=address, cpus=cpus_per_group,
-            gpus=gpus_per_group, partition=partition, time_limit_min=time_limit_min,
-            max_retries=max_retries))
+        kind = ExecutorKind(executor)
     except ValueError:
-        fail(f"unknown --executor {executor!r}; valid: {', '.join(k.value for k in ExecutorKind)}")
-    except ExecutorError as e:
-        fail(str(e))
-    try:
-        plan = grids.plan_sweep(
+        raise CommandLineError(f"unknown --executor {executor!r}; valid: "
+                               f"{', '.join(k.value for k in ExecutorKind)}") from None
+    runner = make_executor(ExecutorSettings(
+        kind=kind, address=address, cpus=cpus_per_group, gpus=gpus_per_group,
+        partition=partition, time_limit_min=time_limit_min, max_retries=max_retries))
+    plan = grids.plan_sweep(
             grids.load_config(config) if config is not None else grids.SweepConfig(),
             workloads=workload, submissions=submission, hparams=hparam, seeds=seeds,
             seed_start=seed_start, name=name, tag=tag,
@@ -93,15 +91,12 @@ def sweep(
                      "data_dir": data_dir, "data_source": data_source, "db": db,
                      **curvature_flags, "compile_cache": compile_cache,
                      "max_group_size": max_group_size})
-    except grids.GridError as e:
-        fail(str(e))
     o = plan.options
     check_chunk_mode(o.get("chunk_mode"))
     database = open_db(o.get("db"))
     from harness.experiment import requests_for
-    from harness.spec import SpecError
 
-    try:
+    try:  # a config file's [options] may hold a value of the wrong type
         curv = curvature_request({k: o.get(k) for k in CURVATURE_OPTIONS})
         options = trial_options("sweep", max_steps=o.get("max_steps"),
                                 eval_every=o.get("eval_every"), chunk_mode=o.get("chunk_mode"),
@@ -109,16 +104,13 @@ def sweep(
                                 divergence_factor=o.get("divergence_factor"),
                                 tag=plan.tag, max_group_size=o.get("max_group_size"),
                                 share_variants=share_variants)
-    except (SpecError, TypeError, ValueError) as e:
-        fail(str(e))
+    except (TypeError, ValueError) as e:
+        raise CommandLineError(str(e)) from e
     resumed = None
     if resume is not None:
-        from harness.score import SelectionError, resolve_sweep
+        from harness.score import resolve_sweep
 
-        try:
-            resumed = resolve_sweep(database, resume)
-        except SelectionError as e:
-            fail(str(e))
+        resumed = resolve_sweep(database, resume)
     mirror = mlflow_mirror(mlflow, database.url)
     result = sweep_with_progress(
         requests_for(plan.workloads, plan.submissions, plan.hparams, plan.seeds), options,

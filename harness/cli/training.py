@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from harness import grid as grids
-from harness.cli.app import err, fail
+from harness.cli.app import CommandLineError, err
 from harness.cli.options import CHUNK_MODES
 
 if TYPE_CHECKING:
@@ -35,16 +35,14 @@ def command_line(ctx: typer.Context) -> str:
 
 def check_chunk_mode(chunk_mode: str | None) -> None:
     if chunk_mode is not None and chunk_mode not in CHUNK_MODES:
-        fail(f"unknown chunk mode {chunk_mode!r}; valid: {', '.join(CHUNK_MODES)}")
+        raise CommandLineError(f"unknown chunk mode {chunk_mode!r}; valid: "
+                               f"{', '.join(CHUNK_MODES)}")
 
 
 def parse_single(workload: str, hparam: list[str], command: str) -> dict[str, Any]:
     """The hparam overrides of a command that takes one value per option (not a grid)."""
-    try:
-        grids.single_values([workload, *hparam], command)
-        [overrides] = grids.parse_hparam_grid(hparam)
-    except grids.GridError as e:
-        fail(str(e))
+    grids.single_values([workload, *hparam], command)
+    [overrides] = grids.parse_hparam_grid(hparam)
     return overrides
 
 
@@ -59,17 +57,12 @@ def progress(quiet: bool):
 def sweep_with_progress(requests, options, db_url: str, *, quiet: bool, mirror=None,
                         **kwargs) -> SweepResult:
     """run_sweep with progress bars (and each finished trial mirrored to MLflow when `mirror`
-    is given); bad input (unknown workload, knob, hparam, data) exits 2."""
-    from harness.curvature import ScheduleError
+    is given)."""
     from harness.experiment import run_sweep
-    from harness.spec import DataUnavailable, SpecError
 
-    try:
-        with progress(quiet) as display:
-            return run_sweep(requests, options, db_url, on_event=also_mirrored(display, mirror),
-                             **kwargs)
-    except (SpecError, DataUnavailable, ScheduleError) as e:
-        fail(str(e))
+    with progress(quiet) as display:
+        return run_sweep(requests, options, db_url, on_event=also_mirrored(display, mirror),
+                         **kwargs)
 
 
 def mlflow_mirror(uri: str | None, db_url: str):
@@ -77,12 +70,9 @@ def mlflow_mirror(uri: str | None, db_url: str):
     before anything trains."""
     if uri is None:
         return None
-    from harness.tracking.mlflow import MlflowMirror, TrackingError
+    from harness.tracking.mlflow import MlflowMirror
 
-    try:
-        return MlflowMirror(uri, db_url)
-    except TrackingError as e:
-        fail(str(e))
+    return MlflowMirror(uri, db_url)
 
 
 def also_mirrored(display, mirror):
