@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,9 +14,6 @@ from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbO
                                  JsonOpt, QuietOpt, RefsDirOpt)
 from harness.cli.output import split_ids
 from harness.cli.training import command_line, parse_single, progress
-
-if TYPE_CHECKING:
-    from harness.db import Database
 
 refs_app = typer.Typer(help="Reference result sets: freeze from the database, export/import as text.",
                        no_args_is_help=True)
@@ -84,22 +81,15 @@ def refs_import(
         out.print(f"{set_id}: {what}", highlight=False, soft_wrap=True)
 
 
-def _reference_sets(database: Database, refs_dir: str | None) -> list:
-    """Sets from the reference files and the database; a file wins over a DB set of the same id."""
-    from harness import refs
-
-    sets = {s.id: s for s in refs.db_sets(database)}
-    sets.update({s.id: s for s in refs.read_sets(refs_dir or refs.SHIPPED_DIR)})
-    return list(sets.values())
-
-
 @refs_app.command("list")
 def refs_list(db: DbOpt = None, refs_dir: RefsDirOpt = None, as_json: JsonOpt = False) -> None:
     """List reference sets in the reference directory and the database."""
     from rich.table import Table
 
+    from harness import refs
+
     database = open_db(db)
-    sets = _reference_sets(database, refs_dir)
+    sets = refs.available_sets(database, refs_dir)
     rows = [{"id": s.id, "runs": len(s.records), "hardware": s.hardware, "origin": s.origin,
              "steps_tolerance": s.header["steps_tolerance"], "hparams": s.header["hparams"]}
             for s in sets]
@@ -177,6 +167,7 @@ def check(
     overrides = parse_single("", hparam, "check")
     database = open_db(db)
     from harness import check as checking
+    from harness import refs
     from harness.errors import UserError
     from harness.submissions import load_submission
     from workloads import get_workload
@@ -184,7 +175,7 @@ def check(
     try:
         w = get_workload(workload)
         sub = load_submission(submission, overrides)
-        sets = _reference_sets(database, refs_dir)
+        sets = refs.available_sets(database, refs_dir)
         with progress(quiet or as_json) as display:
             report = checking.check(database, sets, w, sub,
                                     seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,
