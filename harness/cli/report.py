@@ -30,7 +30,6 @@ def report(
 
     A database or filter with no runs gives a page saying which filter matched nothing (exit 0).
     """
-    from harness.analyses import sections_for_sweep
     from harness.report import Filters, build_report
 
     try:
@@ -41,6 +40,8 @@ def report(
     database = open_db(db)
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission)
+    from harness.analyses import sections_for_sweep
+
     extra = sections_for_sweep(database, sweep) if sweep else []
     result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
     if result.empty_reason:
@@ -85,7 +86,7 @@ def analyze(
         with progress(quiet) as display:
             result = module.run(config, database.url, data_source=data_source,
                                 on_event=also_mirrored(display, mirror))
-    except ValueError as e:  # an analysis refuses its settings with a ValueError
+    except ValueError as e:  # what the analysis cannot do with its runs (harness.analyses)
         raise CommandLineError(str(e)) from e
     if mirror is not None:
         from harness.runs_query import RunFilter, find_runs
