@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
+
 WORKLOAD_FORM = "NAME[:KNOB=V1|V2,...], e.g. mnist_mlp:activation=relu|gelu,width=100|200"
 HPARAM_FORM = "NAME=V1|V2|..., e.g. learning_rate=1e-3|3e-3"
 SEVERAL_FORM = ("several workloads: separate them with ';' or repeat the option (',' only "
@@ -36,7 +38,7 @@ CONFIG_KEYS = ("name", "tag", "submission", "submissions", "seeds", "seed_start"
                "hparams", "options")
 
 
-class GridError(ValueError):
+class GridError(UserError, ValueError):
     """A grid or config file that does not parse; the message shows the valid form."""
 
 
@@ -215,3 +217,53 @@ def cells(workloads: Sequence[str], submissions: Sequence[str],
           hparams: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
     """The grid's cells (workload variant, submission, hparams), workload outermost."""
     return [(w, s, dict(h)) for w in workloads for s in submissions for h in hparams]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """A sweep's grid and options once the command line is laid over its config file."""
+
+    workloads: tuple[str, ...]
+    submissions: tuple[str, ...]
+    hparams: tuple[dict[str, Any], ...]
+    seeds: tuple[int, ...]
+    name: str | None
+    tag: str | None
+    #: OPTION_KEYS name -> value, from the command line where given, else from the file; a
+    #: name neither gives is absent (the library's default applies)
+    options: Mapping[str, Any]
+
+
+def plan_sweep(config: SweepConfig, *, workloads: Sequence[str] = (),
+               submissions: Sequence[str] = (), hparams: Sequence[str] = (),
+               seeds: int | None = None, seed_start: int = 0, name: str | None = None,
+               tag: str | None = None, options: Mapping[str, Any] | None = None) -> SweepPlan:
+    """`curvebench sweep`'s precedence: a workload grid, submission list or hparam grid given
+    on the command line replaces the file's; each option given (not None) wins over the file's
+    [options]; `seeds` counts from `seed_start`, else the file's seeds, else seed `seed_start`
+    alone; name and tag fall back to the file's. GridError for a malformed grid, or when
+    neither gives a workload or a submission."""
+    unknown = sorted(set(options or {}) - set(OPTION_KEYS))
+    if unknown:
+        raise ValueError(f"not sweep options: {', '.join(unknown)}")
+    specs = parse_workload_list(workloads) or list(config.workloads)
+    grid = parse_hparam_grid(hparams) if hparams else list(config.hparams)
+    subs = list(submissions) or list(config.submissions)
+    if not specs:
+        raise GridError(f"no workload: give --workload {WORKLOAD_FORM!r} or a --config file")
+    if not subs:
+        raise GridError("no submission: give --submission FOLDER (repeat for several) or a "
+                        "--config file")
+    return SweepPlan(
+        workloads=tuple(specs), submissions=tuple(subs), hparams=tuple(grid),
+        seeds=(tuple(range(seed_start, seed_start + seeds)) if seeds is not None
+               else config.seeds or (seed_start,)),
+        name=name or config.name, tag=tag or config.tag,
+        options={**config.options, **{k: v for k, v in (options or {}).items() if v is not None}})
+
+
+def grid_axes(hparams: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The hyperparameter names whose value differs between the cells' hparams (a name some
+    cells lack counts as None there), in first-seen order: the grid's axes."""
+    names = dict.fromkeys(k for h in hparams for k in h)
+    return [k for k in names if len({json.dumps(h.get(k), default=str) for h in hparams}) > 1]

@@ -436,6 +436,14 @@ def read_sets(directory: str | os.PathLike = SHIPPED_DIR) -> list[RefSet]:
     return [read_set(p) for p in sorted(directory.glob("*.jsonl"))]
 
 
+def available_sets(db: Database, directory: str | os.PathLike | None = None) -> list[RefSet]:
+    """The sets `check` and `refs list` consider: the database's and the directory's (default:
+    the shipped sets); a file wins over a database set of the same id."""
+    sets = {s.id: s for s in db_sets(db)}
+    sets.update({s.id: s for s in read_sets(directory or SHIPPED_DIR)})
+    return list(sets.values())
+
+
 def _run_from_record(record: dict[str, Any]) -> Run:
     fields = dict(record["run"])
     for c in _DATETIME_COLUMNS:

@@ -185,8 +185,7 @@ def time_table(db: Database, variants: Mapping[str, tuple[str, str]],
                selection: RunSelection = RunSelection(),
                timing: Timing = Timing.TRAINING) -> dict[str, dict[str, float]]:
     """t[submission][variant]: the median time of each declared set (see `compared_runs`)."""
-    return {sub: {v: rs.time_s for v, rs in per.items()}
-            for sub, per in compared_runs(db, variants, selection, timing).items()}
+    return score_table(db, variants, selection, timing).times
 
 
 def performance_profile_scores(times: Mapping[str, Mapping[str, float]], workloads: Iterable[str],
@@ -207,3 +206,74 @@ def performance_profile_scores(times: Mapping[str, Mapping[str, float]], workloa
             total += max(0.0, tau_max - max(ratio, 1.0))
         scores[submission] = total / ((tau_max - 1.0) * len(workloads))
     return scores
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadSummary:
+    """The trials `curvebench score` just ran on one workload variant: seeds, how many reached
+    the target, median steps and time to target (a miss counts as +inf) and their run ids."""
+
+    workload: str
+    seeds: int
+    reached: int
+    median_steps_to_target: float
+    median_time_to_target_s: float
+    run_ids: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def summarize_trials(results: Iterable[Any]) -> list[WorkloadSummary]:
+    """One summary per workload variant of trial results (anything with workload, status,
+    steps_to_target, time_to_target_s and run_id), in the order the results first name it."""
+    by_workload: dict[str, list[Any]] = {}
+    for r in results:
+        by_workload.setdefault(r.workload, []).append(r)
+    return [WorkloadSummary(workload=w, seeds=len(rs),
+                            reached=sum(r.status == "reached" for r in rs),
+                            median_steps_to_target=median_or_inf(r.steps_to_target for r in rs),
+                            median_time_to_target_s=median_or_inf(r.time_to_target_s for r in rs),
+                            run_ids=[r.run_id for r in rs])
+            for w, rs in by_workload.items()]
+
+
+def summarized_variants(db: Database,
+                        summaries: Iterable[WorkloadSummary]) -> dict[str, tuple[str, str]]:
+    """(workload_version, data_fingerprint) of each summarized variant, from its first run:
+    the definition and data the new runs are compared on (see `compared_runs`)."""
+    variants = {}
+    for summary in summaries:
+        run = db.get_run(summary.run_ids[0])
+        variants[run.variant] = (run.workload_version, run.data_fingerprint)
+    return variants
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreTable:
+    """What `curvebench score` compares: each submission's declared set of runs on each
+    variant (`sets`), its median times, and the performance-profile scores over the variants."""
+
+    selection: RunSelection
+    timing: Timing
+    sets: list[RunSet]
+    times: dict[str, dict[str, float]]
+    scores: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"compared": {"selection": self.selection.describe(),
+                             "sets": [rs.to_json() for rs in self.sets]},
+                "performance_profile": {"tau_max": TAU_MAX, "timing": self.timing.value,
+                                        "scores": self.scores, "times": self.times}}
+
+
+def score_table(db: Database, variants: Mapping[str, tuple[str, str]],
+                selection: RunSelection = RunSelection(),
+                timing: Timing = Timing.TRAINING) -> ScoreTable:
+    """Compare the selected runs on `variants` (variant -> (workload_version,
+    data_fingerprint)) and score every submission that has runs on any of them."""
+    compared = compared_runs(db, variants, selection, timing)
+    times = {sub: {v: rs.time_s for v, rs in per.items()} for sub, per in compared.items()}
+    return ScoreTable(selection=selection, timing=timing,
+                      sets=[rs for per in compared.values() for rs in per.values()],
+                      times=times, scores=performance_profile_scores(times, list(variants)))

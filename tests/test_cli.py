@@ -88,3 +88,24 @@ def test_score_json_is_strict_json_when_a_submission_misses(tmp_path):
     payload = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert payload["workloads"][0]["reached"] == 0
     assert payload["workloads"][0]["median_time_to_target_s"] is None
+
+
+def test_the_app_run_on_its_own_reports_a_user_error_as_the_curvebench_script_does(tmp_path):
+    """Commands raise; harness.errors reports: through run_cli (the `curvebench` script) and
+    through the app alone (CliRunner, `app()`) the same one line and exit code."""
+    import contextlib
+    import io
+
+    from harness.errors import run_cli
+
+    cases = [["runs", "show", "nosuch", "--db", str(tmp_path / "e.db")],  # the library's error
+             ["run", "--workload", "mnist_mlp"],  # the command's own
+             ["score", "adam", "--workloads", "a,b"]]  # a grid that does not parse
+    for argv in cases:
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = run_cli(app, argv)
+        res = invoke(*argv)
+        assert code == res.exit_code == 2, argv
+        assert res.stderr == stderr.getvalue() and res.stderr.startswith("error: "), argv
+        assert len(res.stderr.splitlines()) == 1

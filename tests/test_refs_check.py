@@ -370,3 +370,22 @@ def test_check_default_seeds_pass_and_perturbed_learning_rate_fails(workload, tm
     result, text = cli("check", "--workload", workload, "--submission", "adam",
                        "--hparam", "learning_rate=0.0001", "--db", db)
     assert result.exit_code == 1, text
+
+
+def test_available_sets_are_the_databases_and_the_directorys_a_file_winning(tmp_path):
+    from tests.stored_runs import add_run
+
+    db = open_database(f"sqlite:///{tmp_path / 'sets.db'}")
+    adam = refs.freeze(db, [add_run(db, seed=s, order=s) for s in range(2)], tolerance=0.1,
+                       note="in the database")
+    sgd = refs.freeze(db, [add_run(db, submission="sgd", seed=s, order=s) for s in range(2)],
+                      tolerance=0.1)
+    refs.write_set(refs.RefSet({**adam.header, "note": "from the file"}, adam.records, "file"),
+                   tmp_path / "sets")
+    sets = {s.id: s for s in refs.available_sets(db, tmp_path / "sets")}
+    assert set(sets) == {adam.id, sgd.id}
+    assert sets[adam.id].header["note"] == "from the file"
+    assert sets[sgd.id].origin == "database"
+    assert {s.id for s in refs.available_sets(db, tmp_path / "no such dir")} == {adam.id, sgd.id}
+    shipped_ids = {s.id for s in refs.read_sets()}
+    assert {s.id for s in refs.available_sets(db)} == shipped_ids | {adam.id, sgd.id}

@@ -69,6 +69,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from harness.db import Database
+from harness.errors import UserError
 from harness.report.data import Filters, Selection, load_series, select_runs
 from harness.report.records import DATA_GID, Environment, Figure, Provenance, Section, Table, mark_data
 
@@ -78,7 +79,7 @@ __all__ = ["DATA_GID", "DEFAULT_OUT", "Environment", "Figure", "Filters", "Prove
            "ReportResult", "Section", "Selection", "Table", "build_report", "mark_data", "write_report"]
 
 
-class ReportError(RuntimeError):
+class ReportError(UserError, RuntimeError):
     """The report cannot be written as asked; the message says why and what to do."""
 
 

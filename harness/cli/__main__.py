@@ -1,0 +1,5 @@
+"""`python -m harness.cli`: the `curvebench` script."""
+
+from harness.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The `curvebench` typer app and the consoles every command prints to.
+
+The command modules of this package register themselves on `app` (harness/cli/__init__.py
+imports them); only typer and rich are imported here, so `--help` needs no JAX. Commands raise
+errors and leave their report to harness.errors: `curvebench` (harness.errors.run_cli) prints
+any failure as one line; the app run on its own (typer's CliRunner, `app()`) prints a UserError
+the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from harness.errors import UserError, describe_failure
+
+
+class CommandLineError(UserError):
+    """Options a command refuses by itself (missing, contradictory, or not of the form it
+    parses); the message says how to fix them."""
+
+
+class _Curvebench(TyperGroup):
+    """The root command. Under run_cli (standalone_mode=False) every failure goes to run_cli;
+    run standalone, a UserError is printed as the one line run_cli prints, with its exit code."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            return super().main(*args, **kwargs)
+        except UserError as e:
+            message, code = describe_failure(e)
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            sys.exit(code)
+
+
+app = typer.Typer(
+    cls=_Curvebench,
+    help="curvebench: score training algorithms, check reruns, record curvature. Any failure "
+         "prints one line `error: ...` (exit 2: bad input; 3: internal); --debug (or "
+         "CURVEBENCH_DEBUG=1) before or after the command adds the traceback.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+#: results and tables (stdout); a fixed width when piped, so tables keep their columns in logs
+out = Console(width=None if sys.stdout.isatty() else 160)
+#: progress, warnings and errors (stderr)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def open_db(db: str | None):
+    """The results database at --db (harness.db.open_database, imported only when a command
+    needs it)."""
+    from harness.db import open_database
+
+    return open_database(db)
