@@ -28,17 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness.errors import UserError
+from harness.errors import SpecError, UserError
 
 Params = Any  # a pytree of arrays
 ModelState = Any  # a pytree of arrays (e.g. batch-norm statistics); {} when none
 OptState = Any
 Batch = dict[str, Any]  # "inputs", "targets", "mask" (1.0 real example, 0.0 padding)
 Hparams = Mapping[str, Any]
-
-
-class SpecError(UserError, ValueError):
-    """A workload name, variant, knob or hyperparameter that does not fit the contract."""
 
 
 class DataUnavailable(UserError, RuntimeError):
