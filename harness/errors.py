@@ -6,6 +6,8 @@ entry point (`run_cli`) prints any failure as one line `error: ...` — user err
 code 2, an exception raised inside a submission's code as such, anything else as an internal
 error with exit code 3 — and the full traceback only with `--debug` or $CURVEBENCH_DEBUG=1.
 A failed trial's database row keeps the full traceback in its `error` field regardless.
+A submission's code is the files the submission loader executed (`mark_submission_code`,
+whatever the submission's format), so a frame of any of them makes the failure the user's.
 
 This module imports nothing of the harness, so every layer can raise its errors.
 """
@@ -16,7 +18,7 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 #: exit codes: 0 success; 1 a check that ran and failed (see `curvebench check`); 2 bad input
@@ -27,15 +29,18 @@ EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "CURVEBENCH_DEBUG"
 DEBUG_FLAG = "--debug"
-#: module-name prefix of loaded submissions (harness.submissions): frames from these files are
-#: the user's code
-SUBMISSION_MODULE_PREFIX = "curvebench_submission_"
+#: the source files of the submissions loaded in this process (`mark_submission_code`)
+_SUBMISSION_FILES: set[str] = set()
 
 
 class UserError(Exception):
     """Input the user can fix; the message says what is wrong and how to fix it (one line)."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class SpecError(UserError, ValueError):
+    """A workload name, variant, knob or hyperparameter that does not fit the contract."""
 
 
 class DataError(UserError, ValueError):
@@ -52,11 +57,21 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def mark_submission_code(files: Iterable[str | Path]) -> None:
+    """Record source files the submission loader executed (a submission.py and the helper
+    modules it imported): a failure raised through them is the submission's, not the suite's."""
+    _SUBMISSION_FILES.update(os.path.realpath(f) for f in files)
+
+
+def _is_submission_code(filename: str) -> bool:
+    return bool(_SUBMISSION_FILES) and os.path.realpath(filename) in _SUBMISSION_FILES
+
+
 def _submission_frame(exc: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame of the traceback that runs a loaded submission's code, if any."""
     found = None
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        if frame.f_globals.get("__name__", "").startswith(SUBMISSION_MODULE_PREFIX):
+        if _is_submission_code(frame.f_code.co_filename):
             found = traceback.FrameSummary(frame.f_code.co_filename, lineno, frame.f_code.co_name)
     return found
 

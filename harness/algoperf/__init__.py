@@ -4,7 +4,7 @@
 - `shim`            puts `api` in sys.modules as `algoperf` while a submission is loaded or called
 - `workload_view`   a suite workload seen through AlgoPerf's Workload API
 - `adapter`         an AlgoPerf submission behind the suite's submission API
-- `loading`         recognising an AlgoPerf-format folder (`harness.submissions` delegates here)
+- `loading`         the AlgoPerf format of the submission loader (`harness.submissions`)
 - `search_space`    tuning_search_space.json: lists of points, ranges, quasi-random sampling
 - `scoring`         the external-tuning ruleset's times and AlgoPerf's performance-profile score
 - `hooks`           the runner hooks AlgoPerf has (prepare_for_eval, eval_results,

@@ -10,8 +10,8 @@ its first call) + prepare_for_eval, excluding evals and logging.
 
 Spec for `harness/runner.py`, which implements it (deviations noted in item 3 and at the end):
 
-1. `prepare_for_eval` before each eval. When `submission.module` has `has_prepare_for_eval`
-   true, before every eval at step t call
+1. `prepare_for_eval` before each eval. When `submission.capabilities.prepare_for_eval` (the
+   adapter's `has_prepare_for_eval`) is true, before every eval at step t call
    `state, prepare_s = timed_prepare_for_eval(submission, workload, state, t, seed)`.
    The returned state is what is evaluated *and* what training continues from (AlgoPerf's
    semantics). `prepare_s` is added to the AlgoPerf clock (item 4), not to `train_s`.
@@ -47,7 +47,8 @@ Spec for `harness/runner.py`, which implements it (deviations noted in item 3 an
    `algoperf_time_to_target_s`, with its own migration), and let `score` choose
    (`--timing algoperf|training`).
 6. The run record also stores which search point the hyperparameters came from:
-   `submission.module.search_point` is `(k, seed)` or None (hparams.json).
+   `submission.search_point` (and the adapter's `search_point`) is `(k, seed)` or None
+   (hparams.json).
 
 7. Groups (harness/engine/plan.py). An AlgoPerf submission's optimizer state usually holds
    Python objects built from the hyperparameters in `init_optimizer_state` (optax's update

@@ -1,28 +1,27 @@
-"""Recognise and load a submission folder in AlgoPerf's format.
+"""The AlgoPerf submission format, as the submission loader (harness.submissions) sees it.
 
 A folder is in AlgoPerf's format when it has `tuning_search_space.json` beside `submission.py`,
 or when `submission.py` imports `algoperf`. Its hyperparameters are the suite's `hparams.json`
 when present, else point k of the search space (`harness.algoperf.search_space`). PyTorch
-submissions (those importing `torch`) are refused with a one-line error.
+submissions (those importing `torch`) are refused with a one-line error. The file runs with
+`algoperf` importable (`harness.algoperf.shim`) and is wrapped in an `AlgoPerfSubmission`.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
-import importlib.util
-import json
-import sys
+import contextlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from harness.algoperf.adapter import AlgoPerfSubmission, Convention
 from harness.algoperf.search_space import SEARCH_SEED, SearchSpace
 from harness.algoperf.shim import installed
-from harness.spec import SpecError, source_hash
+from harness.errors import SpecError
+from harness.records.submission import Capabilities, SearchSpaceFile
 
 SEARCH_SPACE_FILE = "tuning_search_space.json"
-REQUIRED = ("init_optimizer_state", "update_params", "get_batch_size", "data_selection")
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -61,66 +60,45 @@ def uses_pmap(tree: ast.AST) -> bool:
                (isinstance(n, ast.Name) and n.id == "pmap") for n in ast.walk(tree))
 
 
-def load_algoperf_submission(path: Path, overrides: dict[str, Any], search_point: int = 0,
-                             search_seed: int = SEARCH_SEED):
-    """Import an AlgoPerf-format folder unmodified and wrap it: a suite `Submission` whose
-    module is an `AlgoPerfSubmission`, whose hparams are the chosen point (with overrides of
-    known keys) and whose code hash is the wrapped file's."""
-    from harness.submissions import Submission
-
-    source = path / "submission.py"
-    tree = _parse(source)
-    if "torch" in _imports(tree):
-        raise SpecError(f"{source} is a PyTorch AlgoPerf submission; curvebench runs JAX "
-                        "submissions only (port it to JAX, or run it with AlgoPerf's own runner)")
-    hp_file, space_file = path / "hparams.json", path / SEARCH_SPACE_FILE
-    if hp_file.is_file():
-        hparams = _read_json(hp_file)
-        if not isinstance(hparams, dict):
-            raise SpecError(f"{hp_file}: must hold a JSON object of hyperparameters")
-        chosen = None
-    elif space_file.is_file():
-        space = SearchSpace.from_json(_read_json(space_file), str(space_file))
-        hparams = space.point(search_point, search_seed)
-        chosen = (search_point, search_seed)
-    else:
-        raise SpecError(f"submission {path} has neither hparams.json nor {SEARCH_SPACE_FILE}")
-    if search_point and chosen is None:
-        raise SpecError(f"--search-point {search_point}: submission {path.name} has a fixed "
-                        "hparams.json, not a search space")
-    unknown = sorted(set(overrides) - set(hparams))
-    if unknown:
-        raise SpecError(f"submission {path.name} has no hyperparameter {', '.join(unknown)}; "
-                        f"valid: {', '.join(sorted(hparams))}")
-    hparams = {**hparams, **overrides}
-    module = _import(source, path)
-    adapter = AlgoPerfSubmission(module, path.name, Convention.PMAP if uses_pmap(tree) else Convention.JIT)
-    adapter.search_point = chosen
-    return Submission(name=path.name, path=path, module=adapter, hparams=hparams,
-                      code_hash=source_hash(module))
+def search_space_point(data: Any, where: str, k: int) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Point k of a tuning_search_space.json's content (read from `where`), with (k, seed)."""
+    return SearchSpace.from_json(data, where).point(k, SEARCH_SEED), (k, SEARCH_SEED)
 
 
-def _read_json(file: Path) -> Any:
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{file}: invalid JSON ({e})") from None
+class AlgoPerfFormat:
+    """AlgoPerf's JAX submissions, run unmodified behind `AlgoPerfSubmission` (this format as
+    a `harness.records.submission.SubmissionFormat`)."""
+
+    label = "AlgoPerf submission"
+    search_space = SearchSpaceFile(SEARCH_SPACE_FILE, search_space_point)
+
+    def recognises(self, folder: Path) -> bool:
+        return is_algoperf_folder(folder)
+
+    def check_source(self, source: Path) -> None:
+        if "torch" in _imports(_parse(source)):
+            raise SpecError(f"{source} is a PyTorch AlgoPerf submission; curvebench runs JAX "
+                            "submissions only (port it to JAX, or run it with AlgoPerf's own "
+                            "runner)")
+
+    def executing(self) -> contextlib.AbstractContextManager[None]:
+        return installed()
+
+    def import_hint(self, error: Exception) -> str:
+        return (" (AlgoPerf submissions' usual dependencies: pip install -e \".[algoperf]\")"
+                if isinstance(error, ModuleNotFoundError) else "")
+
+    def adapt(self, module: ModuleType, folder: Path, search_point: tuple[int, int] | None
+              ) -> tuple[AlgoPerfSubmission, Capabilities]:
+        """A fresh adapter (it holds one trial's eval results) around the shared module."""
+        tree = _parse(Path(module.__file__))
+        adapter = AlgoPerfSubmission(module, folder.name,
+                                     Convention.PMAP if uses_pmap(tree) else Convention.JIT)
+        adapter.search_point = search_point
+        return adapter, Capabilities(static_hparams=True, one_variant_per_program=True,
+                                     may_need_concrete_step=True,
+                                     prepare_for_eval=adapter.has_prepare_for_eval,
+                                     eval_hooks=True)
 
 
-def _import(source: Path, path: Path):
-    name = f"curvebench_algoperf_{path.name}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-    spec = importlib.util.spec_from_file_location(name, source)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        with installed():
-            spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[name]
-        hint = (" (AlgoPerf submissions' usual dependencies: pip install -e \".[algoperf]\")"
-                if isinstance(e, ModuleNotFoundError) else "")
-        raise SpecError(f"{source} failed to import: {type(e).__name__}: {e}{hint}") from e
-    missing = [f for f in REQUIRED if not callable(getattr(module, f, None))]
-    if missing:
-        raise SpecError(f"{source} lacks the AlgoPerf submission function(s) {', '.join(missing)}")
-    return module
+ALGOPERF = AlgoPerfFormat()

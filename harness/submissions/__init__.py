@@ -1,5 +1,11 @@
 """Load a submission folder: submission.py (AlgoPerf functions) + hparams.json, with overrides.
 
+One loader for every submission format: a format adapter (`NATIVE`, `harness.algoperf.loading.
+ALGOPERF`) recognises its folders and declares what its submissions need from the engine
+(`Capabilities`); the steps are the same for all (`load_submission`), and each submission.py
+is executed once per process (`harness.submissions.execution`). The record, `Submission`, is a
+leaf (`harness.records.submission`), re-exported here.
+
 The built-in submissions (adam, sgd, momentum, ...) are the folders of the top-level
 `submissions/` directory, shipped in the wheel beside `harness/`, so `--submission adam` works
 from any installation; a path to a folder works everywhere a name does (`resolve_submission`).
@@ -7,21 +13,24 @@ from any installation; a path to a folder works everywhere a name does (`resolve
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import importlib.util
 import json
 import math
-import numbers
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from harness.spec import SpecError, source_hash
+from harness.algoperf.loading import ALGOPERF
+from harness.errors import SpecError
+from harness.records.submission import Capabilities, Submission, SubmissionFormat
+from harness.submissions.execution import REQUIRED_FUNCTIONS, execute
+from harness.submissions.native import NATIVE
 
-REQUIRED_FUNCTIONS = ("init_optimizer_state", "update_params", "get_batch_size", "data_selection")
+__all__ = ["BUILTIN_DIR", "FORMATS", "REQUIRED_FUNCTIONS", "Capabilities", "Submission",
+           "apply_overrides", "builtin_submissions", "check_override", "load_submission",
+           "parse_overrides", "portable_submission", "resolve_submission"]
+
+#: the formats a folder may be in, asked in order (native takes every folder)
+FORMATS: tuple[SubmissionFormat, ...] = (ALGOPERF, NATIVE)
 #: the folder of the built-in submissions, one sub-folder each: `submissions/` beside the `harness`
 #: package (the checkout's top level, or site-packages for a wheel install)
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "submissions"
@@ -57,31 +66,6 @@ def portable_submission(path_or_name: str) -> str:
     worker finds its own installed copy), a folder becomes an absolute path."""
     resolved = resolve_submission(path_or_name).resolve()
     return resolved.name if resolved.parent == BUILTIN_DIR else str(resolved)
-
-
-@dataclasses.dataclass(frozen=True)
-class Submission:
-    """A loaded submission: its module, hyperparameters (after overrides) and code hash
-    (of the code with docstrings and comments removed, like a workload's version)."""
-
-    name: str
-    path: Path
-    module: ModuleType
-    hparams: dict[str, Any]
-    code_hash: str
-
-    def batch_size(self, workload_name: str, default: int) -> int:
-        """hparams["batch_size"] (null: not set), else get_batch_size(workload), else the workload default."""
-        size = self.hparams.get("batch_size")
-        where = "hparams batch_size"
-        if size is None:
-            size, where = self.module.get_batch_size(workload_name), "get_batch_size"
-        if size is None:
-            size, where = default, "the workload's default batch size"
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise SpecError(f"submission {self.name}: batch size {size!r} (from {where}) must be a "
-                            "positive integer, e.g. --hparam batch_size=128")
-        return int(size)
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -135,48 +119,52 @@ def apply_overrides(name: str, defaults: Mapping[str, Any], overrides: Mapping[s
 
 def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] = (),
                     search_point: int = 0) -> Submission:
-    """Import `path/submission.py` (`path`: a folder, or a built-in's name, `resolve_submission`), read `path/hparams.json`, apply overrides of known keys only.
-
-    A folder in AlgoPerf's format (tuning_search_space.json, or a submission.py importing
-    `algoperf`) is loaded unmodified through `harness.algoperf`; `search_point` picks its point."""
-    path = resolve_submission(path)
-    from harness.algoperf.loading import is_algoperf_folder, load_algoperf_submission
-
-    if is_algoperf_folder(path):
-        return load_algoperf_submission(path.resolve(), overrides if isinstance(overrides, dict)
-                                        else parse_overrides(overrides), search_point)
-    if search_point:
-        raise SpecError(f"--search-point {search_point}: submission {path.name} has a fixed "
-                        "hparams.json, not a tuning_search_space.json")
-    source, hp_file = path / "submission.py", path / "hparams.json"
+    """The submission in folder `path` (a folder, or a built-in's name, `resolve_submission`):
+    its submission.py executed (once per process, `execution.execute`) and wrapped by its
+    format, its hyperparameters from hparams.json — or, in a format with search spaces (AlgoPerf's
+    tuning_search_space.json), point `search_point` of it — with overrides of known keys only.
+    Records of one file share its executed module."""
+    folder = resolve_submission(path).resolve()
+    source = folder / "submission.py"
     if not source.is_file():
-        raise SpecError(f"{path} is not a submission: no submission.py there")
-    if not hp_file.is_file():
-        raise SpecError(f"submission {path} has no hparams.json beside submission.py")
+        raise SpecError(f"{folder} is not a submission: no submission.py there")
+    fmt = next(f for f in FORMATS if f.recognises(folder))
+    fmt.check_source(source)
+    defaults, point = _default_hparams(fmt, folder, search_point)
+    hparams = apply_overrides(folder.name, defaults, overrides if isinstance(overrides, Mapping)
+                              else parse_overrides(overrides))
+    executed = execute(source, fmt)
+    module, capabilities = fmt.adapt(executed.module, folder, point)
+    return Submission(name=folder.name, path=folder, module=module, hparams=hparams,
+                      code_hash=executed.code_hash, capabilities=capabilities, search_point=point)
+
+
+def _default_hparams(fmt: SubmissionFormat, folder: Path, search_point: int
+                     ) -> tuple[dict[str, Any], tuple[int, int] | None]:
+    """The folder's hyperparameters before overrides, and the search point they are (None:
+    hparams.json's)."""
+    hp_file = folder / "hparams.json"
+    space = None if fmt.search_space is None else folder / fmt.search_space.name
+    if hp_file.is_file():
+        if search_point:
+            raise SpecError(f"--search-point {search_point}: submission {folder.name} has a fixed "
+                            "hparams.json, not a search space")
+        hparams = _read_json(hp_file)
+        if not isinstance(hparams, dict):
+            raise SpecError(f"{hp_file}: must hold a JSON object of hyperparameters")
+        return hparams, None
+    if space is not None and space.is_file():
+        return fmt.search_space.point(_read_json(space), str(space), search_point)
+    alternative = "" if space is None else f" or {space.name}"
+    raise SpecError(f"submission {folder} has no hparams.json{alternative} beside submission.py")
+
+
+def _read_json(file: Path) -> Any:
     try:
-        hparams = json.loads(hp_file.read_text(), parse_constant=_refuse_constant)
+        return json.loads(file.read_text(), parse_constant=_refuse_constant)
     except json.JSONDecodeError as e:
-        raise SpecError(f"{hp_file}: invalid JSON ({e})") from None
+        raise SpecError(f"{file}: invalid JSON ({e})") from None
     except ValueError as e:
-        raise SpecError(f"{hp_file}: {e}") from None
+        raise SpecError(f"{file}: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read {hp_file}: {e}") from None
-    if not isinstance(hparams, dict):
-        raise SpecError(f"{hp_file}: must hold a JSON object of hyperparameters")
-    if not isinstance(overrides, dict):
-        overrides = parse_overrides(overrides)
-    hparams = apply_overrides(path.name, hparams, overrides)
-    module_name = f"curvebench_submission_{path.resolve().name}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
-    spec = importlib.util.spec_from_file_location(module_name, source)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[module_name]
-        raise SpecError(f"{source} failed to import: {type(e).__name__}: {e}") from e
-    missing = [f for f in REQUIRED_FUNCTIONS if not callable(getattr(module, f, None))]
-    if missing:
-        raise SpecError(f"{source} lacks the submission function(s) {', '.join(missing)}")
-    return Submission(name=path.resolve().name, path=path.resolve(), module=module,
-                      hparams=hparams, code_hash=source_hash(module))
+        raise SpecError(f"cannot read {file}: {e}") from None
