@@ -47,16 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import UserError
+from harness.errors import CheckpointError
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 #: `--checkpoint-every` values: N steps, Ns / Nm / Nh of wall time, or off
 _CADENCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
-
-
-class CheckpointError(UserError):
-    """A checkpoint that is missing, unreadable or does not fit the code resuming it."""
 
 
 def parse_cadence(text: str) -> tuple[int | None, float | None]:

@@ -27,13 +27,9 @@ from typing import Any
 from harness import score as scoring
 from harness.check.statistics import steps_of, steps_test
 from harness.db import Database, Run
-from harness.errors import UserError
+from harness.errors import CompareError
 from harness.runs_query import RunFilter, find_runs
 from harness.records.status import RunStatus
-
-
-class CompareError(UserError, ValueError):
-    """A side that names nothing the database holds, or a malformed side."""
 
 
 class SideKind(enum.Enum):

@@ -9,7 +9,9 @@ A failed trial's database row keeps the full traceback in its `error` field rega
 A submission's code is the files the submission loader executed (`mark_submission_code`,
 whatever the submission's format), so a frame of any of them makes the failure the user's.
 
-This module imports nothing of the harness, so every layer can raise its errors.
+Every user error class is defined here, one per kind of input (a spec, data, the database,
+a reference set, a checkpoint, a grid, ...), and re-exported where it is raised. This module
+imports nothing of the harness (and no JAX, no SQLAlchemy), so every layer can raise them.
 """
 
 from __future__ import annotations
@@ -50,6 +52,56 @@ class DataError(UserError, ValueError):
 
 class TooLarge(UserError, ValueError):
     """A trial whose sizes cannot fit (memory, the int32 step counter); checked before compiling."""
+
+
+class CompareError(UserError, ValueError):
+    """A side that names nothing the database holds, or a malformed side."""
+
+class QueryError(UserError, ValueError):
+    """A filter that cannot match anything as written (unknown status, origin, sweep)."""
+
+class SelectionError(UserError, ValueError):
+    """A sweep or tag to score that the database does not hold; the message says what it has."""
+
+class ReportError(UserError, RuntimeError):
+    """The report cannot be written as asked; the message says why and what to do."""
+
+class ExportError(UserError, ValueError):
+    """The export cannot be written as asked (format, missing extra, output path)."""
+
+class DataUnavailable(UserError, RuntimeError):
+    """The data a workload needs is not on this machine; the message says how to get it."""
+
+class GridError(UserError, ValueError):
+    """A grid or config file that does not parse; the message shows the valid form."""
+
+class ExecutorError(UserError, RuntimeError):
+    """A sweep cannot go on as asked; the message says why and what to do."""
+
+class CommandLineError(UserError):
+    """Options a command refuses by itself (missing, contradictory, or not of the form it
+    parses); the message says how to fix them."""
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable or does not fit the code resuming it."""
+
+class ScheduleError(UserError, ValueError):
+    """A snapshot schedule SPEC that does not parse; the message shows the grammar."""
+
+class TrackingError(UserError, RuntimeError):
+    """The tracker cannot be used as asked (mlflow missing, a URI it refuses)."""
+
+class DatabaseError(UserError, RuntimeError):
+    """The results database cannot be used as asked; the message says why and what to do."""
+
+class CheckError(UserError, ValueError):
+    """The check cannot run as asked (bad runs, no matching references); exit code 2."""
+
+class RefsError(UserError, ValueError):
+    """A reference set or file that cannot be used as asked; the message says why."""
+
+class Unsupported(SpecError):
+    """An AlgoPerf workload feature the wrapped suite workload cannot honour."""
 
 
 def one_line(text: str) -> str:

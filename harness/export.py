@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from harness.db import Database, Run
 from harness.db.models import CurvatureSnapshot, CurvatureValue, EvalRow, TrainLosses
-from harness.errors import UserError
+from harness.errors import ExportError
 from harness.runs_query import RunFilter, find_runs
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ if TYPE_CHECKING:
 ID_CHUNK = 500
 JSON_COLUMNS = ("hparams", "environment", "search_point")
 HPARAM_PREFIX = "hparams."
-
-
-class ExportError(UserError, ValueError):
-    """The export cannot be written as asked (format, missing extra, output path)."""
 
 
 class Format(enum.Enum):

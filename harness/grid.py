@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import GridError
 
 WORKLOAD_FORM = "NAME[:KNOB=V1|V2,...], e.g. mnist_mlp:activation=relu|gelu,width=100|200"
 HPARAM_FORM = "NAME=V1|V2|..., e.g. learning_rate=1e-3|3e-3"
@@ -36,10 +36,6 @@ OPTION_KEYS = ("max_steps", "eval_every", "chunk_mode", "stop_at_target", "diver
                "cov_centered", "curvature_vectors", "compile_cache", "max_group_size")
 CONFIG_KEYS = ("name", "tag", "submission", "submissions", "seeds", "seed_start", "workloads",
                "hparams", "options")
-
-
-class GridError(UserError, ValueError):
-    """A grid or config file that does not parse; the message shows the valid form."""
 
 
 def _values(text: str, what: str, form: str) -> list[str]:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import selectinload
 from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
-from harness.errors import UserError
+from harness.errors import RefsError
 from harness.records.status import FINISHED, RunStatus
 from workloads import REGISTRY
 
@@ -48,10 +48,6 @@ _DATETIME_COLUMNS = ("started_at", "heartbeat_at", "finished_at")
 _ADDED_COLUMN_DEFAULTS = {"origin": "run", "tag": None, "sweep_id": None, "group_size": 1,
                           "stop_at_target": True, "divergence_factor": None,
                           "compile_cache_hit": None}
-
-
-class RefsError(UserError, ValueError):
-    """A reference set or file that cannot be used as asked; the message says why."""
 
 
 #: a set id becomes a file name: letters, digits and _.=+- only, no "..", bounded length

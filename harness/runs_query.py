@@ -19,11 +19,7 @@ import numpy as np
 
 from harness.db import Database, Run
 from harness.db.models import RUN_STATUSES, RunOrigin
-from harness.errors import UserError
-
-
-class QueryError(UserError, ValueError):
-    """A filter that cannot match anything as written (unknown status, origin, sweep)."""
+from harness.errors import QueryError
 
 
 @dataclasses.dataclass(frozen=True)

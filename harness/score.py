@@ -38,10 +38,9 @@ from typing import Any
 from sqlalchemy import select
 
 from harness.db import Database, Run, RunOrigin, Sweep
-from harness.errors import UserError
+from harness.errors import SelectionError
 from harness.records.status import FINISHED, RunStatus
 from harness.records.sweep import median_or_inf
-
 
 
 class Timing(enum.Enum):
@@ -50,10 +49,6 @@ class Timing(enum.Enum):
     TRAINING = "training"
     ALGOPERF = "algoperf"
 TAU_MAX = 4.0
-
-
-class SelectionError(UserError, ValueError):
-    """A sweep or tag to score that the database does not hold; the message says what it has."""
 
 
 @dataclasses.dataclass(frozen=True)

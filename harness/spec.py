@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness.errors import SpecError, UserError
+from harness.errors import DataUnavailable, SpecError  # noqa: F401 - the contract's errors, re-exported
 from harness.provenance import scoped_source_hash, source_hash, version_modules
 
 Params = Any  # a pytree of arrays
@@ -29,10 +29,6 @@ ModelState = Any  # a pytree of arrays (e.g. batch-norm statistics); {} when non
 OptState = Any
 Batch = dict[str, Any]  # "inputs", "targets", "mask" (1.0 real example, 0.0 padding)
 Hparams = Mapping[str, Any]
-
-
-class DataUnavailable(UserError, RuntimeError):
-    """The data a workload needs is not on this machine; the message says how to get it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +124,7 @@ def fingerprint_arrays(tree: Any) -> str:
 #: number a workload computes: type aliases, error classes, the Target/Knob/Dataset records
 #: (target and variant values enter the version as values), the submission protocol.
 CONTRACT_PLUMBING = frozenset({
-    "Params", "ModelState", "OptState", "Batch", "Hparams", "DataUnavailable",
+    "Params", "ModelState", "OptState", "Batch", "Hparams",
     "Target", "Knob", "_fmt", "Dataset", "fingerprint_arrays", "CONTRACT_PLUMBING",
     "CONTRACT_NUMERIC", "WORKLOAD_PLUMBING", "WORKLOAD_NUMERIC", "contract_source_hash",
     "SubmissionModule"})

@@ -10,7 +10,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
@@ -216,7 +215,6 @@ def test_the_import_rules_hold_for_every_import_statement():
     assert not problems, "imports break docs/architecture.md's rules:\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="cycle removed by the engine redesign")
 def test_no_import_cycle_among_the_project_modules():
     found = cycles(import_graph())
     assert not found, "import cycles (imports inside functions included):\n" + "\n".join(

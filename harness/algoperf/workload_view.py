@@ -31,11 +31,8 @@ import optax
 
 from harness.algoperf.api import param_utils, spec
 from harness.algoperf.names import LOSS_TYPES, algoperf_name
-from harness.spec import SpecError, Workload
-
-
-class Unsupported(SpecError):
-    """An AlgoPerf workload feature the wrapped suite workload cannot honour."""
+from harness.spec import Workload
+from harness.errors import Unsupported
 
 
 def to_suite_batch(batch: Mapping[str, Any]) -> dict[str, Any]:

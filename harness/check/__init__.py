@@ -35,7 +35,7 @@ from harness import environment, refs
 from harness.check.statistics import RESAMPLES, false_reject_rate, steps_of
 from harness.check.tiers import (Tier, bit_exact, comparability, convergence, curvature_band,
                                  curve_band, environment_line, steps_tier)
-from harness.errors import UserError
+from harness.errors import CheckError
 from harness.experiment import load_dataset, run_sweep
 from harness.progress import Phase
 from harness.refs import RefSet
@@ -44,10 +44,6 @@ from harness.records.sweep import SweepEvent, SweepPhase, TrialRequest
 from harness.records.trial import RNG_DERIVATION, TrialOptions
 
 EXIT_CODES = {"pass": 0, "fail": 1, "not_comparable": 2}
-
-
-class CheckError(UserError, ValueError):
-    """The check cannot run as asked (bad runs, no matching references); exit code 2."""
 
 
 @dataclasses.dataclass

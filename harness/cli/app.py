@@ -15,12 +15,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from harness.errors import UserError, describe_failure
-
-
-class CommandLineError(UserError):
-    """Options a command refuses by itself (missing, contradictory, or not of the form it
-    parses); the message says how to fix them."""
+from harness.errors import CommandLineError, UserError, describe_failure  # noqa: F401 - CommandLineError re-exported for the commands
 
 
 class _Curvebench(TyperGroup):

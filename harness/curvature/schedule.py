@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.errors import UserError
+from harness.errors import ScheduleError
 
 DEFAULT_SCHEDULE = "init,log:4:1000,every:1000"
-
-
-class ScheduleError(UserError, ValueError):
-    """A snapshot schedule SPEC that does not parse; the message shows the grammar."""
 
 
 _GRAMMAR = "expected comma-separated items: init | every:N | log:K:END | at:S1/S2/..."

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from harness.db.models import (CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, Sweep,
                                TrainLosses, utcnow)
-from harness.errors import UserError, one_line
+from harness.errors import DatabaseError, one_line
 from harness.records.status import RunStatus
 
 DEFAULT_URL = "sqlite:///curvebench.db"
@@ -48,10 +48,6 @@ class EvalWrite:
     wall_s: float
     train_s: float
     losses: tuple[int, np.ndarray] | None = None
-
-
-class DatabaseError(UserError, RuntimeError):
-    """The results database cannot be used as asked; the message says why and what to do."""
 
 
 def resolve_url(url: str | None) -> str:

@@ -14,17 +14,13 @@ from collections.abc import Hashable, Sequence
 from typing import Protocol
 
 from harness.db import open_database
-from harness.errors import UserError
+from harness.errors import ExecutorError
 from harness.records.sweep import GroupEvents, TrialGroup
 from harness.records.trial import TrialResult
 from harness.sweep_state import TrialKey, finished_trials, group_keys, mark_lost
 
 #: how many times a lost group is resubmitted before the sweep gives up (executors' default)
 DEFAULT_MAX_RETRIES = 3
-
-
-class ExecutorError(UserError, RuntimeError):
-    """A sweep cannot go on as asked; the message says why and what to do."""
 
 
 class Lost(Exception):

@@ -69,7 +69,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from harness.db import Database
-from harness.errors import UserError
+from harness.errors import ReportError
 from harness.report.data import Filters, Selection, load_series, select_runs
 from harness.report.records import DATA_GID, Environment, Figure, Provenance, Section, Table, mark_data
 
@@ -77,10 +77,6 @@ DEFAULT_OUT = "curvebench-report"
 
 __all__ = ["DATA_GID", "DEFAULT_OUT", "Environment", "Figure", "Filters", "Provenance", "ReportError",
            "ReportResult", "Section", "Selection", "Table", "build_report", "mark_data", "write_report"]
-
-
-class ReportError(UserError, RuntimeError):
-    """The report cannot be written as asked; the message says why and what to do."""
 
 
 @dataclasses.dataclass

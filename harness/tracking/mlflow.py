@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.db import Database, open_database
-from harness.errors import UserError, one_line
+from harness.errors import TrackingError, one_line
 from harness.runs_query import run_detail
 from harness.records.status import RunStatus
 
@@ -47,10 +47,6 @@ _STATUS = {RunStatus.REACHED: "FINISHED", RunStatus.NOT_REACHED: "FINISHED",
 #: outcome fields logged once, at step 0
 OUTCOME_METRICS = ("steps_to_target", "time_to_target_s", "algoperf_time_to_target_s",
                    "final_step", "compile_s", "compiles", "train_s", "eval_s")
-
-
-class TrackingError(UserError, RuntimeError):
-    """The tracker cannot be used as asked (mlflow missing, a URI it refuses)."""
 
 
 def _mlflow():
