@@ -58,9 +58,3 @@ class GroupContext:
 
 
 
-
-def is_algoperf(submission: Submission) -> bool:
-    """Whether the submission is in AlgoPerf's format (its runner hooks apply)."""
-    from harness.algoperf.adapter import AlgoPerfSubmission
-
-    return isinstance(submission.module, AlgoPerfSubmission)

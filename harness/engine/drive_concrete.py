@@ -17,7 +17,6 @@ import jax
 import numpy as np
 
 from harness import progress
-from harness.algoperf.adapter import AlgoPerfSubmission
 from harness.algoperf.hooks import (AlgoPerfClock, ConcreteSteps, record_eval,
                                     timed_prepare_for_eval)
 from harness.engine import stop as stop_rule
@@ -43,10 +42,12 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
                         f"submission {ctx.submission.name}: {reason}) samples on the device: "
                         "use a device-input workload")
     sub = dataclasses.replace(ctx.submission, hparams=ctx.hparams[index])
-    module: AlgoPerfSubmission = sub.module
-    module.eval_results.clear()
-    module.train_state.update(validation_goal_reached=False, training_complete=False,
-                              accumulated_submission_time=0.0)
+    module = sub.module
+    hooks = sub.capabilities.eval_hooks
+    if hooks:
+        module.eval_results.clear()
+        module.train_state.update(validation_goal_reached=False, training_complete=False,
+                                  accumulated_submission_time=0.0)
     log.info("%s: submission %s runs in concrete-step mode (%s)", w.spec, sub.name, reason)
     progress.emit(Phase.PREPARING, (index,))
     ledger = start_ledger(ctx, index, 1, "concrete", None, reason)
@@ -97,7 +98,7 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
                 return r
             done = completed is not None
             if done or last % o.eval_every == 0 or last == o.max_steps:
-                if module.has_prepare_for_eval:
+                if sub.capabilities.prepare_for_eval:
                     state, prepare_s = timed_prepare_for_eval(sub, w, state, last, trial.seed)
                     clock.prepare_s += prepare_s
                 progress.emit(Phase.EVALUATING, (index,), step=last)
@@ -113,7 +114,8 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
                     r.algoperf_time_to_target_s = clock.total_s
                 ledger.evaluated(last, metrics, met, clock.train_s)
                 ledger.write()
-                record_eval(sub, last, w.target.split, metrics, clock, met)
+                if hooks:
+                    record_eval(sub, last, w.target.split, metrics, clock, met)
                 if code == Stop.EVAL_NOT_FINITE:
                     ledger.finish(RunStatus.DIVERGED,
                                   stop_rule.stop_error(code, last, 0.0, 0.0, None, metrics),
@@ -124,7 +126,8 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
                 progress.emit(Phase.SNAPSHOT, (index,), step=last,
                               snapshot=snaps.index(last) + 1, snapshots=len(snaps))
                 ctx.on_snapshot(r.run_id, last, state[0], state[1])
-            module.train_state["training_complete"] = completed is not None
+            if hooks:
+                module.train_state["training_complete"] = completed is not None
             if done:
                 break
             step = last

@@ -22,7 +22,7 @@ from harness import checkpoint, environment, progress
 from harness.algoperf.hooks import PREPARE_RNG_DERIVATION
 from harness.db.database import EvalWrite
 from harness.db.models import utcnow
-from harness.engine.context import GroupContext, is_algoperf
+from harness.engine.context import GroupContext
 from harness.progress import Phase
 from harness.records.status import RunOrigin, RunStatus
 from harness.records.trial import RNG_DERIVATION, TrialResult, TrialSpec
@@ -120,9 +120,9 @@ def start_ledger(ctx: GroupContext, index: int, group_size: int, mode: str, note
            concrete: str | None = None) -> TrialLedger:
     w, sub, trial = ctx.workloads[index], ctx.submission, ctx.trials[index]
     hparams = ctx.hparams[index]
-    algoperf = is_algoperf(sub)
+    hooks = sub.capabilities.eval_hooks
     # the folder's search point, when these are its hyperparameters (a sweep may override them)
-    point = sub.module.search_point if algoperf and dict(hparams) == dict(sub.hparams) else None
+    point = sub.search_point if dict(hparams) == dict(sub.hparams) else None
     result = TrialResult(run_id=str(uuid.uuid4()), workload=w.spec, submission=sub.name,
                          seed=trial.seed, chunk_mode=mode, group_size=group_size,
                          vectorise_note=note, hparams=dict(hparams), concrete_reason=concrete,
@@ -135,7 +135,7 @@ def start_ledger(ctx: GroupContext, index: int, group_size: int, mode: str, note
             id=result.run_id, workload=w.name, variant=w.spec, workload_version=w.version,
             submission=sub.name, submission_path=str(sub.path), submission_hash=sub.code_hash,
             hparams=hparams, seed=trial.seed,
-            rng_derivation=(f"{RNG_DERIVATION}; {PREPARE_RNG_DERIVATION}" if algoperf
+            rng_derivation=(f"{RNG_DERIVATION}; {PREPARE_RNG_DERIVATION}" if hooks
                             else RNG_DERIVATION),
             search_point=None if point is None else {"k": int(point[0]), "seed": int(point[1])},
             batch_size=ctx.batch_size, max_steps=ctx.resolved.max_steps,

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness.algoperf.adapter import NeedsConcreteStep
-from harness.engine.context import GroupContext, Piece, is_algoperf
+from harness.engine.context import GroupContext, Piece
 from harness.engine.program import Program
 from harness.engine.trial_axis import traced_names
 from harness.records.sweep import CurvatureRequest, TrialGroup, TrialRequest
@@ -116,7 +116,7 @@ def variant_pieces(workload: Workload, submission: Submission, trials: Sequence[
     for i, v in enumerate(variants):
         by_variant.setdefault(v.spec, []).append(i)
     if not any(t.knobs for t in trials) or not (
-            len(by_variant) == 1 or is_algoperf(submission) or snapshots):
+            len(by_variant) == 1 or submission.capabilities.one_variant_per_program or snapshots):
         return [(workload, list(range(len(trials))), list(trials))]
     return [(variants[idx[0]], idx, [dataclasses.replace(trials[i], knobs={}) for i in idx])
             for idx in by_variant.values()]
@@ -170,13 +170,14 @@ def plan_programs(ctx: GroupContext, in_loop: bool) -> list[Piece]:
     all_names = sorted(ctx.hparams[0])
     pieces: list[Piece] = []
     first = ctx.hparams[0]
-    if is_algoperf(ctx.submission):
+    caps = ctx.submission.capabilities
+    if caps.static_hparams:
         for same in _split_by(range(len(ctx.trials)), ctx.hparams, all_names).values():
-            if switched(same):
-                raise SpecError(f"submission {ctx.submission.name} is in the AlgoPerf format: "
-                                "its trials cannot share a program across workload variants; "
-                                "run each variant as its own group")
-            shared = program(ctx.hparams[same[0]], ())
+            if switched(same) and caps.one_variant_per_program:
+                raise SpecError(f"submission {ctx.submission.name} trains one workload variant "
+                                "per compiled program: its trials cannot share a program across "
+                                "workload variants; run each variant as its own group")
+            shared = program(ctx.hparams[same[0]], (), switched(same))
             pieces.append(Piece(shared, same, None, concrete_reason(ctx, shared, fed)))
     for indices in ([] if pieces else _split_by(
             range(len(ctx.trials)), ctx.hparams,
@@ -202,9 +203,13 @@ def plan_programs(ctx: GroupContext, in_loop: bool) -> list[Piece]:
 
 
 def concrete_reason(ctx: GroupContext, program: Program, fed: Any) -> str | None:
-    """Why an AlgoPerf-format submission cannot train in compiled chunks, or None: tracing one
-    step with a traced step count raises NeedsConcreteStep; prepare_for_eval runs on the host
-    before each eval, between steps."""
+    """Why a submission cannot train in compiled chunks, or None: one that may need a concrete
+    step (Capabilities.may_need_concrete_step) raises NeedsConcreteStep when one step is traced
+    with a traced step count; prepare_for_eval runs on the host before each eval, between
+    steps."""
+    caps = ctx.submission.capabilities
+    if not caps.may_need_concrete_step:
+        return "PREPARE_FOR_EVAL" if caps.prepare_for_eval else None
     hp = ctx.hparams[0]
     keys = jax.random.split(jax.random.PRNGKey(0))
     carry = jax.eval_shape(lambda: program.init([{"init": keys[0], "optimizer": keys[1]}], [hp]))
@@ -214,7 +219,7 @@ def concrete_reason(ctx: GroupContext, program: Program, fed: Any) -> str | None
                        carry, fed, key, jax.ShapeDtypeStruct((), jnp.int32))
     except NeedsConcreteStep as e:
         return e.reason.name
-    if ctx.submission.module.has_prepare_for_eval:
+    if ctx.submission.capabilities.prepare_for_eval:
         return "PREPARE_FOR_EVAL"
     return None
 
