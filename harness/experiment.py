@@ -258,19 +258,9 @@ def resume_run(run_id: str, db_url: str, *, options: Mapping[str, Any] | None = 
                 for r, t in zip(saved.trials, group.trials)]  # each trial's own variant
     sweep_id = group.options.sweep_id or ""
     outcomes = _execute([(group, list(range(len(requests))))], requests, sweep_id, db_url,
-                        _Resuming(str(saved.path)), on_event)
+                        LocalExecutor(resume=str(saved.path)), on_event)
     return SweepResult(sweep_id=sweep_id, name=None,
                        trials=[outcomes[i] for i in range(len(requests))])
-
-
-class _Resuming(LocalExecutor):
-    """The local executor, continuing its one group from a checkpoint folder."""
-
-    def __init__(self, checkpoint_folder: str):
-        self.checkpoint_folder = checkpoint_folder
-
-    def execute(self, group: TrialGroup, db_url: str | None, on_eval) -> list[TrialResult]:
-        return execute_group(group, db_url, on_eval=on_eval, resume=self.checkpoint_folder)
 
 
 def _finished_outcomes(db_url: str | None, sweep_id: str, todo: Sequence[TrialRequest]

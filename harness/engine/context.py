@@ -55,6 +55,3 @@ class GroupContext:
     checkpointing: checkpoint.Checkpointing | None = None
     #: environment.fingerprint(), taken once per group (it runs git) for every trial's row
     env: dict[str, Any] | None = None
-
-
-

@@ -136,7 +136,11 @@ def execute_group(group: TrialGroup, db_url: str | None, *,
 
 class LocalExecutor:
     """Every group in this process, one after the other, reporting each group's start, evals,
-    phase changes and results to `events` as they happen."""
+    phase changes and results to `events` as they happen. `resume`: a checkpoint folder the
+    (one) group continues from (harness.experiment.resume_run)."""
+
+    def __init__(self, resume: str | None = None):
+        self.resume = resume
 
     def run(self, groups: Sequence[TrialGroup], db_url: str | None, *,
             events: GroupEvents | None = None) -> list[list[TrialResult]]:
@@ -147,13 +151,7 @@ class LocalExecutor:
             on_eval = None if events is None else functools.partial(events.evaluated, index)
             on_phase = None if events is None else functools.partial(events.phase, index)
             with progress.listening(on_phase):
-                out.append(self.execute(group, db_url, on_eval))
+                out.append(execute_group(group, db_url, on_eval=on_eval, resume=self.resume))
             if events is not None:
                 events.finished(index, out[-1])
         return out
-
-    def execute(self, group: TrialGroup, db_url: str | None,
-                on_eval: Callable[[int, int, dict[str, float]], None] | None
-                ) -> list[TrialResult]:
-        """One group, here."""
-        return execute_group(group, db_url, on_eval=on_eval)
