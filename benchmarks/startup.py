@@ -123,9 +123,8 @@ except SystemExit as e:
     if e.code not in (0, None):
         raise
 phases.leave()  # "other", opened at start
-Path = __import__("pathlib").Path
-Path(out_path).write_text(json.dumps({"t0": T0, "end": time.time(), "phases": phases.totals,
-                                      "missing": missing}))
+with open(out_path, "w") as f:
+    json.dump({"t0": T0, "end": time.time(), "phases": phases.totals, "missing": missing}, f)
 """
 
 PHASES = ("interpreter start", "imports", "schema check", "data loading", "planning", "trace",

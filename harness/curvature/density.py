@@ -38,7 +38,7 @@ class SpectralDensity:
     def energy(self, sign: int) -> float:
         """∫ |x| ρ(x) dx over x > 0 (sign=+1) or x < 0 (sign=-1), exact for the mixture."""
         # imported here, not at the top: a command that records no curvature then never
-        # imports scipy (seconds of start-up on a loaded machine: docs/curvature.md)
+        # imports scipy (0.1-0.3 s of its start-up: benchmarks/README.md)
         from scipy.special import ndtr
 
         mu = sign * self.nodes.reshape(-1)
