@@ -92,9 +92,9 @@ def trial_overhead(order: int, batch: int, max_steps: int | None = None) -> dict
     warm = statistics.median(t for _, t in times[1:]) if len(times) > 1 else float("nan")
     plain_steps = plain.steps_to_target or plain.final_step
     return {"config": f"kinds {config.kinds}, m={order}, curvature batch {batch}",
-            "plain": {"status": str(plain.status), "step": plain.steps_to_target, "wall_s": plain_wall,
+            "plain": {"status": plain.status, "step": plain.steps_to_target, "wall_s": plain_wall,
                       "train_s": plain.train_s, "eval_s": plain.eval_s, "compile_s": plain.compile_s},
-            "with_snapshots": {"status": str(with_snaps.status), "step": with_snaps.steps_to_target,
+            "with_snapshots": {"status": with_snaps.status, "step": with_snaps.steps_to_target,
                                "wall_s": snap_wall},
             "snapshot_steps": [s for s, _ in times], "total_s": total, "first_s": times[0][1],
             "warm_s": warm,
@@ -105,11 +105,16 @@ def trial_overhead(order: int, batch: int, max_steps: int | None = None) -> dict
                        "one warm snapshot / training step": warm / (plain.train_s / plain_steps)}}
 
 
+#: tiny sizes: the code paths run, the figures mean nothing (the speed suite's --quick)
+QUICK = {"order": 4, "batch": 64, "repeats": 1, "max_steps": 1, "pairs": (("hessian", "scan"),)}
+
+
 def measure(order: int = SnapshotConfig.lanczos_order, batch: int = SnapshotConfig.curvature_batch,
             repeats: int = 5, max_steps: int | None = None, trial: bool = True,
             pairs: tuple[tuple[str, str], ...] = PAIRS) -> dict:
-    """Both measurements ([1] for the (kind, loop) `pairs`; [2] only with `trial`): {"setup", "products": product_ratios(...),
-    "trial": trial_overhead(...), "ratios": every ratio, flat}."""
+    """Both measurements ([1] for the (kind, loop) `pairs`; [2] only with `trial`):
+    {"setup", "products": product_ratios(...), "trial": trial_overhead(...) or None,
+    "ratios": every ratio, flat}."""
     workload = get_workload("mnist_mlp")
     dataset = workload.load_data()
     params, state = workload.init(jax.random.PRNGKey(0))
@@ -139,8 +144,8 @@ def report(figures: dict) -> None:
                           figures["trial"]["with_snapshots"], figures["trial"]["ratios"])
     print(f"\n[2] default MNIST trial (mnist_mlp, adam, offline sample, seed 0), schedule "
           f"{DEFAULT_SCHEDULE!r}, {t['config']}")
-    print(f"trial without snapshots: {plain['status']} at step {plain['step']}, wall {plain['wall_s']:.2f} s "
-          f"(train {plain['train_s']:.2f} s, eval {plain['eval_s']:.2f} s, compile {plain['compile_s']:.2f} s)")
+    print(f"trial without snapshots: {plain['status']} at step {plain['step']}, "
+          f"wall {plain['wall_s']:.2f} s (train {plain['train_s']:.2f} s, eval {plain['eval_s']:.2f} s, compile {plain['compile_s']:.2f} s)")
     print(f"trial with snapshots:    {snaps['status']} at step {snaps['step']}, "
           f"wall {snaps['wall_s']:.2f} s; snapshots at steps {t['snapshot_steps']}")
     print(f"snapshot time: total {t['total_s']:.2f} s (first, with compilation, {t['first_s']:.2f} s; "

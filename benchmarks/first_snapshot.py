@@ -88,6 +88,10 @@ def one_process(spec: str, cache: str, order: int, batch: int, timeout_s: float 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+#: tiny sizes: the code paths run, the figures mean nothing (the speed suite's --quick)
+QUICK = {"workloads": ("mnist_mlp:width=16",), "order": 4, "batch": 64, "warm_cache": False}
+
+
 def measure(workloads: tuple[str, ...] = tuple(WORKLOADS), order: int = 0, batch: int = 0,
             warm_cache: bool = True) -> dict:
     """Per workload, per cache state ("cold", "warm cache"): the child's figures; "ratios":

@@ -3,7 +3,8 @@
     python3 benchmarks/gpu_figures.py --out gpu_figures.json
     python3 benchmarks/gpu_figures.py --quick --out figures.json   # tiny sizes (CPU smoke test)
 
-Each figure comes from its ratio script's `measure`, at the sizes given here:
+Each figure comes from its ratio script's `measure` at its default sizes (--quick: its QUICK
+ones); the sweep grid only cold and warm against the floor, curvature only per product:
 
 - runner_speed: the runner vs a bare jitted lax.scan and per-step dispatch (steps/s, ratios);
 - vmap_seeds: 16 seeds in one program (vmapped, mapped, sequential) vs one seed alone
@@ -35,19 +36,13 @@ import runner_speed  # noqa: E402
 import sweep_grid  # noqa: E402
 import vmap_seeds  # noqa: E402
 
-#: (full sizes, --quick sizes) of each measurement
-SIZES = {
-    "runner_speed": ({"steps": 2000, "eval_every": 100, "repeats": 3},
-                     {"workload_name": "mnist_mlp:width=16", "steps": 4, "eval_every": 2, "repeats": 1}),
-    "vmap_seeds": ({"n_seeds": 16, "steps": 200, "eval_every": 100, "repeats": 3},
-                   {"workload_spec": "mnist_mlp:width=16", "n_seeds": 2, "steps": 2, "eval_every": 2,
-                    "repeats": 1}),
-    "sweep_grid": ({"full": False},
-                   {"full": False, "grid": ["mnist_mlp:width=16"], "seeds": 1, "max_steps": 2}),
-    "curvature_overhead": ({"repeats": 5, "trial": False},
-                           {"order": 4, "batch": 64, "repeats": 1, "trial": False,
-                            "pairs": (("hessian", "scan"),)}),
-}
+#: arguments of each measure() beyond its default (full) or QUICK sizes
+ONLY = {"sweep_grid": {"full": False}, "curvature_overhead": {"trial": False}}
+
+
+def sizes(script, quick: bool) -> dict:
+    name = script.__name__
+    return {**(script.QUICK if quick else {}), **ONLY.get(name, {})}
 
 
 def numbers(figures: dict, *keys: str) -> dict[str, float]:
@@ -56,15 +51,14 @@ def numbers(figures: dict, *keys: str) -> dict[str, float]:
 
 
 def measure(quick: bool) -> dict[str, dict[str, float]]:
-    pick = 1 if quick else 0
     out = {}
-    runner = runner_speed.measure(**SIZES["runner_speed"][pick])
+    runner = runner_speed.measure(**sizes(runner_speed, quick))
     out["runner_speed"] = numbers(runner, "steps_per_s", "ratios")
-    seeds = vmap_seeds.measure(**SIZES["vmap_seeds"][pick])
+    seeds = vmap_seeds.measure(**sizes(vmap_seeds, quick))
     out["vmap_seeds"] = numbers(seeds, "seed_step_s", "compile_s", "ratios")
-    grid = sweep_grid.measure(quick, **SIZES["sweep_grid"][pick])
+    grid = sweep_grid.measure(quick, **sizes(sweep_grid, quick))
     out["sweep_grid"] = numbers(grid, "wall_s", "floor_s", "ratios")
-    curvature = curvature_overhead.measure(**SIZES["curvature_overhead"][pick])
+    curvature = curvature_overhead.measure(**sizes(curvature_overhead, quick))
     out["curvature_overhead"] = {
         f"{name}: {field}": float(value) for name, row in curvature["products"].items()
         for field, value in row.items()}

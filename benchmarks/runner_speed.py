@@ -42,6 +42,10 @@ def bare_scan(workload, data, params, model_state, tx, batch_size, steps):
     return loop, body
 
 
+#: tiny sizes: the code paths run, the figures mean nothing (the speed suite's --quick)
+QUICK = {"workload_name": "mnist_mlp:width=16", "steps": 4, "eval_every": 2, "repeats": 1}
+
+
 def measure(workload_name: str = "mnist_mlp", steps: int = 2000, eval_every: int = 100,
             repeats: int = 3) -> dict:
     """Steps/s of each path (median over `repeats`, side by side) and each one's ratio to the

@@ -10,8 +10,8 @@ the database schema check (`open_database`), data loading, planning the sweep (v
 grouping, preflight), and JAX's tracing, lowering and XLA compile (from JAX's own start and
 end events); the rest is the CLI's own work, the one training step, its eval, the run rows
 and printing. Interpreter start is the time from launching the command to the child's first
-line; exit, from its last line to the command's end. Prints seconds per phase, side by side. Only the main thread is timed (the input pipeline's
-prefetch thread runs beside it).
+line; exit, from its last line to the command's end. Prints seconds per phase, side by side.
+Only the main thread is timed (the input pipeline's prefetch thread runs beside it).
 """
 
 from __future__ import annotations
@@ -148,6 +148,10 @@ def one_run(argv: list[str], env: dict[str, str], work: Path) -> dict[str, float
 
 
 RUNS = ("new DB, empty compile cache", "same DB, warm compile cache")
+
+
+#: tiny sizes: the code paths run, the figures mean nothing (the speed suite's --quick)
+QUICK = {"workload": "mnist_mlp:width=16", "runs": 1}
 
 
 def measure(workload: str = "mnist_mlp", repeats: int = 1, runs: int = 2) -> dict:

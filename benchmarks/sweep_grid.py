@@ -89,6 +89,11 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     return wall, proc.stdout
 
 
+#: tiny sizes for measure(full=False): one small variant, one seed, two steps (the speed
+#: suite's --quick; its figures mean nothing)
+QUICK = {"grid": ["mnist_mlp:width=16"], "seeds": 1, "max_steps": 2}
+
+
 def measure(quick: bool = False, *, full: bool = True, seeds: int | None = None,
             max_steps: int | None = None, grid: list[str] | None = None) -> dict:
     """Wall seconds of each mode, each sweep's floor, and the ratios; `full=False`: only the

@@ -25,6 +25,10 @@ from harness.submissions import load_submission
 from workloads import REGISTRY, get_workload
 
 
+#: tiny sizes: the code paths run, the figures mean nothing (the speed suite's --quick)
+QUICK = {"workload_spec": "mnist_mlp:width=16", "n_seeds": 2, "steps": 2, "eval_every": 2, "repeats": 1}
+
+
 def measure(workload_spec: str = "mnist_mlp", submission_name: str = "adam", n_seeds: int = 16,
             steps: int = 200, eval_every: int = 100, repeats: int = 3) -> dict:
     """Per seed-step training time of each path (median over `repeats`), its ratio to one seed
