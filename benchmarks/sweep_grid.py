@@ -17,8 +17,11 @@ process start-up, imports, data loading and compiling:
   before sweeps). Its baseline variant's process is the goal's yardstick: the whole grid
   through `sweep` should take under 2x one variant's seeds run this way.
 
-The floor: the warm sweep's compiled training loops alone (each program's longest trial's
-train_s, evals inside, summed): what remains with compiling and start-up taken away entirely.
+The floor: a sweep's compiled training loops alone (each program's longest trial's train_s,
+evals inside, summed): what remains with compiling and start-up taken away entirely. The cold
+and the warm sweep are each printed against their own floor (goal: cold <= 1.6x, warm <= 1.15x).
+`measure(..., full=False)` times only the two sweeps against their floors (gpu_figures.py and
+the pytest-benchmark suite use it).
 
 Then, in its own process, the per seed-step cost of 16 seeds in one program against one seed
 alone on the baseline MLP (benchmarks/vmap_seeds.py; the goal on a GPU: <= 0.3x alone).
@@ -86,12 +89,18 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     return wall, proc.stdout
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 variants x 2 seeds, 30 steps")
-    args = parser.parse_args()
-    grid = variants(args.quick)
-    seeds, max_steps = (2, 30) if args.quick else (5, 0)
+#: tiny sizes for measure(full=False): one small variant, one seed, two steps (the speed
+#: suite's --quick; its figures mean nothing)
+QUICK = {"grid": ["mnist_mlp:width=16"], "seeds": 1, "max_steps": 2}
+
+
+def measure(quick: bool = False, *, full: bool = True, seeds: int | None = None,
+            max_steps: int | None = None, grid: list[str] | None = None) -> dict:
+    """Wall seconds of each mode, each sweep's floor, and the ratios; `full=False`: only the
+    cold and the warm sweep against their floors. Default sizes: the grid (or --quick's)."""
+    grid = grid or variants(quick)
+    seeds = seeds or (2 if quick else 5)
+    max_steps = (30 if quick else 0) if max_steps is None else max_steps
     budget = ["--max-steps", str(max_steps)] if max_steps else []
     work = Path(tempfile.mkdtemp(prefix="sweep_grid_"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -102,58 +111,83 @@ def main() -> None:
                  "adam", "--seeds", str(seeds), "--eval-every", "1", *budget,
                  "--json", "--quiet"]
     cache = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache")}
-    sweep_s, sweep_out = timed([*sweep_cmd, "--db", str(work / "sweep.db")], cache)
-    warm_s, warm_out = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)
-    shared = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache-shared")}
-    shared_s, shared_out = timed([*sweep_cmd, "--share-variants", "--db", str(work / "sh.db")],
-                                 shared)
-    shared_warm_s, _ = timed([*sweep_cmd, "--share-variants", "--db", str(work / "shw.db")],
-                             shared)
+    wall = {}
+    wall["sweep (one process, cold cache)"], sweep_out = timed(
+        [*sweep_cmd, "--db", str(work / "sweep.db")], cache)
+    wall["sweep (warm cache)"], warm_out = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)
     trials = json.loads(sweep_out)
-    loops_s = training_loops_s(json.loads(warm_out))
-    reached = sum(t["status"] == "reached" for t in trials)
-    groups = sorted({t["group_size"] for t in trials})
-    shared_groups = sorted({t["group_size"] for t in json.loads(shared_out)})
+    floor = {"cold": training_loops_s(trials), "warm": training_loops_s(json.loads(warm_out))}
+    figures = {"grid": grid, "seeds": seeds, "max_steps": max_steps, "trials": len(trials),
+               "reached": sum(t["status"] == "reached" for t in trials),
+               "group_sizes": sorted({t["group_size"] for t in trials}),
+               "wall_s": wall, "floor_s": floor,
+               "ratios": {"cold sweep / its floor": wall["sweep (one process, cold cache)"] / floor["cold"],
+                          "warm sweep / its floor": wall["sweep (warm cache)"] / floor["warm"]}}
+    if full:
+        shared = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache-shared")}
+        wall["sweep --share-variants (cold cache)"], shared_out = timed(
+            [*sweep_cmd, "--share-variants", "--db", str(work / "sh.db")], shared)
+        wall["sweep --share-variants (warm cache)"], _ = timed(
+            [*sweep_cmd, "--share-variants", "--db", str(work / "shw.db")], shared)
+        figures["shared_group_sizes"] = sorted({t["group_size"] for t in json.loads(shared_out)})
+        wall["run_trial one at a time (one process)"], _ = timed(
+            [sys.executable, "-c", ONE_PROCESS, ";".join(grid), str(seeds), str(max_steps)], off)
+        per_variant = {}
+        for spec in grid:
+            per_variant[spec], _ = timed([*CLI, "run", "--workload", spec, "--submission",
+                                          "adam", "--seeds", str(seeds), "--eval-every",
+                                          "1", *budget, "--db", str(work / "runs.db"), "--json",
+                                          "--quiet"], off)
+        wall["curvebench run --seeds per variant"] = sum(per_variant.values())
+        figures["ratios"].update({f"{label} / one variant's seeds": seconds / per_variant[grid[0]]
+                                  for label, seconds in wall.items()})
+        wall[f"  of which {grid[0]} alone (the yardstick)"] = per_variant[grid[0]]
+        figures["seeds_cmd"] = [sys.executable, "benchmarks/vmap_seeds.py",
+                                *(("--seeds", "2", "--steps", "3", "--eval-every", "3", "--repeats", "1")
+                                  if quick else ("--seeds", "16", "--steps", "100", "--eval-every",
+                                                 "10", "--repeats", "2"))]
+        _, figures["seeds_out"] = timed(figures["seeds_cmd"], env)
+    figures["load"] = (load_before[0], os.getloadavg()[0])
+    return figures
 
-    one_s, _ = timed([sys.executable, "-c", ONE_PROCESS, ";".join(grid), str(seeds),
-                      str(max_steps)], off)
 
-    per_variant = {}
-    for spec in grid:
-        per_variant[spec], _ = timed([*CLI, "run", "--workload", spec, "--submission",
-                                      "adam", "--seeds", str(seeds), "--eval-every",
-                                      "1", *budget, "--db", str(work / "runs.db"), "--json",
-                                      "--quiet"], off)
-    per_variant_s = sum(per_variant.values())
-    seeds_cmd = [sys.executable, "benchmarks/vmap_seeds.py",
-                 *(("--seeds", "2", "--steps", "3", "--eval-every", "3", "--repeats", "1")
-                   if args.quick else ("--seeds", "16", "--steps", "100", "--eval-every", "10",
-                                       "--repeats", "2"))]
-    _, seeds_out = timed(seeds_cmd, env)
-    baseline_s = per_variant[grid[0]]
-    load_after = os.getloadavg()
-
-    print(f"command: python3 benchmarks/sweep_grid.py{' --quick' if args.quick else ''}")
-    print(f"grid: {len(grid)} variants x {seeds} seeds = {len(trials)} trials, eval every step"
-          f"{f', {max_steps} steps' if max_steps else ''}; reached {reached}/{len(trials)}; "
-          f"group sizes in the sweep {groups}, with --share-variants {shared_groups}")
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+def report(figures: dict, quick: bool) -> None:
+    wall, floor, grid = figures["wall_s"], figures["floor_s"], figures["grid"]
+    print(f"command: python3 benchmarks/sweep_grid.py{' --quick' if quick else ''}")
+    shared = (f", with --share-variants {figures['shared_group_sizes']}"
+              if "shared_group_sizes" in figures else "")
+    steps = f", {figures['max_steps']} steps" if figures["max_steps"] else ""
+    print(f"grid: {len(grid)} variants x {figures['seeds']} seeds = {figures['trials']} trials, "
+          f"eval every step{steps}; "
+          f"reached {figures['reached']}/{figures['trials']}; group sizes in the sweep "
+          f"{figures['group_sizes']}{shared}")
+    print(f"load average before {figures['load'][0]:.2f}, after {figures['load'][1]:.2f} "
           f"({os.cpu_count()} CPUs)")
-    rows = [("sweep (one process, cold cache)", sweep_s), ("sweep (warm cache)", warm_s),
-            ("sweep --share-variants (cold cache)", shared_s),
-            ("sweep --share-variants (warm cache)", shared_warm_s),
-            ("run_trial one at a time (one process)", one_s),
-            ("curvebench run --seeds per variant", per_variant_s),
-            (f"  of which {grid[0]} alone (the yardstick)", baseline_s)]
+    cold, warm = wall["sweep (one process, cold cache)"], wall["sweep (warm cache)"]
+    print(f"cold sweep {cold:.2f} s against its floor {floor['cold']:.2f} s = "
+          f"{cold / floor['cold']:.2f}x (goal <= 1.6); warm sweep {warm:.2f} s against its "
+          f"floor {floor['warm']:.2f} s = {warm / floor['warm']:.2f}x (goal <= 1.15)")
+    if "seeds_out" not in figures:
+        return
+    sweep_s = cold
+    baseline_s = wall[f"  of which {grid[0]} alone (the yardstick)"]
     print(f"{'mode':44s} {'wall (s)':>9s} {'x sweep':>8s} {'x one variant':>14s}")
-    for label, seconds in rows:
+    for label, seconds in wall.items():
         print(f"{label:44s} {seconds:9.2f} {seconds / sweep_s:8.2f} {seconds / baseline_s:14.2f}")
     print(f"goal: sweep / one variant's seeds < 2: {sweep_s / baseline_s:.2f}")
+    loops_s = floor["warm"]
     print(f"of the warm sweep, the compiled training loops alone (every step's eval inside, "
           f"no compiling, no start-up): {loops_s:.2f} s = {loops_s / baseline_s:.2f}x one "
           f"variant's seeds: the floor of any schedule of these programs on this machine")
-    print(f"seeds in one program vs one seed alone (python3 {' '.join(seeds_cmd[1:])}):")
-    print(seeds_out.rstrip())
+    print(f"seeds in one program vs one seed alone (python3 {' '.join(figures['seeds_cmd'][1:])}):")
+    print(figures["seeds_out"].rstrip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 variants x 2 seeds, 30 steps")
+    args = parser.parse_args()
+    report(measure(args.quick), args.quick)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import ndtr
 
 from harness.curvature.lanczos import LanczosResult
 
@@ -38,6 +37,10 @@ class SpectralDensity:
 
     def energy(self, sign: int) -> float:
         """∫ |x| ρ(x) dx over x > 0 (sign=+1) or x < 0 (sign=-1), exact for the mixture."""
+        # imported here, not at the top: a command that records no curvature then never
+        # imports scipy (0.1-0.3 s of its start-up: benchmarks/README.md)
+        from scipy.special import ndtr
+
         mu = sign * self.nodes.reshape(-1)
         s = self.sigma
         per_node = mu * ndtr(mu / s) + s * np.exp(-0.5 * (mu / s) ** 2) / np.sqrt(2 * np.pi)

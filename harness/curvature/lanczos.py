@@ -114,8 +114,10 @@ def _update(j, state, w):
 @functools.lru_cache(maxsize=64)
 def _host_step(matvec: Callable) -> Callable:
     """One jitted Lanczos step, product included (a single call, not a rolled loop)."""
-    return jax.jit(lambda j, state, args: _update(j, state, matvec(*args, state[0][j])),
-                   donate_argnums=(1,))
+    def curvature_lanczos_step(j, state, args):
+        return _update(j, state, matvec(*args, state[0][j]))
+
+    return jax.jit(curvature_lanczos_step, donate_argnums=(1,))
 
 
 def accumulate_in(matvec: Matvec, dtype, operator_dtype) -> Matvec:
