@@ -24,6 +24,9 @@ def report(
     submission: Annotated[Optional[str], typer.Option(help="submission name or folder")] = None,
     density_steps: Annotated[Optional[str], typer.Option(
         help="steps at which to draw SLQ densities, comma-separated (default: 5 spread)")] = None,
+    metrics: Annotated[Optional[str], typer.Option(
+        help="curvature metrics to draw, comma-separated (default: max_eig,min_eig,mer_10,"
+             "ter_10,pnr,pgr_10)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Write an offline HTML report (index.html + one SVG per figure) of the selected runs.
@@ -43,7 +46,8 @@ def report(
     from harness.analyses import sections_for_sweep
 
     extra = sections_for_sweep(database, sweep) if sweep else []
-    result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
+    result = build_report(database, filters, out_dir, density_steps=steps,
+                          metrics=split_ids([metrics]) if metrics else None, extra_sections=extra)
     if result.empty_reason:
         err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
