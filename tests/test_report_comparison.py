@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import matplotlib.colors
 import numpy as np
@@ -145,3 +146,48 @@ def test_one_version_of_each_variant_per_figure(tmp_path):
     assert [dict(f.provenance.workload_versions) for f in figures] == [{"mnist_mlp": ("v2",)},
                                                                        {"mnist_mlp": ("v1",)}]
     assert json.dumps(figures[0].table.rows)  # every stored value, as text
+
+
+def test_the_page_at_1400_px_panels_wide_enough_legend_clear_of_data(sweep):
+    """In headless Chromium at a 1,400 px window: no console errors, every panel of every
+    figure at least 300 px wide, and the comparison figure's legend overlapping no panel."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium; .ci/run installs it)")
+    playwright = pytest.importorskip("playwright.sync_api",
+                                     reason="playwright is not installed (pip install -e '.[dev]')")
+    out = sweep["tmp"] / "page-1400"
+    res = CLI.invoke(app, ["report", "--db", sweep["db"], "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in
+                    ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto((out / "index.html").as_uri(), wait_until="load")
+            figures = page.evaluate("""() => [...document.querySelectorAll('figure.report-figure')]
+                .map(f => {
+                    const box = el => { const b = el.getBoundingClientRect();
+                                        return [b.left, b.top, b.right, b.bottom]; };
+                    const panels = [...f.querySelectorAll('svg g[id^="axes_"]')]
+                        .map(g => g.querySelector('g[id^="patch_"] path'))
+                        .filter(p => p && p.getBoundingClientRect().width > 0).map(box);
+                    const legends = [...f.querySelectorAll('svg g[id^="legend_"]')].map(box);
+                    return {title: f.querySelector('h3').textContent, panels, legends};
+                })""")
+        finally:
+            browser.close()
+    assert problems == []
+    assert len(figures) >= 4
+    for fig in figures:
+        assert fig["panels"], fig["title"]
+        for left, _, right, _ in fig["panels"]:
+            assert right - left >= 300, (fig["title"], right - left)
+    comparison = next(f for f in figures if "Curvature over steps: uv, hessian" in f["title"])
+    assert comparison["legends"]
+    for lx0, ly0, lx1, ly1 in comparison["legends"]:
+        for px0, py0, px1, py1 in comparison["panels"]:
+            assert lx1 <= px0 or lx0 >= px1 or ly1 <= py0 or ly0 >= py1, "legend covers a panel"
