@@ -191,3 +191,16 @@ def test_the_page_at_1400_px_panels_wide_enough_legend_clear_of_data(sweep):
     for lx0, ly0, lx1, ly1 in comparison["legends"]:
         for px0, py0, px1, py1 in comparison["panels"]:
             assert lx1 <= px0 or lx0 >= px1 or ly1 <= py0 or ly0 >= py1, "legend covers a panel"
+
+
+def test_a_tag_selects_the_runs_it_labels(tmp_path):
+    from harness.report import Filters
+    from harness.report.data import select_runs
+
+    db = open_database(str(tmp_path / "r.db"))
+    tagged = {add_run(db, seed=s, tag="warm", order=s) for s in (0, 1)}
+    add_run(db, seed=2, tag="cold", order=2)
+    add_run(db, seed=3, order=3)
+    assert {r.id for r in select_runs(db, Filters(tag="warm")).runs} == tagged
+    empty = select_runs(db, Filters(tag="hot"))
+    assert empty.runs == [] and "--tag" in empty.empty_reason and "cold, warm" in empty.empty_reason

@@ -22,7 +22,9 @@ quantity still rising: the paper picks budgets where these properties have conve
 
 Any one workload variant, submission (fixed hparams besides η and S), seeds, steps and the
 curvature / cov batch sizes can replace the defaults (`analyze break-even --workload lowrank
---curvature-batch 100 --cov-batch-size 20`; `configure`).
+--curvature-batch 100 --cov-batch-size 20`; `configure`). Measured (that command with `--tiny
+--max-steps 20 --quiet`, load average 22-24 on the shared 2-core machine): 138 s wall, 5.9 s
+user CPU; the 4 claims along η undecidable (one seed).
 
 Outcome of the default (η ∈ {0.01, 0.1} at S = 128; S ∈ {16, 128} at η = 0.01; seeds 0–1;
 300 steps; snapshots every 25 steps; M = 128; measured once: 1 min 40 s wall, 76 s user CPU,

@@ -17,7 +17,10 @@ itself larger than the tolerance: too few evals or seeds.
 Another workload, submission (fixed hparams besides α), seeds and steps can replace the α
 grid's (`analyze quadratic --workload lowrank --submission gd`; `configure`): on a workload
 that is not a noisy quadratic there is no prediction, and each `equilibrium/α` claim is
-UNDECIDABLE saying so (the rotation part keeps its own settings).
+UNDECIDABLE saying so (the rotation part keeps its own settings). Measured (that command with
+`--tiny --max-steps 40 --quiet`, load average 24 on the shared 2-core machine): 178 s wall,
+11 s user CPU (the rotation part on mnist_mlp included); equilibrium undecidable (no
+prediction), the rotation claims undecidable (Ritz subspaces too inaccurate, as `TINY`).
 
 Second part, on a real workload (harness.analyses.rotation): Ciuca's "the high λ subspace is
 remarkably consistent" — `mnist_mlp` trained with the built-in `momentum` (momentum 0.97,

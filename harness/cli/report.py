@@ -22,6 +22,7 @@ def report(
     sweep: Annotated[Optional[str], typer.Option(help="sweep name or id")] = None,
     workload: Annotated[Optional[str], typer.Option(help="workload name or variant")] = None,
     submission: Annotated[Optional[str], typer.Option(help="submission name or folder")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="runs with this tag")] = None,
     density_steps: Annotated[Optional[str], typer.Option(
         help="steps at which to draw SLQ densities, comma-separated (default: 5 spread)")] = None,
     metrics: Annotated[Optional[str], typer.Option(
@@ -42,7 +43,7 @@ def report(
                                f"{density_steps!r}") from None
     database = open_db(db)
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
-                      submission=submission)
+                      submission=submission, tag=tag)
     from harness.analyses import sections_for_sweep
 
     extra = sections_for_sweep(database, sweep) if sweep else []
