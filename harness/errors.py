@@ -216,3 +216,7 @@ def _report(exc: BaseException, debug: bool) -> int:
     message, code = describe_failure(exc)
     print(f"error: {message}", file=sys.stderr, flush=True)
     return code
+
+class AnalysisSettingError(UserError, ValueError):
+    """An analysis option the analysis cannot use (it sets that quantity itself, or takes one
+    value only); the message names the options it takes."""

@@ -1,9 +1,13 @@
 """Analyses: commands that run a small grid through the sweep engine and judge a paper's claims.
 
 Each analysis module exposes `NAME`, a config dataclass with a default that runs on 2 CPU
-cores in minutes and a `TINY` one for tests, `run(config, db_url, ...)` (trains, judges,
-stores the verdicts in its sweep's spec: harness.analyses.store), a result record with
-`to_json`/`from_json`, and `section(result, db)` (its report section). Implemented:
+cores in minutes and a `TINY` one for tests, `configure(config, setting)` (the user's
+workload grid, submission, fixed hparams, seeds, steps and curvature options in place of the
+config's: harness.analyses.settings; an option it sets itself is a user error),
+`run(config, db_url, ...)` (trains, judges — a claim the setting cannot test is UNDECIDABLE,
+saying why — and stores the verdicts in its sweep's spec: harness.analyses.store), a result
+record with `to_json`/`from_json` (claims, measured numbers, run ids: `analyze --json`), and
+`section(result, db)` (its report section). Implemented:
 `catapult` (Kalra & Barkeshli, 2023), `ablation` (Young, Snider & Feng, Tab. 2–3).
 """
 

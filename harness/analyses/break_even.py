@@ -20,6 +20,12 @@ other, FAILS when every seed is on the other side, UNDECIDABLE when the seeds' r
 whose top Ritz value did not converge, or when a run's maximum is at its last snapshot (the
 quantity still rising: the paper picks budgets where these properties have converged).
 
+Any one workload variant, submission (fixed hparams besides η and S), seeds, steps and the
+curvature / cov batch sizes can replace the defaults (`analyze break-even --workload lowrank
+--curvature-batch 100 --cov-batch-size 20`; `configure`). Measured (that command with `--tiny
+--max-steps 20 --quiet`, load average 22-24 on the shared 2-core machine): 138 s wall, 5.9 s
+user CPU; the 4 claims along η undecidable (one seed).
+
 Outcome of the default (η ∈ {0.01, 0.1} at S = 128; S ∈ {16, 128} at η = 0.01; seeds 0–1;
 300 steps; snapshots every 25 steps; M = 128; measured once: 1 min 40 s wall, 76 s user CPU,
 load average 5-7 on a shared 2-core machine): every claim undecidable. 300 steps are too few
@@ -41,6 +47,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.analyses.settings import AnalysisSetting
 from harness.analyses.verdict import Claim, Outcome
 
 if TYPE_CHECKING:
@@ -73,6 +80,8 @@ class BreakEvenConfig:
     curvature_batch: int = 512
     submission: str = "sgd"
     min_seeds: int = 2
+    #: fixed hyperparameters besides the axes' η and S
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def cells(self) -> list[tuple[str, float, int]]:
         """(axis, η, S) of every setting: the η axis, then the S axis (a shared cell runs once)."""
@@ -81,6 +90,33 @@ class BreakEvenConfig:
 
 
 TINY = BreakEvenConfig(batch_sizes=(), seeds=(0,), steps=60, every=20)
+#: the options `configure` takes
+OPTIONS = ("--workload", "--submission", "--hparam", "--seeds", "--max-steps", "--curvature-batch",
+           "--cov-batch-size")
+
+
+def configure(config: BreakEvenConfig, setting: AnalysisSetting) -> BreakEvenConfig:
+    """`config` on the user's workload (one variant: both axes run on it), submission, fixed
+    hparams (never η or S, the axes), seeds, steps and curvature / cov batch sizes."""
+    from harness.errors import AnalysisSettingError
+
+    setting.refuse_others(NAME, OPTIONS)
+    if len(setting.workloads) > 1:
+        raise AnalysisSettingError(f"analyze break-even: one workload variant (its η and S axes run "
+                                   f"on it); got {', '.join(setting.workloads)}")
+    sizes = {}
+    for option, field in (("curvature_batch", "curvature_batch"), ("cov_batch_size", "cov_batch_size")):
+        value = setting.curvature.get(option)
+        if value is not None:
+            if not str(value).isdigit():
+                raise AnalysisSettingError(f"analyze break-even: --{option.replace('_', '-')} takes "
+                                           f"an integer here, got {value!r}")
+            sizes[field] = int(value)
+    return dataclasses.replace(
+        config, workload=setting.workloads[0] if setting.workloads else config.workload,
+        submission=setting.submission or config.submission,
+        hparams=setting.fixed_hparams(NAME, owned=("learning_rate", "batch_size")) or config.hparams,
+        seeds=tuple(setting.seeds) or config.seeds, steps=setting.max_steps or config.steps, **sizes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +248,7 @@ def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
 
     settings = list(dict.fromkeys((lr, s) for _, lr, s in config.cells()))
     requests = [TrialRequest(config.workload, config.submission,
-                             {"learning_rate": lr, "batch_size": s}, seed)
+                             {**config.hparams, "learning_rate": lr, "batch_size": s}, seed)
                 for lr, s in settings for seed in config.seeds]
     options = TrialOptions(max_steps=config.steps, eval_every=config.steps, stop_at_target=False,
                            origin=RunOrigin.ANALYSIS, tag=TAG)

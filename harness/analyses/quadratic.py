@@ -14,6 +14,14 @@ Claim `equilibrium/α=…` per step size: HOLDS when the measured mean is within
 standard error, UNDECIDABLE when the standard error (batch means over the seeds' evals) is
 itself larger than the tolerance: too few evals or seeds.
 
+Another workload, submission (fixed hparams besides α), seeds and steps can replace the α
+grid's (`analyze quadratic --workload lowrank --submission gd`; `configure`): on a workload
+that is not a noisy quadratic there is no prediction, and each `equilibrium/α` claim is
+UNDECIDABLE saying so (the rotation part keeps its own settings). Measured (that command with
+`--tiny --max-steps 40 --quiet`, load average 24 on the shared 2-core machine): 178 s wall,
+11 s user CPU (the rotation part on mnist_mlp included); equilibrium undecidable (no
+prediction), the rotation claims undecidable (Ritz subspaces too inaccurate, as `TINY`).
+
 Second part, on a real workload (harness.analyses.rotation): Ciuca's "the high λ subspace is
 remarkably consistent" — `mnist_mlp` trained with the built-in `momentum` (momentum 0.97,
 clipped gradients, as his setup), Hessian snapshots storing the top-k Ritz vectors, the
@@ -54,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.analyses.rotation import RotationRun, RotationSettings
+from harness.analyses.settings import AnalysisSetting
 from harness.analyses.verdict import Claim, Outcome
 
 if TYPE_CHECKING:
@@ -83,6 +92,8 @@ class QuadraticConfig:
     rotation_lanczos_order: int = 20
     stable_overlap: float = 0.8
     early_fraction: float = 0.1
+    #: fixed hyperparameters besides the step size α
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def rotation(self) -> RotationSettings | None:
         if not self.rotation_workload:
@@ -91,6 +102,27 @@ class QuadraticConfig:
             self.rotation_workload, self.rotation_submission, self.rotation_seeds,
             self.rotation_steps, self.rotation_snapshots, self.rotation_k, self.rotation_batch,
             self.rotation_lanczos_order, self.stable_overlap, self.early_fraction)
+
+
+#: the options `configure` takes
+OPTIONS = ("--workload", "--submission", "--hparam", "--seeds", "--max-steps")
+
+
+def configure(config: QuadraticConfig, setting: AnalysisSetting) -> QuadraticConfig:
+    """`config` with the user's workload for the α grid (one variant; the prediction needs a
+    noisy quadratic's curvatures, elsewhere its claims are undecidable), submission, fixed
+    hparams (never α, the grid), seeds and steps; the rotation part keeps its own settings."""
+    from harness.errors import AnalysisSettingError
+
+    setting.refuse_others(NAME, OPTIONS)
+    if len(setting.workloads) > 1:
+        raise AnalysisSettingError(f"analyze quadratic: one workload variant for the α grid; got "
+                                   f"{', '.join(setting.workloads)}")
+    return dataclasses.replace(
+        config, workload=setting.workloads[0] if setting.workloads else config.workload,
+        submission=setting.submission or config.submission,
+        hparams=setting.fixed_hparams(NAME, owned=("learning_rate",)) or config.hparams,
+        seeds=tuple(setting.seeds) or config.seeds, steps=setting.max_steps or config.steps)
 
 
 TINY = QuadraticConfig(step_sizes=(0.5,), seeds=(0,), rotation_workload="mnist_mlp:width=16",
@@ -118,11 +150,14 @@ def equilibrium_mean(curves: list[np.ndarray], blocks: int = 10) -> tuple[float,
     return float(np.mean(means)), float(np.std(means, ddof=1) / np.sqrt(len(means)))
 
 
+STATEMENT = "α={a:g}: the excess loss settles at Σ αλ²σ²/(B(1−αλ))"
+
+
 def judge_one(alpha: float, measured: float, stderr: float, predicted: float, tolerance: float) -> Claim:
     off = abs(measured - predicted) / predicted
     numbers = (f"measured {measured:.4g} ± {stderr:.2g} vs predicted {predicted:.4g} "
                f"({off:.1%} off, tolerance {tolerance:.0%})")
-    statement = f"α={alpha:g}: the excess loss settles at Σ αλ²σ²/(B(1−αλ))"
+    statement = STATEMENT.format(a=alpha)
     if stderr / predicted > tolerance:
         return Claim(f"equilibrium/α={alpha:g}", statement, Outcome.UNDECIDABLE,
                      f"{numbers}; standard error above the tolerance: too few evals or seeds")
@@ -188,9 +223,10 @@ def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
 
     workload = get_workload(config.workload)
     batch = load_submission(config.submission).batch_size(workload.name, workload.batch_size)
+    predictable = hasattr(workload, "curvatures") and "sigma" in workload.variant
     predictions = {a: predicted_excess(workload.curvatures(), a, workload.variant["sigma"], batch)
-                   for a in config.step_sizes}
-    requests = [TrialRequest(config.workload, config.submission, {"learning_rate": a}, s)
+                   for a in config.step_sizes} if predictable else {}
+    requests = [TrialRequest(config.workload, config.submission, {**config.hparams, "learning_rate": a}, s)
                 for a in config.step_sizes for s in config.seeds]
     options = TrialOptions(max_steps=config.steps, eval_every=config.eval_every,
                            stop_at_target=False, origin=RunOrigin.ANALYSIS, tag=TAG)
@@ -202,8 +238,14 @@ def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
         run_ids.setdefault(str(r.hparams["learning_rate"]), []).append(t.result.run_id)
     claims = []
     for a in config.step_sizes:
-        mean, err = equilibrium_mean([_curve(db, i)[1] for i in run_ids[str(a)]])
-        claims.append(judge_one(a, mean, err, predictions[a], config.tolerance))
+        if predictable:
+            mean, err = equilibrium_mean([_curve(db, i)[1] for i in run_ids[str(a)]])
+            claims.append(judge_one(a, mean, err, predictions[a], config.tolerance))
+        else:
+            claims.append(Claim(f"equilibrium/α={a:g}", STATEMENT.format(a=a), Outcome.UNDECIDABLE,
+                                f"no prediction: {config.workload} is not a noisy quadratic (the "
+                                f"formula needs its curvatures λ_i and noise σ); its runs are "
+                                f"{', '.join(i[:8] for i in run_ids[str(a)])}"))
     rotation_sweep, rotation_runs = None, None
     settings = config.rotation()
     if settings is not None:

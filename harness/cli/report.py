@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from harness.cli.app import CommandLineError, app, err, open_db, out
-from harness.cli.options import DbOpt, MlflowOpt, QuietOpt
-from harness.cli.output import make_table, split_ids
+from harness.cli.options import CurvatureFlags, DbOpt, JsonOpt, MlflowOpt, QuietOpt, with_curvature_options
+from harness.cli.output import make_table, print_json, split_ids
 from harness.cli.training import also_mirrored, mirror_report, mlflow_mirror, progress
 
 
@@ -22,8 +22,12 @@ def report(
     sweep: Annotated[Optional[str], typer.Option(help="sweep name or id")] = None,
     workload: Annotated[Optional[str], typer.Option(help="workload name or variant")] = None,
     submission: Annotated[Optional[str], typer.Option(help="submission name or folder")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="runs with this tag")] = None,
     density_steps: Annotated[Optional[str], typer.Option(
         help="steps at which to draw SLQ densities, comma-separated (default: 5 spread)")] = None,
+    metrics: Annotated[Optional[str], typer.Option(
+        help="curvature metrics to draw, comma-separated (default: max_eig,min_eig,mer_10,"
+             "ter_10,pnr,pgr_10)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Write an offline HTML report (index.html + one SVG per figure) of the selected runs.
@@ -39,11 +43,12 @@ def report(
                                f"{density_steps!r}") from None
     database = open_db(db)
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
-                      submission=submission)
+                      submission=submission, tag=tag)
     from harness.analyses import sections_for_sweep
 
     extra = sections_for_sweep(database, sweep) if sweep else []
-    result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
+    result = build_report(database, filters, out_dir, density_steps=steps,
+                          metrics=split_ids([metrics]) if metrics else None, extra_sections=extra)
     if result.empty_reason:
         err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
@@ -51,39 +56,58 @@ def report(
 
 
 @app.command()
+@with_curvature_options
 def analyze(
     name: Annotated[str, typer.Argument(help="the analysis: catapult, ablation, break-even, quadratic")],
     tiny: Annotated[bool, typer.Option(help="the test's tiny grid instead of the default")] = False,
+    workload: Annotated[list[str], typer.Option(
+        help="workload grid in place of the analysis's, as `sweep` takes it: "
+             "NAME[:KNOB=V1|V2,...] (repeat to add grids)")] = [],
+    submission: Annotated[Optional[str], typer.Option(
+        help="built-in submission name or folder (default: the analysis's)")] = None,
+    hparam: Annotated[list[str], typer.Option(
+        help="fixed hyperparameter NAME=VALUE (not one the analysis sets, e.g. catapult's η)")] = [],
     seeds: Annotated[Optional[str], typer.Option(help="comma-separated seeds (default: the "
                                                  "analysis's)")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(
+        min=1, help="steps per run (catapult: the early-training window)")] = None,
+    curvature_flags: CurvatureFlags = None,
     report_dir: Annotated[Optional[str], typer.Option("--report", help="also write an HTML "
                                                       "report of the analysis to this directory")] = None,
     data_source: Annotated[Optional[str], typer.Option(help="data source for the workloads")] = None,
     db: DbOpt = None,
     quiet: QuietOpt = False,
     mlflow: MlflowOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep."""
-    import dataclasses
+    """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep.
 
+    --workload, --submission, --hparam, --seeds, --max-steps and the curvature options an
+    analysis takes replace its defaults; one it cannot use is a one-line error naming those it
+    takes. A claim the chosen setting cannot test is `undecidable`, saying why. --json prints
+    {analysis, sweep_id, claims, result} (the measured numbers and run ids as stored)."""
     from harness.analyses import analysis_module
+    from harness.analyses.settings import AnalysisSetting
+    from harness.grid import parse_hparam_grid, parse_workload_list
     from harness.report import write_report
 
     try:
         module = analysis_module(name)
     except ValueError as e:  # its message names the valid analyses
         raise CommandLineError(str(e)) from None
-    config = module.TINY if tiny else type(module.TINY)()
-    if seeds:
-        try:
-            config = dataclasses.replace(config, seeds=tuple(int(s) for s in split_ids([seeds])))
-        except ValueError:
-            raise CommandLineError(f"--seeds takes comma-separated integers, got "
-                                   f"{seeds!r}") from None
+    try:
+        seed_list = tuple(int(s) for s in split_ids([seeds])) if seeds else ()
+    except ValueError:
+        raise CommandLineError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
+    setting = AnalysisSetting(
+        workloads=tuple(parse_workload_list(workload)), submission=submission,
+        hparams=tuple(parse_hparam_grid(hparam)) if hparam else (), seeds=seed_list,
+        max_steps=max_steps, curvature={k: v for k, v in curvature_flags.items() if v is not None})
+    config = module.configure(module.TINY if tiny else type(module.TINY)(), setting)
     database = open_db(db)
     mirror = mlflow_mirror(mlflow, database.url)
     try:
-        with progress(quiet) as display:
+        with progress(quiet or as_json) as display:
             result = module.run(config, database.url, data_source=data_source,
                                 on_event=also_mirrored(display, mirror))
     except ValueError as e:  # what the analysis cannot do with its runs (harness.analyses)
@@ -92,13 +116,20 @@ def analyze(
         from harness.runs_query import RunFilter, find_runs
 
         mirror_report(mirror, [r.id for r in find_runs(database, RunFilter(sweep=result.sweep_id))])
-    table = make_table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
-    for c in result.claims:
-        table.add_row(f"{c.name}: {c.statement}", c.outcome.value, c.reason)
-    out.print(table)
+    index = None
     if report_dir:
         index = write_report(report_dir, f"curvebench analyze {name}",
                              [module.section(result, database)],
                              meta=[f"sweep {result.sweep_id}: `curvebench report --sweep "
                                    f"{result.sweep_id}` adds the runs' standard figures"])
+    if as_json:
+        document = result.to_json()
+        print_json({"analysis": name, "sweep_id": result.sweep_id, "claims": document.pop("claims"),
+                    "result": document, "report": str(index) if index else None})
+        return
+    table = make_table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
+    for c in result.claims:
+        table.add_row(f"{c.name}: {c.statement}", c.outcome.value, c.reason)
+    out.print(table)
+    if index:
         out.print(str(index), highlight=False, soft_wrap=True)

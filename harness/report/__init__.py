@@ -10,7 +10,9 @@ writes DIR (default `./curvebench-report`) holding `index.html` and one SVG per 
 Figures (`harness.report.figures`): training curves (target metric and training loss vs
 step and vs training seconds, seeds as a band, the target as a line); steps to target per
 variant with every seed's point; performance profiles ρ_s(τ) as `curvebench score`
-computes them; every curvature metric over steps (2/η on the Hessian's λ_max); the SLQ
+computes them; curvature over steps, one line per configuration of a workload (seed 000's
+metric set by default, `--metrics` to choose; hollow markers where an estimate did not
+converge; 2/η beside the Hessian's λ_max; every stored value in a collapsed table); the SLQ
 density at chosen steps on a log scale. Each figure lists the run ids, workload versions
 and environments it came from.
 
@@ -110,9 +112,10 @@ def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *
 
 
 def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_OUT, *,
-                 density_steps: Sequence[int] | None = None,
+                 density_steps: Sequence[int] | None = None, metrics: Sequence[str] | None = None,
                  extra_sections: Sequence[Section] = (), workers: int | None = None) -> ReportResult:
-    """Select runs, draw the standard figures and `extra_sections`, write the page."""
+    """Select runs, draw the standard figures and `extra_sections`, write the page.
+    `metrics`: the curvature metrics to draw (default: λ_max, λ_min, MER-10, TER-10, PNR, PGR-10)."""
     _need_matplotlib()
     from harness.report.figures import standard_sections
 
@@ -122,7 +125,7 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
     sections: list[Section] = []
     if selection.runs:
         series = load_series(db, selection.runs)
-        sections = standard_sections(selection.runs, series, density_steps)
+        sections = standard_sections(selection.runs, series, density_steps, metrics)
     sections.extend(extra_sections)
     index = write_report(out_dir, "curvebench report", sections, meta=meta,
                          empty_reason=selection.empty_reason, workers=workers)

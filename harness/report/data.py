@@ -35,6 +35,7 @@ class Filters:
     sweep: str | None = None
     workload: str | None = None
     submission: str | None = None
+    tag: str | None = None
 
     def describe(self) -> str:
         parts = []
@@ -46,6 +47,8 @@ class Filters:
             parts.append(f"--workload {self.workload}")
         if self.submission:
             parts.append(f"--submission {self.submission}")
+        if self.tag:
+            parts.append(f"--tag {self.tag}")
         return " ".join(parts) or "no filter (every run)"
 
 
@@ -117,6 +120,12 @@ def select_runs(db: Database, filters: Filters) -> Selection:
         if not kept:
             return empty(f"--submission: no selected run is of submission {name!r} "
                          f"(they are of {_names(r.submission for r in runs)})")
+        runs = kept
+    if filters.tag:
+        kept = [r for r in runs if r.tag == filters.tag]
+        if not kept:
+            return empty(f"--tag: no selected run has tag {filters.tag!r} "
+                         f"(tags: {_names(r.tag for r in runs if r.tag) or 'none'})")
         runs = kept
     return Selection(runs, filters)
 

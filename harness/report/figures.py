@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from harness import score as scoring
 from harness.db import Run
-from harness.report.curvature_figures import curvature_figures, density_figures
+from harness.report.curvature_figures import check_metrics, curvature_figures, density_figures
 from harness.report.data import RunSeries
 from harness.report.plotting import group_configs
 from harness.report.records import Section
@@ -17,8 +17,13 @@ from harness.report.training_figures import curve_figures, profile_figures, step
 
 
 def standard_sections(runs: Sequence[Run], series: dict[str, RunSeries],
-                      density_steps: Sequence[int] | None = None) -> list[Section]:
-    """The report's standard sections; one whose data is absent says what would fill it."""
+                      density_steps: Sequence[int] | None = None,
+                      metrics: Sequence[str] | None = None) -> list[Section]:
+    """The report's standard sections; one whose data is absent says what would fill it.
+    `metrics`: the curvature metrics drawn (default: seed 000's set); one no selected run
+    stored is a ReportError naming the stored ones."""
+    if metrics:
+        check_metrics(metrics, series)
     configs = group_configs(runs)
     return [
         Section("Training curves", figures=curve_figures(configs, series),
@@ -30,7 +35,7 @@ def standard_sections(runs: Sequence[Run], series: dict[str, RunSeries],
         Section("Performance profiles", figures=profile_figures(runs),
                 text="" if any(r.status in scoring.FINISHED for r in runs)
                 else "No selected run has finished."),
-        Section("Curvature over steps", figures=curvature_figures(configs, series),
+        Section("Curvature over steps", figures=curvature_figures(configs, series, metrics),
                 text="" if any(series[r.id].snapshots for r in runs) else
                 "No selected run has curvature snapshots (`curvebench run ... --curvature hessian,ggn,cov` "
                 "records them)."),

@@ -37,7 +37,7 @@ figcaption { font-size: 0.9em; margin-top: 0.5em; }
 details { font-size: 0.85em; color: #444; margin-top: 0.4em; } details ul { margin: 0.3em 0; }
 code { font-size: 0.92em; } table.report-table { border-collapse: collapse; margin: 0.8em 0; }
 table.report-table td, table.report-table th { border: 1px solid #ccc; padding: 0.25em 0.6em; }
-nav ul { columns: 2; font-size: 0.9em; }
+nav ul { columns: 2; font-size: 0.9em; } div.scroll { overflow-x: auto; }
 """
 SLUG_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -125,6 +125,14 @@ def _table(table: Table) -> str:
     return f"<table class=\"report-table\"><tr>{head}</tr>{body}</table>"
 
 
+def _collapsed(table: Table | None) -> str:
+    """A figure's table, collapsed: the numbers it shows and the ones it leaves out."""
+    if table is None:
+        return ""
+    return (f"<details class=\"all-values\"><summary>every stored value ({len(table.rows)} rows)"
+            f"</summary><div class=\"scroll\">{_table(table)}</div></details>")
+
+
 def _paragraphs(text: str) -> str:
     return "".join(f"<p>{_inline_code(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
 
@@ -168,7 +176,7 @@ def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *
                         f"<h3>{number}. {_esc(figure.title)}</h3>{_svg_element(svg)}"
                         f"<figcaption>{_inline_code(figure.description)} "
                         f"<a href=\"{_esc(name)}\">{_esc(name)}</a></figcaption>"
-                        f"{_provenance(figure)}</figure>")
+                        f"{_collapsed(figure.table)}{_provenance(figure)}</figure>")
         body.append("</section>")
     if toc:
         parts.append(f"<nav><ul>{''.join(toc)}</ul></nav>")

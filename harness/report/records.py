@@ -76,13 +76,15 @@ class Provenance:
 @dataclasses.dataclass
 class Figure:
     """One plot of a report. `plot` is a matplotlib figure whose data artists carry
-    gid `DATA_GID` (see `records.mark_data`); `slug` names its file (made unique by the writer)."""
+    gid `DATA_GID` (see `records.mark_data`); `slug` names its file (made unique by the writer);
+    `table`, if any, is shown collapsed under it (e.g. every stored value the plot leaves out)."""
 
     title: str
     description: str
     provenance: Provenance
     plot: PlotFigure
     slug: str = "figure"
+    table: Table | None = None
 
 
 @dataclasses.dataclass(frozen=True)
