@@ -1,0 +1,64 @@
+"""The registry finds its workloads: built-ins by scanning workloads/, installed ones through
+the `curvebench.workloads` entry point of a real distribution (tests/installed_workload.py)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.installed_workload import curvebench, install, python
+from workloads import BROKEN, REGISTRY
+
+VERSION = ("from workloads import get_workload; w = get_workload('{spec}'); "
+           "print(w.version, [m.__name__ for m in __import__('harness.provenance', fromlist=['x'])"
+           ".version_modules(type(w))])")
+
+
+def test_builtins_register_themselves():
+    """Every Workload subclass with its own name in workloads/ is registered, no list to edit."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import workloads
+    from harness.spec import Workload
+    defined = {obj.name for info in pkgutil.iter_modules(workloads.__path__)
+               for obj in vars(importlib.import_module(f"workloads.{info.name}")).values()
+               if isinstance(obj, type) and issubclass(obj, Workload) and "name" in vars(obj)
+               and not inspect.isabstract(obj)}
+    assert defined == set(REGISTRY) and {"mnist_mlp", "ogbg_molpcba", "lowrank"} <= defined
+    assert not BROKEN
+
+
+def test_installed_workload_listed_and_versioned(tmp_path):
+    site = install(tmp_path / "site")
+    listed = curvebench(site, "workloads", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entry = {w["name"]: w for w in json.loads(listed.stdout)}["shift_tokens"]
+    assert entry["module"] == "shift_tokens_pkg" and entry["scored_by_default"] is False
+
+    first = python(site, VERSION.format(spec="shift_tokens"))
+    assert first.returncode == 0, first.stderr
+    version, modules = first.stdout.split(" ", 1)
+    assert "shift_tokens_pkg" in modules and "harness.spec" in modules
+    assert python(site, VERSION.format(spec="shift_tokens:width=8")).stdout.split()[0] != version
+    # the package's own code is in its version: an edit that changes a number moves it
+    module = site / "shift_tokens_pkg.py"
+    module.write_text(module.read_text().replace("rng = np.random.default_rng(7)",
+                                                 "rng = np.random.default_rng(8)"))
+    assert python(site, VERSION.format(spec="shift_tokens")).stdout.split()[0] != version
+
+
+def test_broken_entry_points_are_named_not_fatal(tmp_path):
+    """A package whose entry point fails to import, or names a workload under another name,
+    stops neither the listing nor any other workload; asking for it says what is wrong."""
+    site = install(tmp_path / "site", entry_points={"shift_tokens": "shift_tokens_pkg:ShiftTokens",
+                                                    "no_such": "shift_tokens_pkg:Missing",
+                                                    "renamed": "shift_tokens_pkg:ShiftTokens"})
+    listed = curvebench(site, "workloads", "--json")
+    assert listed.returncode == 0, listed.stderr
+    names = {w["name"] for w in json.loads(listed.stdout)}
+    assert "shift_tokens" in names and "mnist_mlp" in names and not {"no_such", "renamed"} & names
+    assert "'no_such' not registered" in listed.stderr and "renamed" in listed.stderr
+    bad = curvebench(site, "run", "--workload", "renamed", "--submission", "adam", "--db", tmp_path / "x.db")
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "make the two agree" in bad.stderr
