@@ -62,3 +62,21 @@ def test_broken_entry_points_are_named_not_fatal(tmp_path):
     bad = curvebench(site, "run", "--workload", "renamed", "--submission", "adam", "--db", tmp_path / "x.db")
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "make the two agree" in bad.stderr
+
+
+def test_installed_per_token_workload_trains_to_its_target_through_the_cli(tmp_path):
+    """Per-token logits over integer inputs, no default overridden: `run` trains it to target
+    and stores its version and data fingerprint as for a built-in."""
+    site = install(tmp_path / "site")
+    res = curvebench(site, "run", "--workload", "shift_tokens", "--submission", "adam",
+                     "--db", tmp_path / "r.db", "--json")
+    assert res.returncode == 0, res.stderr
+    trial = json.loads(res.stdout)[0]
+    assert trial["status"] == "reached" and trial["steps_to_target"] <= 600
+    assert trial["evals"][-1]["accuracy"] >= 0.95
+    shown = curvebench(site, "runs", "show", trial["run_id"], "--db", tmp_path / "r.db", "--json")
+    assert shown.returncode == 0, shown.stderr
+    row = json.loads(shown.stdout)
+    flat = json.dumps(row)
+    version = python(site, VERSION.format(spec="shift_tokens")).stdout.split()[0]
+    assert version in flat and '"data_fingerprint"' in flat
