@@ -80,3 +80,22 @@ def test_installed_per_token_workload_trains_to_its_target_through_the_cli(tmp_p
     flat = json.dumps(row)
     version = python(site, VERSION.format(spec="shift_tokens")).stdout.split()[0]
     assert version in flat and '"data_fingerprint"' in flat
+
+
+def test_workloads_check_judges_an_installed_workload(tmp_path):
+    """`workloads check` runs the contract checks on another package's workload: all pass on
+    the per-token one (exit 0); one whose loss ignores the mask fails, naming it (exit 1)."""
+    from tests.installed_workload import SHIFT_TOKENS
+    site = install(tmp_path / "site")
+    good = curvebench(site, "workloads", "check", "shift_tokens", "--json")
+    assert good.returncode == 0, good.stderr
+    assert {v["check"]: v["status"] for v in json.loads(good.stdout)} == {
+        "data": "pass", "declares": "pass", "loss": "pass", "training": "pass", "mask": "pass",
+        "knobs": "pass", "eval": "pass", "target": "not judged"}
+    broken = install(tmp_path / "broken", source=SHIFT_TOKENS.replace(
+        'return per_token.mean(-1) * batch["mask"]', "return per_token.mean(-1)"))
+    bad = curvebench(broken, "workloads", "check", "shift_tokens")
+    assert bad.returncode == 1
+    assert "FAIL  mask      loss_per_example is not 0 on masked rows" in bad.stdout
+    assert "multiply each example's loss by batch[\"mask\"]" in bad.stdout
+    assert "1 check(s) failed: mask" in bad.stderr

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Annotated
 
 import typer
 
 from harness.cli.app import app, err, out
-from harness.cli.options import JsonOpt
+from harness.cli.options import DataDirOpt, DataSourceOpt, JsonOpt
 from harness.cli.output import make_table
 
 workloads_app = typer.Typer(help="List the registered workloads (built-in and installed), or check "
@@ -43,3 +45,32 @@ def workloads(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         out.print(table)
     for name, why in sorted(BROKEN.items()):
         err.print(f"warning: workload {name!r} not registered: {why}", highlight=False, soft_wrap=True)
+
+
+@workloads_app.command("check")
+def workloads_check(
+    name: Annotated[str, typer.Argument(help="workload variant, e.g. mnist_mlp:width=200")],
+    data_dir: DataDirOpt = None,
+    data_source: DataSourceOpt = None,
+    synthetic: Annotated[bool, typer.Option(help="skip the real data: check on synthetic data "
+                                                 "of the real shapes")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a registered workload (built-in or installed) against the contract: data, loss,
+    a few training steps, masking, knobs in the version, evaluation. Exit 0 when none fails."""
+    from harness.contract_checks import run_checks
+    from workloads import get_workload
+
+    workload = get_workload(name)
+    verdicts = run_checks(workload, data_dir=data_dir, source=data_source, synthetic=synthetic)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2))
+    else:
+        for v in verdicts:
+            out.print(f"{v.status.upper():>10}  {v.check:<9} {v.detail}", highlight=False, soft_wrap=True)
+            if v.status != "pass" and v.fix:
+                out.print(f"{'':>10}  {'':<9} -> {v.fix}", highlight=False, soft_wrap=True)
+    failed = [v.check for v in verdicts if v.failed]
+    if failed:
+        err.print(f"{workload.spec}: {len(failed)} check(s) failed: {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
