@@ -22,7 +22,8 @@ after an edit that changes no result. The rule:
 - **Not counted:** `PLUMBING_MODULES`, whose code computes nothing a result depends on: the
   error classes (`harness.errors`) and this module.
 
-Everywhere, docstrings, comments, formatting and import statements are left out: editing prose
+Everywhere, docstrings, comments, formatting, import statements and the assignments of
+`PLUMBING_CLASS_ATTRIBUTES` in class bodies are left out: editing prose
 leaves a hash alone, editing code changes it. This module imports nothing of the harness.
 """
 
@@ -41,6 +42,10 @@ from typing import Any
 
 #: top-level packages of this project: their modules can be part of a workload's version
 PROJECT_PACKAGES = ("harness", "workloads")
+#: class attributes that decide no number a workload computes (whether the default `score`
+#: includes it): their assignments, in any class body, are left out of every source hash, so a
+#: workload declares them without a new version
+PLUMBING_CLASS_ATTRIBUTES = frozenset({"scored_by_default"})
 #: project modules never part of a version, though workload code imports them: error classes
 #: say what went wrong, this module says what a version covers; neither computes a result
 PLUMBING_MODULES = frozenset({"harness.errors", "harness.provenance"})
@@ -63,7 +68,7 @@ def source_hash(obj: Any) -> str:
 def _code_hash(src: str) -> str:
     """source_hash of a source text; memoised by the text, as every trial's run row asks for
     its workload's version and parsing the modules' sources is most of that cost."""
-    return _tree_hash(_without_docstrings(ast.parse(textwrap.dedent(src))))
+    return _tree_hash(_without_plumbing_attributes(_without_docstrings(ast.parse(textwrap.dedent(src)))))
 
 
 def scoped_source_hash(module: ModuleType, excluded: frozenset[str]) -> str:
@@ -110,6 +115,16 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
         if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _without_plumbing_attributes(tree: ast.Module) -> ast.Module:
+    """`tree` less the assignments of `PLUMBING_CLASS_ATTRIBUTES` in class bodies."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            node.body = [n for n in node.body
+                         if not (defined_names(n) and set(defined_names(n)) <= PLUMBING_CLASS_ATTRIBUTES)
+                         ] or [ast.Pass()]
     return tree
 
 

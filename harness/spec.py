@@ -172,8 +172,10 @@ class Workload(abc.ABC):
     max_steps: ClassVar[int]
     eval_every: ClassVar[int]
     eval_batch_size: ClassVar[int] = 1024
-    #: part of `curvebench score`'s default workload set (toy curvature test-beds are not)
-    scored_by_default: ClassVar[bool] = True
+    #: part of `curvebench score`'s default workload set only where a workload declares it
+    #: True: a new workload, built-in or installed, joins everyone's default score by a
+    #: deliberate line, never silently (outside every version: provenance.PLUMBING_CLASS_ATTRIBUTES)
+    scored_by_default: ClassVar[bool] = False
     #: relative steps-to-target difference the regression check tolerates (harness/check/)
     steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;

@@ -49,7 +49,6 @@ class ShiftTokens(Workload):
     batch_size = 32
     max_steps = 600
     eval_every = 20
-    scored_by_default = False
 
     def load_data(self, data_dir=None, source=None):
         rng = np.random.default_rng(7)

@@ -99,3 +99,18 @@ def test_workloads_check_judges_an_installed_workload(tmp_path):
     assert "FAIL  mask      loss_per_example is not 0 on masked rows" in bad.stdout
     assert "multiply each example's loss by batch[\"mask\"]" in bad.stdout
     assert "1 check(s) failed: mask" in bad.stderr
+
+
+def test_joining_the_default_score_is_declared_and_outside_the_version():
+    """Undeclared, a workload (built-in or installed) is not in `score`'s default set; the
+    declaration decides no number, so it leaves the version alone."""
+    from harness.provenance import _code_hash
+    from harness.spec import Workload
+    from tests.installed_workload import SHIFT_TOKENS
+    assert Workload.scored_by_default is False
+    assert {n for n, c in REGISTRY.items() if c.scored_by_default} == {
+        "mnist_mlp", "fashion_mnist_mlp", "algoperf_mnist", "ogbg_molpcba", "cifar_simplecnn",
+        "cifar_resnet_ln", "cifar_resnet18"}
+    declared = SHIFT_TOKENS.replace("    eval_every = 20\n", "    eval_every = 20\n    scored_by_default = True\n")
+    assert declared != SHIFT_TOKENS and _code_hash(declared) == _code_hash(SHIFT_TOKENS)
+    assert _code_hash(SHIFT_TOKENS.replace("batch_size = 32", "batch_size = 33")) != _code_hash(SHIFT_TOKENS)

@@ -22,6 +22,9 @@ def report(
     sweep: Annotated[Optional[str], typer.Option(help="sweep name or id")] = None,
     workload: Annotated[Optional[str], typer.Option(help="workload name or variant")] = None,
     submission: Annotated[Optional[str], typer.Option(help="submission name or folder")] = None,
+    workload_version: Annotated[Optional[str], typer.Option(
+        help="workload version (or prefix) to show (default: each variant's newest among the "
+             "selected runs; the page names the others)")] = None,
     density_steps: Annotated[Optional[str], typer.Option(
         help="steps at which to draw SLQ densities, comma-separated (default: 5 spread)")] = None,
     db: DbOpt = None,
@@ -39,13 +42,15 @@ def report(
                                f"{density_steps!r}") from None
     database = open_db(db)
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
-                      submission=submission)
+                      submission=submission, workload_version=workload_version)
     from harness.analyses import sections_for_sweep
 
     extra = sections_for_sweep(database, sweep) if sweep else []
     result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
     if result.empty_reason:
         err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
+    for line in result.left_out:
+        err.print(line, highlight=False, soft_wrap=True)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
               soft_wrap=True)
 
