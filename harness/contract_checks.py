@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness.errors import DataUnavailable
+from harness.errors import DataUnavailable, UserError
 from harness.spec import Dataset, Workload
 
 #: verdicts: "pass", "fail", "absent" (the data is not on this machine: not a failure, the
@@ -96,8 +96,9 @@ def _data(workload: Workload, data_dir: str | None, source: str | None) -> tuple
                        "and check again"), synthetic, False
     missing = [s for s in ("train", workload.target.split) if s not in data.splits]
     if missing:
-        raise AssertionError(f"load_data gave splits {sorted(data.splits)}, lacking {missing}|"
-                             "return the train split and the target's split")
+        synthetic = workload.synthetic_dataset({"train": 64, "validation": 37}, seed=1)
+        return Verdict("data", FAIL, f"load_data gave splits {sorted(data.splits)}, lacking "
+                       f"{', '.join(missing)}", "return the train split and the target's split"), synthetic, False
     sizes = ", ".join(f"{k} {data.size(k)}" for k in data.splits)
     return Verdict("data", PASS, f"{data.source}: {sizes}; fingerprint {data.fingerprint}"), data, True
 
@@ -275,9 +276,8 @@ def run_checks(workload: Workload, *, data_dir: str | None = None, source: str |
         try:
             verdict, data, real = _data(workload, data_dir, source)
         except Exception as e:  # noqa: BLE001 - the workload's own failure is the verdict
-            head, _, fix = str(e).partition("|")
-            verdict = Verdict("data", FAIL, f"load_data raised {type(e).__name__}: {head}",
-                              fix or "make load_data return a Dataset or raise DataUnavailable with "
+            verdict = Verdict("data", FAIL, f"load_data raised {type(e).__name__}: {e}",
+                              "make load_data return a Dataset or raise DataUnavailable with "
                               "how to get the data")
             data, real = workload.synthetic_dataset({"train": 64, "validation": 37}, seed=1), False
         verdicts.append(verdict)
@@ -287,8 +287,10 @@ def run_checks(workload: Workload, *, data_dir: str | None = None, source: str |
         try:
             verdicts.append(check(workload, probe))
         except Exception as e:  # noqa: BLE001 - the workload's own failure is the verdict
-            verdicts.append(Verdict(name, FAIL, f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                                    f"fix the exception in the workload's code (run the check with "
-                                    "--debug for its traceback)"))
+            first = str(e).splitlines()[0] if str(e) else ""
+            verdicts.append(Verdict(name, FAIL, f"raised {type(e).__name__}: {first}",
+                                    "the message above says what to change" if isinstance(e, UserError)
+                                    else f"fix the exception the workload's code raised in this "
+                                    f"check (harness.contract_checks.check_{name} reproduces it)"))
     verdicts.append(target_verdict(workload))
     return verdicts

@@ -240,3 +240,19 @@ def test_target_is_not_judged_by_the_quick_checks_but_says_how():
     verdict = _verdicts(Tokens)["target"]
     assert verdict.status == NOT_JUDGED and "curvebench run --workload tokens_check" in verdict.fix
     assert contract_checks.TRAIN_STEPS < Tokens.max_steps
+
+
+class NoValidation(Tokens):
+    """load_data without the target's split."""
+
+    name = "no_validation"
+
+    def load_data(self, data_dir=None, source=None):
+        data = super().load_data()
+        return Dataset(self.name, "synthetic", {"train": data.splits["train"]})
+
+
+def test_data_without_the_targets_split_fails_and_the_other_checks_still_run():
+    verdicts = _verdicts(NoValidation)
+    assert verdicts["data"].status == FAIL and "lacking validation" in verdicts["data"].detail
+    assert verdicts["eval"].status == PASS and verdicts["training"].status == PASS
