@@ -16,10 +16,14 @@ after an edit that changes no result. The rule:
   workload's input mode never reaches it (a host-mode workload's `sample_batch`): erring
   towards a new version, never towards a stale one. Code the contract has not classified
   counts too (tests/test_versions.py asks for its classification).
+- **A workload from another package** (the `curvebench.workloads` entry point): its own
+  top-level package counts as the project does, so its modules and their helpers are counted
+  whole, transitively, as a built-in's are (`workload_packages`).
 - **Not counted:** `PLUMBING_MODULES`, whose code computes nothing a result depends on: the
   error classes (`harness.errors`) and this module.
 
-Everywhere, docstrings, comments, formatting and import statements are left out: editing prose
+Everywhere, docstrings, comments, formatting, import statements and the assignments of
+`PLUMBING_CLASS_ATTRIBUTES` in class bodies are left out: editing prose
 leaves a hash alone, editing code changes it. This module imports nothing of the harness.
 """
 
@@ -38,6 +42,10 @@ from typing import Any
 
 #: top-level packages of this project: their modules can be part of a workload's version
 PROJECT_PACKAGES = ("harness", "workloads")
+#: class attributes that decide no number a workload computes (whether the default `score`
+#: includes it): their assignments, in any class body, are left out of every source hash, so a
+#: workload declares them without a new version
+PLUMBING_CLASS_ATTRIBUTES = frozenset({"scored_by_default"})
 #: project modules never part of a version, though workload code imports them: error classes
 #: say what went wrong, this module says what a version covers; neither computes a result
 PLUMBING_MODULES = frozenset({"harness.errors", "harness.provenance"})
@@ -60,7 +68,7 @@ def source_hash(obj: Any) -> str:
 def _code_hash(src: str) -> str:
     """source_hash of a source text; memoised by the text, as every trial's run row asks for
     its workload's version and parsing the modules' sources is most of that cost."""
-    return _tree_hash(_without_docstrings(ast.parse(textwrap.dedent(src))))
+    return _tree_hash(_without_plumbing_attributes(_without_docstrings(ast.parse(textwrap.dedent(src)))))
 
 
 def scoped_source_hash(module: ModuleType, excluded: frozenset[str]) -> str:
@@ -110,6 +118,16 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
     return tree
 
 
+def _without_plumbing_attributes(tree: ast.Module) -> ast.Module:
+    """`tree` less the assignments of `PLUMBING_CLASS_ATTRIBUTES` in class bodies."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            node.body = [n for n in node.body
+                         if not (defined_names(n) and set(defined_names(n)) <= PLUMBING_CLASS_ATTRIBUTES)
+                         ] or [ast.Pass()]
+    return tree
+
+
 def _tree_hash(tree: ast.AST) -> str:
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
@@ -119,20 +137,32 @@ def version_modules(workload_class: type) -> list[ModuleType]:
     and every project module they import, transitively, sorted by name, less
     `PLUMBING_MODULES`. Found by walking the import statements, so a new helper module is
     covered the moment a workload imports it. `harness.spec` is among them, hashed in part
-    (see the module docstring)."""
+    (see the module docstring). For a workload defined outside this project (an installed
+    package's, through the `curvebench.workloads` entry point), "project" also means the
+    top-level packages its class hierarchy lives in (`workload_packages`): its own code and
+    helpers count as a built-in's do."""
+    roots = workload_packages(workload_class)
     pending = [sys.modules[c.__module__] for c in workload_class.__mro__
-               if c.__module__.split(".")[0] in PROJECT_PACKAGES]
+               if c.__module__.split(".")[0] in roots]
     seen: dict[str, ModuleType] = {}
     while pending:
         module = pending.pop()
         if module.__name__ in seen or module.__name__ in PLUMBING_MODULES:
             continue
         seen[module.__name__] = module
-        pending += [importlib.import_module(n) for n in _imported_names(module) if n not in seen]
+        pending += [importlib.import_module(n) for n in _imported_names(module, roots) if n not in seen]
     return [seen[n] for n in sorted(seen)]
 
 
-def _imported_names(module: ModuleType) -> list[str]:
+def workload_packages(workload_class: type) -> tuple[str, ...]:
+    """`PROJECT_PACKAGES` plus the top-level package of every class in the workload's
+    hierarchy outside the standard library: the packages whose modules its version covers."""
+    tops = [c.__module__.split(".")[0] for c in workload_class.__mro__]
+    return tuple(dict.fromkeys([*PROJECT_PACKAGES, *(t for t in tops if t not in sys.stdlib_module_names
+                                                          and t != "builtins")]))
+
+
+def _imported_names(module: ModuleType, roots: tuple[str, ...] = PROJECT_PACKAGES) -> list[str]:
     """Dotted names of the project modules an import statement anywhere in `module` names
     (function-level imports included): `from P import n` names P.n when that is a module,
     else P (so importing a submodule does not pull in its package's __init__)."""
@@ -150,8 +180,8 @@ def _imported_names(module: ModuleType) -> list[str]:
             base = ".".join(package[: len(package) - level + 1] + ([base] if base else []))
         for alias in aliases:
             candidate = f"{base}.{alias}"
-            names.append(candidate if _is_project_module(candidate) else base)
-    return [n for n in dict.fromkeys(names) if n.split(".")[0] in PROJECT_PACKAGES]
+            names.append(candidate if _is_project_module(candidate, roots) else base)
+    return [n for n in dict.fromkeys(names) if n.split(".")[0] in roots]
 
 
 @functools.lru_cache(maxsize=512)
@@ -167,8 +197,8 @@ def _import_statements(src: str) -> tuple[tuple[str, int | None, tuple[str, ...]
     return tuple(out)
 
 
-def _is_project_module(name: str) -> bool:
-    if name.split(".")[0] not in PROJECT_PACKAGES:
+def _is_project_module(name: str, roots: tuple[str, ...] = PROJECT_PACKAGES) -> bool:
+    if name.split(".")[0] not in roots:
         return False
     parent = sys.modules.get(name.rpartition(".")[0])
     if parent is not None and not hasattr(parent, "__path__"):

@@ -129,19 +129,20 @@ CONTRACT_PLUMBING = frozenset({
     "CONTRACT_NUMERIC", "WORKLOAD_PLUMBING", "WORKLOAD_NUMERIC", "contract_source_hash",
     "SubmissionModule"})
 #: top-level names of the contract's numeric code: in every workload's version
-CONTRACT_NUMERIC = frozenset({"Workload", "check_per_example", "_pad_rows"})
+CONTRACT_NUMERIC = frozenset({"Workload", "check_per_example", "accuracy_per_example", "_pad_rows"})
 #: `Workload` members that are plumbing: naming, variants, runtime-knob selection, the version
-#: itself, the check's tolerance, scoring defaults, the contract tests' metric ranges; the
+#: itself, the check's tolerance, scoring defaults, the knob-validation hook; the
 #: class attributes a workload must set enter the version as values (`Workload.version`)
 WORKLOAD_PLUMBING = frozenset({
     "name", "knobs", "target", "batch_size", "max_steps", "eval_every", "scored_by_default",
     "steps_tolerance", "runtime_knobs", "__init__", "selected", "selecting", "shape_spec",
-    "describe_knobs", "spec", "version", "metric_ranges"})
+    "describe_knobs", "spec", "version", "validate_variant"})
 #: `Workload` members that are numeric defaults: in the version of a workload that inherits them
 WORKLOAD_NUMERIC = frozenset({
     "eval_batch_size", "input_mode", "slow_in_cpu_loops", "for_curvature", "load_data",
     "sample_batch", "train_batches", "eval_batches", "synthetic_dataset", "init", "apply",
-    "loss_per_example", "loss_normalizer", "loss", "eval_batch", "finalize_metrics"})
+    "loss_per_example", "loss_normalizer", "loss", "eval_batch", "finalize_metrics",
+    "metric_ranges"})
 
 
 def contract_source_hash(workload_class: type[Workload]) -> str:
@@ -157,9 +158,11 @@ def contract_source_hash(workload_class: type[Workload]) -> str:
 class Workload(abc.ABC):
     """A model, its data, loss, evaluation and target; one subclass per workload family.
 
-    Subclasses set the class attributes and implement `load_data`, `init`,
-    `apply` and `loss_per_example`. Architecture knobs make *variants*,
-    addressed as ``name:knob=value,...`` and validated on construction.
+    Subclasses set the class attributes and implement `load_data`, `synthetic_dataset`,
+    `init`, `apply` and `loss_per_example`. Inputs and targets are arrays of any shape and
+    dtype (or pytrees); outputs any array. Architecture knobs make *variants*, addressed as
+    ``name:knob=value,...`` and validated on construction (`Knob`, then `validate_variant`).
+    The guide: docs/adding-a-workload.md.
     """
 
     name: ClassVar[str]
@@ -169,8 +172,10 @@ class Workload(abc.ABC):
     max_steps: ClassVar[int]
     eval_every: ClassVar[int]
     eval_batch_size: ClassVar[int] = 1024
-    #: part of `curvebench score`'s default workload set (toy curvature test-beds are not)
-    scored_by_default: ClassVar[bool] = True
+    #: part of `curvebench score`'s default workload set only where a workload declares it
+    #: True: a new workload, built-in or installed, joins everyone's default score by a
+    #: deliberate line, never silently (outside every version: provenance.PLUMBING_CLASS_ATTRIBUTES)
+    scored_by_default: ClassVar[bool] = False
     #: relative steps-to-target difference the regression check tolerates (harness/check/)
     steps_tolerance: ClassVar[float] = 0.15
     #: "device": the train split lives on the device and batches are sampled there;
@@ -192,6 +197,14 @@ class Workload(abc.ABC):
         self.variant = {k: knob.default for k, knob in self.knobs.items()}
         for k, raw in variant.items():
             self.variant[k] = self.knobs[k].parse(k, raw)
+        self.validate_variant()
+
+    def validate_variant(self) -> None:
+        """The knob-validation hook: refuse a variant the model cannot build by raising
+        `SpecError` with what to change (the user sees its message as the one-line error).
+        Called on construction, after each knob passed its own `Knob` checks (type,
+        `choices`, `minimum`); override it for rules beyond those, e.g. a width the number of
+        heads must divide, or knobs that constrain each other. Default: nothing more."""
 
     #: traced indices into `knobs[k].choices` of the runtime knobs a program selects per
     #: trial (set by `selecting`; empty: the variant's own values)
@@ -319,14 +332,20 @@ class Workload(abc.ABC):
     # -- evaluation ---------------------------------------------------------------------
 
     def eval_batch(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
-        """Per-batch eval quantities (jit-compiled by the runner); default: masked sums of
-        loss, correct predictions and example count. Workloads whose metric does not
-        decompose into sums (mAP) return per-example outputs and override `finalize_metrics`."""
+        """Per-batch eval quantities (jit-compiled by the runner); default: masked sums of the
+        loss, of each example's accuracy when `metric_ranges` names "accuracy"
+        (`accuracy_per_example`: logits over the outputs' last axis, integer targets of any
+        shape, per-token ones included) and the example count. Outputs and targets of any
+        other kind (regression, multi-label) need only `metric_ranges` without "accuracy".
+        Workloads whose metric does not decompose into sums (mAP) return per-example outputs
+        and override `finalize_metrics`."""
         outputs, _ = self.apply(params, model_state, batch["inputs"], train=False)
         mask = batch["mask"]
-        correct = (jnp.argmax(outputs, -1) == batch["targets"]) * mask
-        return {"loss": check_per_example(self, self.loss_per_example(outputs, batch), batch).sum(),
-                "accuracy": correct.sum(), "count": mask.sum()}
+        sums = {"loss": check_per_example(self, self.loss_per_example(outputs, batch), batch).sum()}
+        if "accuracy" in self.metric_ranges():
+            sums["accuracy"] = (accuracy_per_example(self, outputs, batch["targets"]) * mask).sum()
+        sums["count"] = mask.sum()
+        return sums
 
     def finalize_metrics(self, per_batch: list[dict[str, np.ndarray]]) -> dict[str, float]:
         """Combine the `eval_batch` results of one split into metrics; default: sum / count."""
@@ -335,7 +354,8 @@ class Workload(abc.ABC):
         return {k: v / count for k, v in sums.items()}
 
     def metric_ranges(self) -> dict[str, tuple[float, float]]:
-        """Valid range of each eval metric (checked by the contract tests)."""
+        """The eval metrics and the valid range of each (checked by `workloads check`); the
+        default `eval_batch` computes "accuracy" only when this names it."""
         return {"loss": (0.0, float("inf")), "accuracy": (0.0, 1.0)}
 
 
@@ -345,8 +365,24 @@ def check_per_example(workload: Workload, losses: jax.Array, batch: Batch) -> ja
     expected = np.shape(batch["mask"])
     if np.shape(losses) != expected:
         raise SpecError(f"workload {workload.name}: loss_per_example returned shape "
-                        f"{np.shape(losses)}, expected {expected} (one loss per example)")
+                        f"{np.shape(losses)}, expected {expected} (one loss per example: reduce "
+                        f"per-token or per-label losses over their other axes, e.g. .mean(-1))")
     return losses
+
+
+def accuracy_per_example(workload: Workload, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Each example's accuracy for the default `eval_batch`: argmax over the outputs' last axis
+    against integer targets of the outputs' shape less that axis, averaged over an example's
+    positions (per-token targets); one correct/incorrect per example for class labels. Other
+    outputs get a one-line error naming what to override. Checked while tracing (free)."""
+    if not jnp.issubdtype(targets.dtype, jnp.integer) or np.shape(outputs)[:-1] != np.shape(targets):
+        raise SpecError(
+            f"workload {workload.name}: the default eval_batch's accuracy needs logits over the "
+            f"outputs' last axis and integer targets of the outputs' shape less that axis; got "
+            f"outputs {np.shape(outputs)}, targets {np.shape(targets)} {targets.dtype}: override "
+            f"metric_ranges to leave 'accuracy' out (regression, multi-label), or eval_batch")
+    correct = jnp.argmax(outputs, -1) == targets
+    return correct if correct.ndim == 1 else correct.mean(axis=tuple(range(1, correct.ndim)))
 
 
 def _pad_rows(a: np.ndarray, n: int) -> np.ndarray:

@@ -17,11 +17,11 @@ def add_run(db: Database, *, submission: str = "adam", variant: str = "mnist_mlp
             status: str = "reached", steps: int | None = 30, time_s: float | None = 1.0,
             hparams: dict | None = None, group_size: int = 1, origin: str = "score",
             sweep_id: str | None = None, tag: str | None = None, order: int = 0,
-            max_steps: int = 100, eval_every: int = 1) -> str:
+            max_steps: int = 100, eval_every: int = 1, workload_version: str = "v1") -> str:
     """A finished run as the runner writes it (no evals); `order` spaces start times."""
     run_id = str(uuid.uuid4())
     started = START + dt.timedelta(minutes=order)
-    db.start_run(id=run_id, workload=variant.split(":")[0], variant=variant, workload_version="v1",
+    db.start_run(id=run_id, workload=variant.split(":")[0], variant=variant, workload_version=workload_version,
                  submission=submission, submission_path=f"/subs/{submission}",
                  submission_hash=f"hash-{submission}",
                  hparams=hparams if hparams is not None else {"learning_rate": 0.001},

@@ -1,4 +1,6 @@
-"""Contract tests every registered workload must pass (on its synthetic data of real shapes)."""
+"""Contract tests every registered workload must pass (on its synthetic data of real shapes),
+through the checks `curvebench workloads check` runs (harness/contract_checks.py); and the
+verdicts those checks give workloads that break the contract."""
 
 from __future__ import annotations
 
@@ -7,7 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from harness.spec import Workload
+import optax
+
+from harness import contract_checks
+from harness.contract_checks import FAIL, NOT_JUDGED, PASS, fill_masked_rows, run_checks
+from harness.spec import Dataset, Knob, Target, Workload
 from workloads import REGISTRY, get_workload
 
 NAMES = sorted(REGISTRY)
@@ -66,10 +72,7 @@ def test_mask_respected(case):
     garbage["mask"] = mask
     clean = dict(garbage)
     if workload.input_mode == "device":
-        half = len(mask) // 2
-        noisy_inputs = np.array(garbage["inputs"])
-        noisy_inputs[half:] = 1e3 * np.random.default_rng(0).standard_normal(noisy_inputs[half:].shape)
-        garbage["inputs"] = noisy_inputs.astype(garbage["inputs"].dtype)
+        garbage = fill_masked_rows(batch, mask)  # valid tokens for integer inputs, 1e3*N(0,1) for float
         clean["inputs"] = np.array(clean["inputs"])
     loss_grad = jax.jit(jax.grad(lambda p, b: workload.loss(p, model_state, b, train=False)[0]))
     per_example = jax.jit(lambda p, b: workload.loss_per_example(
@@ -111,3 +114,145 @@ def test_init_deterministic(case):
     for a, b in zip(jax.tree_util.tree_leaves((params, model_state)),
                     jax.tree_util.tree_leaves((again, state_again))):
         np.testing.assert_array_equal(a, b)
+
+
+#: workloads whose 20 training steps compile for long on CPU: their check runs in the slow suite
+SLOW_CHECKS = {"cifar_resnet18", "cifar_resnet_ln", "cifar_simplecnn", "ogbg_molpcba"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CHECKS
+                                  else n for n in NAMES])
+def test_contract_checks_pass(name):
+    """The checks `curvebench workloads check` runs, on synthetic data of the real shapes."""
+    verdicts = run_checks(get_workload(name), synthetic=True)
+    assert [v for v in verdicts if v.failed] == []
+    assert {v.check: v.status for v in verdicts} == {
+        "declares": PASS, "loss": PASS, "training": PASS, "mask": PASS, "knobs": PASS, "eval": PASS,
+        "target": NOT_JUDGED}
+
+
+VOCAB = 7
+
+
+class Tokens(Workload):
+    """Integer tokens in, per-token logits out: each token mapped to VOCAB-1 minus itself."""
+
+    name = "tokens_check"
+    knobs = {"width": Knob(int, 8, choices=(8, 12))}
+    target = Target("accuracy", 0.9)
+    batch_size, max_steps, eval_every = 8, 100, 10
+
+    def load_data(self, data_dir=None, source=None):
+        return self.synthetic_dataset({"train": 32, "validation": 32}, seed=5)
+
+    def synthetic_dataset(self, sizes, seed=0):
+        rng = np.random.default_rng(seed)
+        splits = {}
+        for split, n in sizes.items():
+            x = rng.integers(0, VOCAB, (n, 4)).astype(np.int32)
+            splits[split] = {"inputs": x, "targets": VOCAB - 1 - x}
+        return Dataset(self.name, "synthetic", splits)
+
+    def init(self, rng):
+        a, b = jax.random.split(rng)
+        return {"embed": jax.random.normal(a, (VOCAB, self.variant["width"])),
+                "out": 0.1 * jax.random.normal(b, (self.variant["width"], VOCAB))}, {}
+
+    def apply(self, params, model_state, inputs, *, train, rng=None):
+        return params["embed"][inputs] @ params["out"], model_state
+
+    def loss_per_example(self, outputs, batch):
+        return optax.softmax_cross_entropy_with_integer_labels(outputs, batch["targets"]).mean(-1) * batch["mask"]
+
+
+class NanLoss(Tokens):
+    """A loss that is NaN: the log of a negative number."""
+
+    name = "nan_loss"
+
+    def loss_per_example(self, outputs, batch):
+        return jnp.log(-super().loss_per_example(outputs, batch) - 1.0) * batch["mask"]
+
+
+class MaskIgnored(Tokens):
+    """A loss that forgets the mask."""
+
+    name = "mask_ignored"
+
+    def loss_per_example(self, outputs, batch):
+        return optax.softmax_cross_entropy_with_integer_labels(outputs, batch["targets"]).mean(-1)
+
+
+class KnobNotInVersion(Tokens):
+    """Keeps its width outside `variant`, so the version cannot see it."""
+
+    name = "knob_hidden"
+
+    def __init__(self, **variant):
+        super().__init__(**variant)
+        self.width = self.variant["width"]
+        self.variant["width"] = self.knobs["width"].default
+
+
+class EvalOutOfRange(Tokens):
+    """Reports accuracy in percent while declaring the range [0, 1]."""
+
+    name = "eval_percent"
+
+    def finalize_metrics(self, per_batch):
+        metrics = super().finalize_metrics(per_batch)
+        return {**metrics, "accuracy": 100.0 + metrics["accuracy"]}
+
+
+def _verdicts(cls):
+    return {v.check: v for v in run_checks(cls())}
+
+
+def test_a_workload_meeting_the_contract_passes_every_check():
+    verdicts = _verdicts(Tokens)
+    assert {c: v.status for c, v in verdicts.items() if c != "target"} == dict.fromkeys(
+        ("data", "declares", "loss", "training", "mask", "knobs", "eval"), PASS)
+
+
+@pytest.mark.parametrize("cls, check, problem", [
+    (NanLoss, "loss", "not finite"),
+    (NanLoss, "training", "not finite"),
+    (MaskIgnored, "mask", "not 0 on masked rows"),
+    (KnobNotInVersion, "knobs", "width=12 leaves the version"),
+    (EvalOutOfRange, "eval", "outside [0.0, 1.0]"),
+])
+def test_each_broken_workload_gets_a_failing_verdict_naming_the_problem(cls, check, problem):
+    verdict = _verdicts(cls)[check]
+    assert verdict.status == FAIL and problem in verdict.detail and verdict.fix
+
+
+def test_integer_inputs_fill_masked_rows_with_valid_tokens():
+    batch = Tokens().load_data().splits["train"]
+    batch = {**batch, "mask": np.ones(len(batch["inputs"]), np.float32)}
+    mask = np.r_[np.ones(16), np.zeros(16)].astype(np.float32)
+    filled = fill_masked_rows(batch, mask)
+    assert filled["inputs"].dtype == np.int32 and set(np.unique(filled["inputs"])) <= set(range(VOCAB))
+    assert not np.array_equal(filled["inputs"][16:], batch["inputs"][16:])
+    np.testing.assert_array_equal(filled["inputs"][:16], batch["inputs"][:16])
+
+
+def test_target_is_not_judged_by_the_quick_checks_but_says_how():
+    verdict = _verdicts(Tokens)["target"]
+    assert verdict.status == NOT_JUDGED and "curvebench run --workload tokens_check" in verdict.fix
+    assert contract_checks.TRAIN_STEPS < Tokens.max_steps
+
+
+class NoValidation(Tokens):
+    """load_data without the target's split."""
+
+    name = "no_validation"
+
+    def load_data(self, data_dir=None, source=None):
+        data = super().load_data()
+        return Dataset(self.name, "synthetic", {"train": data.splits["train"]})
+
+
+def test_data_without_the_targets_split_fails_and_the_other_checks_still_run():
+    verdicts = _verdicts(NoValidation)
+    assert verdicts["data"].status == FAIL and "lacking validation" in verdicts["data"].detail
+    assert verdicts["eval"].status == PASS and verdicts["training"].status == PASS

@@ -54,6 +54,7 @@ class CifarWorkload(Workload):
     """Shared data, batch sampling (with optional augmentation), model plumbing and
     cross-entropy loss of the CIFAR-10 workloads; subclasses define `model`."""
 
+    scored_by_default = True
     slow_in_cpu_loops = True
     #: divides the 5,000 validation and 10,000 test images: no padded eval rows.
     eval_batch_size = 1000

@@ -79,6 +79,7 @@ class MnistMlp(Workload):
     """MNIST MLP of Young, Snider & Feng §4.1; target 0.87 validation accuracy."""
 
     name = "mnist_mlp"
+    scored_by_default = True
     knobs = {
         "width": Knob(int, 100, doc="hidden units per layer", minimum=1),
         "depth": Knob(int, 3, doc="dense layers including the output layer", minimum=1),

@@ -122,6 +122,7 @@ class OgbgMolpcba(Workload):
     """GNN on ogbg-molpcba (Young, Snider & Feng §4.2); target 0.24 validation mAP."""
 
     name = "ogbg_molpcba"
+    scored_by_default = True
     knobs = {
         "layernorm": Knob(bool, True, choices=(False, True), doc="LayerNorm after each step"),
         "depth": Knob(int, 5, doc="message-passing steps", minimum=1),

@@ -23,6 +23,9 @@ def report(
     workload: Annotated[Optional[str], typer.Option(help="workload name or variant")] = None,
     submission: Annotated[Optional[str], typer.Option(help="submission name or folder")] = None,
     tag: Annotated[Optional[str], typer.Option(help="runs with this tag")] = None,
+    workload_version: Annotated[Optional[str], typer.Option(
+        help="workload version (or prefix) to show (default: each variant's newest among the "
+             "selected runs; the page names the others)")] = None,
     density_steps: Annotated[Optional[str], typer.Option(
         help="steps at which to draw SLQ densities, comma-separated (default: 5 spread)")] = None,
     metrics: Annotated[Optional[str], typer.Option(
@@ -43,7 +46,7 @@ def report(
                                f"{density_steps!r}") from None
     database = open_db(db)
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
-                      submission=submission, tag=tag)
+                      submission=submission, tag=tag, workload_version=workload_version)
     from harness.analyses import sections_for_sweep
 
     extra = sections_for_sweep(database, sweep) if sweep else []
@@ -51,6 +54,8 @@ def report(
                           metrics=split_ids([metrics]) if metrics else None, extra_sections=extra)
     if result.empty_reason:
         err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
+    for line in result.left_out:
+        err.print(line, highlight=False, soft_wrap=True)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
               soft_wrap=True)
 

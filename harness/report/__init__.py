@@ -89,6 +89,8 @@ class ReportResult:
     runs: int
     figures: int
     empty_reason: str | None
+    #: workload versions left out of the figures, one line each with how to show them
+    left_out: list[str] = dataclasses.field(default_factory=list)
 
 
 def _need_matplotlib() -> None:
@@ -121,7 +123,7 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
 
     selection = select_runs(db, filters)
     meta = [f"database: {make_url(db.url).render_as_string(hide_password=True)}",
-            f"selection: {filters.describe()} — {len(selection.runs)} run(s)"]
+            f"selection: {filters.describe()} — {len(selection.runs)} run(s)", *selection.left_out]
     sections: list[Section] = []
     if selection.runs:
         series = load_series(db, selection.runs)
@@ -130,4 +132,4 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
     index = write_report(out_dir, "curvebench report", sections, meta=meta,
                          empty_reason=selection.empty_reason, workers=workers)
     return ReportResult(index, len(selection.runs), sum(len(s.figures) for s in sections),
-                        selection.empty_reason)
+                        selection.empty_reason, selection.left_out)

@@ -36,6 +36,8 @@ class Filters:
     workload: str | None = None
     submission: str | None = None
     tag: str | None = None
+    #: a workload version (or prefix) to show; None: each variant's newest in the selection
+    workload_version: str | None = None
 
     def describe(self) -> str:
         parts = []
@@ -49,6 +51,8 @@ class Filters:
             parts.append(f"--submission {self.submission}")
         if self.tag:
             parts.append(f"--tag {self.tag}")
+        if self.workload_version:
+            parts.append(f"--workload-version {self.workload_version}")
         return " ".join(parts) or "no filter (every run)"
 
 
@@ -59,6 +63,8 @@ class Selection:
     runs: list[Run]
     filters: Filters
     empty_reason: str | None = None
+    #: the workload versions left out (one line each, with how to show them)
+    left_out: list[str] = dataclasses.field(default_factory=list)
 
 
 def _names(values: Iterable[str], limit: int = 8) -> str:
@@ -127,7 +133,32 @@ def select_runs(db: Database, filters: Filters) -> Selection:
             return empty(f"--tag: no selected run has tag {filters.tag!r} "
                          f"(tags: {_names(r.tag for r in runs if r.tag) or 'none'})")
         runs = kept
-    return Selection(runs, filters)
+    return _one_version_per_variant(runs, filters)
+
+
+def _one_version_per_variant(runs: list[Run], filters: Filters) -> Selection:
+    """The runs of one workload version per variant, so no figure mixes curves of an edited
+    workload's old and new code: `filters.workload_version`'s, else each variant's newest (the
+    version of its most recently started run); the others are named with how to show them."""
+    if filters.workload_version:
+        kept = [r for r in runs if r.workload_version.startswith(filters.workload_version)]
+        if not kept:
+            return Selection([], filters, f"--workload-version: no selected run has workload version "
+                                          f"{filters.workload_version!r} (they have "
+                                          f"{_names(r.workload_version for r in runs)})")
+        return Selection(kept, filters)
+    newest = {}
+    for run in sorted(runs, key=lambda r: r.started_at):
+        newest[run.variant] = run.workload_version
+    kept = [r for r in runs if r.workload_version == newest[r.variant]]
+    older: dict[tuple[str, str], int] = {}
+    for run in runs:
+        if run.workload_version != newest[run.variant]:
+            older[(run.variant, run.workload_version)] = older.get((run.variant, run.workload_version), 0) + 1
+    left_out = [f"left out {n} run(s) of {variant} at older workload version {version} (shown: "
+                f"{newest[variant]}); show them with --workload-version {version}"
+                for (variant, version), n in sorted(older.items())]
+    return Selection(kept, filters, left_out=left_out)
 
 
 @dataclasses.dataclass
