@@ -122,9 +122,11 @@ def score_cmd(
     out.print(compared_table)
     if len(scored.scores) > 1:
         prof = make_table(f"performance-profile score (tau_max={scoring.TAU_MAX:g}; 1 = "
-                          "fastest everywhere)", ("submission", "score"))
+                          "fastest everywhere)", ("submission", "score (exact integral)",
+                                                  "AlgoPerf v0.6 score (trapezoid)"))
         for sub, value in sorted(scored.scores.items(), key=lambda kv: -kv[1]):
-            prof.add_row(sub, f"{value:.3f}", style="bold" if sub == name else None)
+            prof.add_row(sub, f"{value:.3f}", f"{scored.algoperf_scores[sub]:.3f}",
+                         style="bold" if sub == name else None)
         out.print(prof)
     else:
         out.print("no other submission has results on these workloads yet: "
