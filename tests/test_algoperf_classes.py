@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.algoperf.adapter import Convention
-from harness.algoperf.api import spec as ap_spec
 from harness.algoperf.workload_view import AlgoPerfWorkload
 from harness.cli import app
 from harness.curvature import SnapshotConfig, snapshot_callback, snapshot_steps

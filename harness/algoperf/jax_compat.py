@@ -62,7 +62,8 @@ def aliases_installed() -> Iterator[None]:
 
 
 def removed_api(error: BaseException) -> str | None:
-    """One line for an AttributeError / ModuleNotFoundError raised by a JAX API in `REMOVED` (None otherwise)."""
+    """One line for an AttributeError / ModuleNotFoundError raised by a JAX API in `REMOVED`
+    (None otherwise)."""
     if isinstance(error, ModuleNotFoundError):
         api = error.name or ""
     elif isinstance(error, AttributeError):

@@ -1,8 +1,9 @@
 """The AlgoPerf submission format, as the submission loader (harness.submissions) sees it.
 
 A folder is in AlgoPerf's format when it has `tuning_search_space.json` beside `submission.py`,
-or when `submission.py` imports `algoperf` (or `algorithmic_efficiency`, its name up to v0.5). Its hyperparameters are the suite's `hparams.json`
-when present, else point k of the search space (`harness.algoperf.search_space`). PyTorch
+or when `submission.py` imports `algoperf` (or `algorithmic_efficiency`, its name up to v0.5).
+Its hyperparameters are the suite's `hparams.json` when present, else point k of the search
+space (`harness.algoperf.search_space`), else none: a self-tuning submission. PyTorch
 submissions (those importing `torch`) are refused with a one-line error. The file runs with
 `algoperf` importable (`harness.algoperf.shim`) and is wrapped in an `AlgoPerfSubmission`.
 """
