@@ -104,6 +104,11 @@ class Unsupported(SpecError):
     """An AlgoPerf workload feature the wrapped suite workload cannot honour."""
 
 
+class UnsupportedAttribute(Unsupported, AttributeError):
+    """An attribute of AlgoPerf's Workload API the suite's view cannot answer (an
+    AttributeError too, so `hasattr` and `getattr(..., default)` work as on AlgoPerf's)."""
+
+
 def one_line(text: str) -> str:
     """Collapse a message to one line (messages from libraries may span several)."""
     return " ".join(str(text).split())

@@ -142,6 +142,8 @@ def _run_variant(workload: Workload, submission: Submission, dataset: Dataset,
         eval_stacked = jax.device_put(eval_stacked) if in_loop else None
     train_data = (None if workload.input_mode == "host"
                   else jax.device_put(dict(dataset.splits["train"])))
+    if submission.capabilities.eval_hooks:
+        submission.module.use_dataset({split: dataset.size(split) for split in dataset.splits})
     ctx = GroupContext(workload=workload, submission=submission, dataset=dataset, trials=trials,
                    hparams=hparams, workloads=trial_variants(workload, trials), options=options,
                    resolved=Options(max_steps, eval_every, options.stop_at_target,

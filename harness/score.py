@@ -254,12 +254,19 @@ class ScoreTable:
     sets: list[RunSet]
     times: dict[str, dict[str, float]]
     scores: dict[str, float]
+    #: AlgoPerf v0.6's benchmark score of the same times: the profile sampled at 100 points of
+    #: [1, tau_max], trapezoid rule, normalised (harness/algoperf/scoring.py: how it differs)
+    algoperf_scores: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        from harness.algoperf.scoring import NUM_POINTS
+
         return {"compared": {"selection": self.selection.describe(),
                              "sets": [rs.to_json() for rs in self.sets]},
                 "performance_profile": {"tau_max": TAU_MAX, "timing": self.timing.value,
-                                        "scores": self.scores, "times": self.times}}
+                                        "scores": self.scores, "times": self.times},
+                "algoperf_v06_score": {"tau_max": TAU_MAX, "num_points": NUM_POINTS,
+                                       "scores": self.algoperf_scores}}
 
 
 def score_table(db: Database, variants: Mapping[str, tuple[str, str]],
@@ -268,7 +275,10 @@ def score_table(db: Database, variants: Mapping[str, tuple[str, str]],
     """Compare the selected runs on `variants` (variant -> (workload_version,
     data_fingerprint)) and score every submission that has runs on any of them."""
     compared = compared_runs(db, variants, selection, timing)
+    from harness.algoperf.scoring import algoperf_scores  # numpy only: no JAX
+
     times = {sub: {v: rs.time_s for v, rs in per.items()} for sub, per in compared.items()}
     return ScoreTable(selection=selection, timing=timing,
                       sets=[rs for per in compared.values() for rs in per.values()],
-                      times=times, scores=performance_profile_scores(times, list(variants)))
+                      times=times, scores=performance_profile_scores(times, list(variants)),
+                      algoperf_scores=algoperf_scores(times, list(variants)))

@@ -110,3 +110,38 @@ def test_trial_requests_for_the_sweep_engine():
     assert len(requests) == 6 and all(isinstance(r, TrialRequest) for r in requests)
     assert requests[0].hparams == requests[1].hparams == space.point(0)
     assert [r.seed for r in requests[:2]] == [0, 1]
+
+
+def _straightforward_v06_score(times, workloads, tau_max=4.0, num_points=100):
+    """AlgoPerf v0.6's benchmark score written out plainly, loop by loop: per workload the
+    best time over submissions; per submission and tau on a linear grid of num_points over
+    [1, tau_max], the fraction of workloads whose ratio to the best is at most tau (a miss or a
+    ratio past tau_max never counts); the trapezoid rule over the grid, divided by tau_max - 1."""
+    grid = [1.0 + (tau_max - 1.0) * k / (num_points - 1) for k in range(num_points)]
+    scores = {}
+    for sub in times:
+        rho = []
+        for tau in grid:
+            count = 0
+            for w in workloads:
+                best = min(times[s][w] for s in times)
+                t = times[sub][w]
+                if math.isfinite(t) and math.isfinite(best) and t / best <= tau_max and t / best <= tau:
+                    count += 1
+            rho.append(count / len(workloads))
+        area = sum((grid[k + 1] - grid[k]) * (rho[k] + rho[k + 1]) / 2 for k in range(num_points - 1))
+        scores[sub] = area / (tau_max - 1.0)
+    return scores
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_v06_score_matches_a_straightforward_implementation_on_random_tables(seed):
+    rng = np.random.default_rng(1000 + seed)
+    for _ in range(40):
+        times, workloads = _random_table(rng)
+        expected = _straightforward_v06_score(times, workloads)
+        got = algoperf_scores(times, workloads)
+        assert got.keys() == expected.keys()
+        for sub in times:
+            assert got[sub] == pytest.approx(expected[sub], abs=1e-12)
+            assert 0.0 <= got[sub] <= 1.0

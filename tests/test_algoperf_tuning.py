@@ -86,3 +86,51 @@ def test_cli_tune_runs_two_studies_of_a_list_space(tmp_path):
     from harness.db import open_database
     tags = {r.tag for r in open_database(db).runs()}
     assert tags == {"tune-study0", "tune-study1"}
+
+
+def test_rulesets_are_algoperf_v06s():
+    from harness.algoperf.tuning import EXTERNAL, SELF_TUNING, budget_steps, ruleset
+
+    assert (EXTERNAL.trials, EXTERNAL.studies, EXTERNAL.budget_factor) == (5, 3, 1.0)
+    assert (SELF_TUNING.trials, SELF_TUNING.studies, SELF_TUNING.budget_factor) == (1, 3, 1.5)
+    assert ruleset("self-tuning") is SELF_TUNING
+    with pytest.raises(SpecError, match="valid: external-tuning, self-tuning"):
+        ruleset("open")
+    assert budget_steps("mnist_mlp", 40, 1.5) == 60
+
+
+def test_self_tuning_one_run_per_study_and_workload_with_a_larger_budget():
+    from harness.algoperf.tuning import SELF_TUNING
+
+    calls = []
+    seconds = {0: 4.0, 1: None, 2: 6.0}
+
+    def run(requests, tag, budget_factor):
+        calls.append((tag, budget_factor, requests))
+        t = seconds[requests[0].seed]
+        result = SimpleNamespace(run_id=tag, status="reached" if t else "not_reached",
+                                 time_to_target_s=t, algoperf_time_to_target_s=t)
+        return SimpleNamespace(trials=[SimpleNamespace(result=result, hparams={})])
+
+    folder = TEST_SUBMISSIONS / "self_tuning_nesterov"
+    result = tune(str(folder), ["a"], 1, 3, run, rules=SELF_TUNING)
+    assert [(tag, f, [(r.hparams, r.seed) for r in reqs]) for tag, f, reqs in calls] == [
+        ("study0", 1.5, [({}, 0)]), ("study1", 1.5, [({}, 1)]), ("study2", 1.5, [({}, 2)])]
+    assert result.ruleset == "self-tuning" and result.study_times["a"] == [4.0, math.inf, 6.0]
+    assert result.times[result.submission]["a"] == 6.0  # the median, a miss counting as inf
+    with pytest.raises(SpecError, match="has tuning_search_space.json .* external-tuning"):
+        tune(str(TEST_SUBMISSIONS / "jit_adam"), ["a"], 1, 3, run, rules=SELF_TUNING)
+
+
+@pytest.mark.slow
+def test_cli_tune_self_tuning_ruleset(tmp_path):
+    db = str(tmp_path / "r.db")
+    res = CliRunner().invoke(app, ["tune", str(TEST_SUBMISSIONS / "self_tuning_nesterov"),
+                                   "--ruleset", "self-tuning", "--workloads", "mnist_mlp",
+                                   "--studies", "2", "--max-steps", "40", "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["ruleset"] == "self-tuning" and len(out["trials"]) == 2
+    assert all(t["status"] == "reached" and t["hparams"] == {} for t in out["trials"])
+    from harness.db import open_database
+    assert {r.max_steps for r in open_database(db).runs()} == {60}

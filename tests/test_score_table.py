@@ -88,3 +88,18 @@ def test_table_keeps_to_the_selection_and_the_timing(db):
     assert tagged.times == {"adam": {"mnist_mlp": pytest.approx(3.5)}}
     assert tagged.to_json()["performance_profile"]["timing"] == "algoperf"
     assert score_table(db, {"mnist_mlp": ("v0", "data1")}).sets == []
+
+
+def test_table_reports_algoperfs_v06_score_beside_the_exact_integral(db):
+    from harness.algoperf.scoring import algoperf_scores
+
+    for seed in range(2):
+        add_run(db, submission="adam", seed=seed, time_s=2.0, order=seed)
+        add_run(db, submission="sgd", seed=seed, time_s=5.0, order=5 + seed)
+    variants = {"mnist_mlp": ("v1", "data1")}
+    table = score_table(db, variants)
+    assert table.algoperf_scores == algoperf_scores(table.times, list(variants))
+    assert table.algoperf_scores["adam"] == pytest.approx(1.0)
+    assert abs(table.algoperf_scores["sgd"] - table.scores["sgd"]) <= 1 / 198 + 1e-12
+    assert table.to_json()["algoperf_v06_score"] == {"tau_max": 4.0, "num_points": 100,
+                                                     "scores": table.algoperf_scores}

@@ -1,7 +1,10 @@
 """AlgoPerf compatibility: run AlgoPerf's JAX submission files unmodified and score as AlgoPerf.
 
 - `api/`            the names AlgoPerf submissions import (`algoperf.spec`, ...), from its docs
-- `shim`            puts `api` in sys.modules as `algoperf` while a submission is loaded or called
+- `shim`            puts `api` in sys.modules as `algoperf` (and `algorithmic_efficiency`, its
+                    v0.5 name) while a submission is loaded or called
+- `jax_compat`      removed JAX names older files call: aliased while they run, or one line
+- `repo_imports`    helpers imported by their path in AlgoPerf's repository (`algorithms.x`)
 - `workload_view`   a suite workload seen through AlgoPerf's Workload API
 - `adapter`         an AlgoPerf submission behind the suite's submission API
 - `loading`         the AlgoPerf format of the submission loader (`harness.submissions`)

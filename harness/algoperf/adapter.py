@@ -43,7 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness.algoperf.api import spec as ap_spec
-from harness.algoperf.names import algoperf_name
+from harness.algoperf.jax_compat import removed_api
+from harness.algoperf.names import algoperf_name, ignores_dropout
 from harness.algoperf.shim import installed
 from harness.algoperf.workload_view import (AlgoPerfWorkload, Unsupported, to_algoperf_batch,
                                             to_suite_batch)
@@ -137,7 +138,13 @@ class AlgoPerfSubmission:
                                             "accumulated_eval_time": 0.0, "last_eval_time": 0.0}
         #: (k, seed) of the search-space point the hyperparameters came from; None: hparams.json
         self.search_point: tuple[int, int] | None = None
+        #: a self-tuning submission (no hparams.json, no search space): its functions get
+        #: `hyperparameters=None`, as AlgoPerf's self-tuning ruleset passes them
+        self.self_tuning = False
         self._views: dict[int, AlgoPerfWorkload] = {}
+        #: sizes of the splits of the dataset the runner trains on (`use_dataset`)
+        self.split_sizes: dict[str, int] = {}
+
         self._loss_fns: dict[int, Callable] = {}
         self._opt_treedef = None
         self._opt_static: list[tuple[int, Any]] = []
@@ -150,13 +157,34 @@ class AlgoPerfSubmission:
         """Size of the leading device axis a pmap-era submission sees (0 for jit-era)."""
         return jax.local_device_count() if self.convention is Convention.PMAP else 0
 
+    def ignored_hparams(self, workload: Workload, hparams: Mapping[str, Any] | None
+                        ) -> dict[str, Any]:
+        """The hyperparameters `workload` ignores as AlgoPerf's counterpart does (a non-zero
+        dropout rate, `dropout_rate`/`aux_dropout_rate`/..., on a model AlgoPerf gives no
+        dropout: mnist, cifar); raises Unsupported for one it can neither honour nor ignore."""
+        ignored = {}
+        for key, value in (hparams or {}).items():
+            if "dropout" in key and value not in (None, 0, 0.0):
+                if not ignores_dropout(workload.name):
+                    raise Unsupported(f"{workload.spec} has no dropout: hyperparameter "
+                                      f"{key}={value} cannot be honoured (use 0.0)")
+                ignored[key] = value
+        return ignored
+
+    def use_dataset(self, split_sizes: Mapping[str, int]) -> None:
+        """The runner says which dataset the next trials train on (its splits' sizes: the
+        view's num_train_examples, ...)."""
+        if dict(split_sizes) != self.split_sizes:
+            self.split_sizes = dict(split_sizes)
+            self._views.clear()
+
     def view(self, workload: Workload) -> AlgoPerfWorkload:
         """The one AlgoPerf view of `workload` (pmap/jit static arguments hash by identity)."""
         if isinstance(workload, AlgoPerfWorkload):
             return workload
         view = self._views.get(id(workload))
         if view is None or view.workload is not workload:
-            view = self._views[id(workload)] = AlgoPerfWorkload(workload)
+            view = self._views[id(workload)] = AlgoPerfWorkload(workload, self.split_sizes)
         return view
 
     def _replicate(self, tree: Any) -> Any:
@@ -215,6 +243,15 @@ class AlgoPerfSubmission:
 
     # -- calls into the submission ----------------------------------------------------------
 
+    def _raise_if_removed_api(self, error: BaseException) -> None:
+        """A call of a JAX API removed since the file was written: one line saying so."""
+        removed = removed_api(error)
+        if removed is not None:
+            raise SpecError(f"submission {self.name}: {removed}") from error
+
+    def _hyperparameters(self, hparams: Mapping[str, Any]) -> tuple | None:
+        return None if self.self_tuning and not hparams else hyperparameters(hparams)
+
     def _guarded(self, value: Any, reason: EagerReason, traced: bool) -> Any:
         return _TracedReadGuard(reason, self.name) if traced else value
 
@@ -225,6 +262,9 @@ class AlgoPerfSubmission:
         with installed():
             try:
                 return fn(**kwargs, global_step=step)
+            except (AttributeError, ModuleNotFoundError) as error:
+                self._raise_if_removed_api(error)
+                raise
             except ap_spec.TrainingCompleteError:
                 if traced:
                     raise NeedsConcreteStep(EagerReason.TRAINING_COMPLETE, self.name) from None
@@ -245,7 +285,7 @@ class AlgoPerfSubmission:
         return {"workload": self.view(workload),
                 "current_param_container": self._replicate(params),
                 "model_state": self._replicate(model_state),
-                "hyperparameters": hyperparameters(hparams),
+                "hyperparameters": self._hyperparameters(hparams),
                 "optimizer_state": self._join_opt_state(opt_state)}
 
     # -- the suite's submission API ---------------------------------------------------------
@@ -261,15 +301,16 @@ class AlgoPerfSubmission:
 
     def init_optimizer_state(self, workload: Workload, params: Any, model_state: Any,
                              hparams: Mapping[str, Any], rng: jax.Array) -> list[Any]:
-        for key, value in hparams.items():
-            if "dropout" in key and value not in (None, 0, 0.0):
-                raise Unsupported(f"{workload.spec} has no dropout: hyperparameter {key}={value} "
-                                  "cannot be honoured (use 0.0)")
+        self.ignored_hparams(workload, hparams)
         self._opt_treedef = None
         with installed():
-            state = self.module.init_optimizer_state(self.view(workload), self._replicate(params),
-                                                     self._replicate(model_state),
-                                                     hyperparameters(hparams), rng)
+            try:
+                state = self.module.init_optimizer_state(
+                    self.view(workload), self._replicate(params), self._replicate(model_state),
+                    self._hyperparameters(hparams), rng)
+            except (AttributeError, ModuleNotFoundError) as error:
+                self._raise_if_removed_api(error)
+                raise
         # the runner donates its state: an optimizer state holding the parameters themselves
         # (a copy to train, an average) must own its buffers
         given = {id(x) for x in jax.tree_util.tree_leaves((params, model_state))}

@@ -1,8 +1,9 @@
 """The AlgoPerf submission format, as the submission loader (harness.submissions) sees it.
 
 A folder is in AlgoPerf's format when it has `tuning_search_space.json` beside `submission.py`,
-or when `submission.py` imports `algoperf`. Its hyperparameters are the suite's `hparams.json`
-when present, else point k of the search space (`harness.algoperf.search_space`). PyTorch
+or when `submission.py` imports `algoperf` (or `algorithmic_efficiency`, its name up to v0.5).
+Its hyperparameters are the suite's `hparams.json` when present, else point k of the search
+space (`harness.algoperf.search_space`), else none: a self-tuning submission. PyTorch
 submissions (those importing `torch`) are refused with a one-line error. The file runs with
 `algoperf` importable (`harness.algoperf.shim`) and is wrapped in an `AlgoPerfSubmission`.
 """
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 import ast
 import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from harness.algoperf.adapter import AlgoPerfSubmission, Convention
+from harness.algoperf.jax_compat import removed_api
+from harness.algoperf.repo_imports import repo_root_imports
 from harness.algoperf.search_space import SEARCH_SEED, SearchSpace
 from harness.algoperf.shim import installed
 from harness.errors import SpecError
@@ -49,9 +53,16 @@ def is_algoperf_folder(path: Path) -> bool:
     if (path / SEARCH_SPACE_FILE).is_file():
         return True
     try:
-        return bool({"algoperf", "torch"} & _imports(ast.parse(source.read_text())))
+        return bool({"algoperf", "algorithmic_efficiency", "torch"}
+                    & _imports(ast.parse(source.read_text())))
     except SyntaxError:
         return False
+
+
+def is_self_tuning(folder: Path) -> bool:
+    """A folder with neither hparams.json nor tuning_search_space.json: a self-tuning
+    submission (its hyperparameters live in submission.py)."""
+    return not (folder / "hparams.json").is_file() and not (folder / SEARCH_SPACE_FILE).is_file()
 
 
 def uses_pmap(tree: ast.AST) -> bool:
@@ -71,6 +82,9 @@ class AlgoPerfFormat:
 
     label = "AlgoPerf submission"
     search_space = SearchSpaceFile(SEARCH_SPACE_FILE, search_space_point)
+    #: a folder with neither hparams.json nor a search space is a self-tuning submission
+    #: (AlgoPerf's self-tuning ruleset): no hyperparameters, its functions get None
+    hyperparameter_free = True
 
     def recognises(self, folder: Path) -> bool:
         return is_algoperf_folder(folder)
@@ -81,20 +95,28 @@ class AlgoPerfFormat:
                             "submissions only (port it to JAX, or run it with AlgoPerf's own "
                             "runner)")
 
-    def executing(self) -> contextlib.AbstractContextManager[None]:
-        return installed()
+    @contextlib.contextmanager
+    def executing(self, folder: Path) -> Iterator[list[Path]]:
+        """The shim installed, and imports resolved as from AlgoPerf's repository root."""
+        with installed(), repo_root_imports(folder) as roots:
+            yield roots
 
     def import_hint(self, error: Exception) -> str:
+        removed = removed_api(error)
+        if removed is not None:
+            return f": {removed}"
         return (" (AlgoPerf submissions' usual dependencies: pip install -e \".[algoperf]\")"
                 if isinstance(error, ModuleNotFoundError) else "")
 
-    def adapt(self, module: ModuleType, folder: Path, search_point: tuple[int, int] | None
-              ) -> tuple[AlgoPerfSubmission, Capabilities]:
-        """A fresh adapter (it holds one trial's eval results) around the shared module."""
-        tree = _parse(Path(module.__file__))
-        adapter = AlgoPerfSubmission(module, folder.name,
-                                     Convention.PMAP if uses_pmap(tree) else Convention.JIT)
+    def adapt(self, module: ModuleType, folder: Path, search_point: tuple[int, int] | None,
+              files: Sequence[Path] = ()) -> tuple[AlgoPerfSubmission, Capabilities]:
+        """A fresh adapter (it holds one trial's eval results) around the shared module; the
+        submission is pmap-era when submission.py or a helper module it imported calls pmap."""
+        sources = files or (Path(module.__file__),)
+        pmap = any(uses_pmap(_parse(Path(f))) for f in sources if str(f).endswith(".py"))
+        adapter = AlgoPerfSubmission(module, folder.name, Convention.PMAP if pmap else Convention.JIT)
         adapter.search_point = search_point
+        adapter.self_tuning = is_self_tuning(folder)
         return adapter, Capabilities(static_hparams=True, one_variant_per_program=True,
                                      may_need_concrete_step=True,
                                      prepare_for_eval=adapter.has_prepare_for_eval,

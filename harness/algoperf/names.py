@@ -34,3 +34,14 @@ LOSS_TYPES: dict[str, LossType] = {
 def algoperf_name(suite_name: str) -> str:
     """The AlgoPerf name of a suite workload; the suite's own name where AlgoPerf has none."""
     return ALGOPERF_NAMES.get(suite_name, suite_name)
+
+
+#: AlgoPerf workloads whose model has no dropout: their `model_fn` deletes `dropout_rate`
+#: (and `aux_dropout_rate` is never read), so any value a submission passes is ignored there.
+#: On other workloads a non-zero rate the suite's model cannot apply is refused.
+IGNORES_DROPOUT: frozenset[str] = frozenset({"mnist", "cifar"})
+
+
+def ignores_dropout(suite_name: str) -> bool:
+    """Whether AlgoPerf's counterpart of this suite workload ignores dropout rates."""
+    return algoperf_name(suite_name) in IGNORES_DROPOUT

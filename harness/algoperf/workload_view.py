@@ -4,11 +4,24 @@ What a view provides: `param_shapes`, `model_params_types`, `step_hint`, `loss_t
 `model_fn(params, batch, model_state, mode, rng, update_batch_norm, dropout_rate)`,
 `loss_fn(label_batch, logits_batch, mask_batch, label_smoothing)` returning AlgoPerf's dict
 (`summed`, `n_valid_examples`, `per_example`), `init_model_fn`, `is_output_params`,
-`output_activation_fn`, the target and dataset sizes, and `metrics_logger` (None).
+`output_activation_fn`, `has_reached_validation_target`, the target, `eval_batch_size`,
+`metrics_logger` (None; `attach_metrics_logger`), and the dataset's sizes
+(`num_train_examples`, `num_validation_examples`, `num_test_examples`: the sizes of the
+splits of the dataset the trial trains on, given by the runner through the adapter).
+
+Every other attribute of AlgoPerf's `spec.Workload` the suite cannot answer raises
+`UnsupportedAttribute` (an AttributeError: `hasattr` is False) with one line naming it and why:
+`num_eval_train_examples`, `has_reached_test_target`/`test_target_value` (the suite evaluates
+the target split only), `eval_period_time_sec`/`max_allowed_runtime_sec` (the suite evaluates
+every `eval_every` steps and budgets steps, not seconds); so does any attribute of an AlgoPerf
+workload's own class (`use_resnet`, ...).
 
 What a suite workload cannot honour, and raises `Unsupported` for when asked:
-- `dropout_rate` other than 0 (or None): no suite workload takes a dropout rate at call time (a
-  traced rate cannot be checked here; `AlgoPerfSubmission` checks the hyperparameters instead);
+- `dropout_rate` other than 0 (or None) on a workload whose AlgoPerf counterpart has dropout:
+  no suite workload takes a dropout rate at call time. Where AlgoPerf's own model has none
+  (mnist, cifar: their `model_fn` deletes the rate, `names.IGNORES_DROPOUT`) the rate is
+  ignored, as there (a traced rate cannot be checked here; `AlgoPerfSubmission` checks the
+  hyperparameters and records what it ignored);
 - `mode=TRAIN` with `update_batch_norm=False` on a model with batch statistics: the suite's
   `apply` updates them whenever it trains;
 - `label_smoothing` other than 0 on a loss that is not softmax cross-entropy;
@@ -30,9 +43,20 @@ import jax.numpy as jnp
 import optax
 
 from harness.algoperf.api import param_utils, spec
-from harness.algoperf.names import LOSS_TYPES, algoperf_name
+from harness.algoperf.names import LOSS_TYPES, algoperf_name, ignores_dropout
+from harness.errors import Unsupported, UnsupportedAttribute
 from harness.spec import Workload
-from harness.errors import Unsupported
+
+#: attributes of AlgoPerf's spec.Workload the suite cannot answer, and why
+_UNANSWERED = {
+    "num_eval_train_examples": "the suite evaluates the target split only, not the training set",
+    "test_target_value": "the suite's workloads have one target, on their target split",
+    "has_reached_test_target": "the suite's workloads have one target, on their target split",
+    "eval_period_time_sec": "the suite evaluates every eval_every steps, not every so many "
+                            "seconds",
+    "max_allowed_runtime_sec": "the suite budgets steps (max_steps; step_hint), not seconds",
+    "_eval_model_on_split": "the suite's runner evaluates; eval_results are passed to submissions",
+}
 
 
 def to_suite_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,13 +88,29 @@ def _concrete_float(x: Any) -> float | None:
 class AlgoPerfWorkload(spec.Workload):
     """AlgoPerf's Workload API over one suite workload variant (see the module docstring)."""
 
-    def __init__(self, workload: Workload):
+    def __init__(self, workload: Workload, split_sizes: Mapping[str, int] | None = None):
         if workload.input_mode != "device":
             raise Unsupported(f"{workload.name} cannot be offered to AlgoPerf submissions: its "
                               "batches are the suite's graph layout (jraph), not AlgoPerf's")
         self.workload = workload
         self.metrics_logger = None
         self._shapes = None
+        self._sizes = dict(split_sizes or {})
+
+    def __getattr__(self, name: str) -> Any:
+        """Attributes of AlgoPerf's Workload API (or an AlgoPerf workload's class) the view has
+        not: one line naming it (an AttributeError, so hasattr() is False)."""
+        if name.startswith("__") or name in ("workload", "_sizes", "_shapes"):
+            raise AttributeError(name)
+        prop = getattr(type(self), name, None)
+        if isinstance(prop, property):  # the property raised AttributeError: its own message
+            return prop.fget(self)
+        why = _UNANSWERED.get(name, "AlgoPerf's Workload API attribute the suite's view does not "
+                                    "offer (harness/algoperf/workload_view.py lists what it does)")
+        raise UnsupportedAttribute(f"workload.{name} on {self.workload.spec}: {why}")
+
+    def attach_metrics_logger(self, metrics_logger: Any) -> None:
+        self.metrics_logger = metrics_logger
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -129,9 +169,36 @@ class AlgoPerfWorkload(spec.Workload):
     def validation_target_value(self) -> float:
         return self.workload.target.value
 
+    def has_reached_validation_target(self, eval_result: Mapping[str, float]) -> bool:
+        """The suite's target on `eval_result` (AlgoPerf's `validation/` prefix allowed)."""
+        prefix = f"{self.workload.target.split}/"
+        metrics = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in eval_result.items()}
+        return self.workload.target.reached(metrics)
+
     @property
     def eval_batch_size(self) -> int:
         return self.workload.eval_batch_size
+
+    def _size(self, split: str, attribute: str) -> int:
+        if split not in self._sizes:
+            raise UnsupportedAttribute(
+                f"workload.{attribute} on {self.workload.spec}: the dataset has no {split!r} split"
+                if self._sizes else f"workload.{attribute} on {self.workload.spec}: asked "
+                "before the runner gave the dataset's sizes")
+        return int(self._sizes[split])
+
+    @property
+    def num_train_examples(self) -> int:
+        return self._size("train", "num_train_examples")
+
+    @property
+    def num_validation_examples(self) -> int:
+        return self._size("validation", "num_validation_examples")
+
+    @property
+    def num_test_examples(self) -> int | None:
+        """The test split's size; None without one (AlgoPerf's value for 'no test set')."""
+        return self._size("test", "num_test_examples") if "test" in self._sizes else None
 
     @property
     def train_mean(self) -> Any:
@@ -145,14 +212,18 @@ class AlgoPerfWorkload(spec.Workload):
 
     def model_fn(self, params: Any, augmented_and_preprocessed_input_batch: Mapping[str, Any],
                  model_state: Any, mode: spec.ForwardPassMode, rng: Any, update_batch_norm: bool,
-                 dropout_rate: float | None = None) -> tuple[jax.Array, Any]:
-        """(logits, new model state): the suite workload's `apply`, train=(mode is TRAIN)."""
-        if dropout_rate is not None and _concrete_float(dropout_rate) not in (None, 0.0):
+                 dropout_rate: float | None = None, *, use_running_average_bn: bool | None = None
+                 ) -> tuple[jax.Array, Any]:
+        """(logits, new model state): the suite workload's `apply`, train=(mode is TRAIN).
+        `use_running_average_bn` (AlgoPerf's CIFAR ResNet's keyword) is accepted where it
+        agrees with the suite's apply: batch statistics in training, averages in evaluation."""
+        if (dropout_rate is not None and not ignores_dropout(self.workload.name)
+                and _concrete_float(dropout_rate) not in (None, 0.0)):
             raise Unsupported(f"{self.workload.spec} has no dropout: dropout_rate={dropout_rate} "
                               "cannot be honoured (use 0.0)")
         train = getattr(mode, "name", mode) == "TRAIN"
         has_state = bool(jax.tree_util.tree_leaves(model_state))
-        if train and has_state and not update_batch_norm:
+        if train and has_state and (not update_batch_norm or use_running_average_bn):
             raise Unsupported(f"{self.workload.spec}: training without updating batch statistics "
                               "(update_batch_norm=False) is not available")
         state = {} if model_state is None else model_state

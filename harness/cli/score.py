@@ -122,9 +122,11 @@ def score_cmd(
     out.print(compared_table)
     if len(scored.scores) > 1:
         prof = make_table(f"performance-profile score (tau_max={scoring.TAU_MAX:g}; 1 = "
-                          "fastest everywhere)", ("submission", "score"))
+                          "fastest everywhere)", ("submission", "score (exact integral)",
+                                                  "AlgoPerf v0.6 score (trapezoid)"))
         for sub, value in sorted(scored.scores.items(), key=lambda kv: -kv[1]):
-            prof.add_row(sub, f"{value:.3f}", style="bold" if sub == name else None)
+            prof.add_row(sub, f"{value:.3f}", f"{scored.algoperf_scores[sub]:.3f}",
+                         style="bold" if sub == name else None)
         out.print(prof)
     else:
         out.print("no other submission has results on these workloads yet: "
@@ -139,9 +141,14 @@ def tune(
                                               "(submission.py + tuning_search_space.json)")],
     workloads: Annotated[list[str], typer.Option(
         help="workload variants: repeat the option or separate them with ';'")] = [],
-    trials: Annotated[int, typer.Option(min=1, help="search-space points per study")] = 5,
-    studies: Annotated[int, typer.Option(min=1, help="studies (study s: trial seed s, points "
-                                         "drawn under search seed + s)")] = 1,
+    ruleset: Annotated[str, typer.Option(help="'external-tuning' (AlgoPerf v0.6: 5 trials x 3 "
+                                         "studies) or 'self-tuning' (no search space, 1 trial "
+                                         "per study, 1.5x step budget)")] = "external-tuning",
+    trials: Annotated[Optional[int], typer.Option(min=1, help="search-space points per study "
+                                                  "(default: the ruleset's, 5)")] = None,
+    studies: Annotated[Optional[int], typer.Option(min=1, help="studies (study s: trial seed s, "
+                                                   "points drawn under search seed + s; "
+                                                   "default: the ruleset's, 3)")] = None,
     search_seed: Annotated[int, typer.Option(min=0, help="seed of the quasi-random points")] = 0,
     timing: Annotated[str, typer.Option(help="'algoperf' (AlgoPerf's time-to-target) or 'training'")] = "algoperf",
     max_steps: MaxStepsOpt = None,
@@ -152,27 +159,35 @@ def tune(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """AlgoPerf's external-tuning ruleset: per study, N points of the search space trained once
-    each (timed alone); per workload the fastest trial of each study, the median over studies,
-    and performance-profile scores by the suite's exact integral and AlgoPerf's trapezoid rule."""
+    """AlgoPerf v0.6's rulesets. External tuning (default): per study, N points of the search
+    space trained once each (timed alone); per workload the fastest trial of each study, the
+    median over studies. Self-tuning: no search space, one run per study with 1.5x the step
+    budget. Then performance-profile scores by the suite's exact integral and AlgoPerf's
+    trapezoid rule."""
     specs = grids.parse_workload_list(workloads)
     database = open_db(db)
-    from harness.algoperf.tuning import tune as run_tuning
+    from harness.algoperf.tuning import budget_steps, ruleset as find_ruleset, tune as run_tuning
 
-    def run_study(requests, study):
+    rules = find_ruleset(ruleset)
+    trials = rules.trials if trials is None else trials
+    studies = rules.studies if studies is None else studies
+
+    def run_study(requests, study, budget_factor=1.0):
+        steps = (max_steps if budget_factor == 1.0
+                 else budget_steps(requests[0].workload, max_steps, budget_factor))
         return sweep_with_progress(
-            requests, trial_options("sweep", max_steps=max_steps, eval_every=eval_every,
+            requests, trial_options("sweep", max_steps=steps, eval_every=eval_every,
                                     tag=f"{tag}-{study}"),
             database.url, quiet=quiet or as_json, command=command_line(ctx),
             name=f"{tag}-{study}", data_dir=data_dir, timed_alone=True)
 
     result = run_tuning(submission, specs, trials, studies, run_study, timing=timing,
-                        search_seed=search_seed)
+                        search_seed=search_seed, rules=rules)
     if as_json:
         print_json(result.to_json())
         return
-    per_workload = make_table(f"tune: {result.submission} ({timing} time; {studies} studies x "
-                              f"{trials} trials)",
+    per_workload = make_table(f"tune: {result.submission} ({result.ruleset}, {timing} time; "
+                              f"{studies} studies x {result.trials_per_study} trials)",
                               ("workload", "fastest trial per study (s)",
                                "median over studies (s)"))
     for w, per_study in result.study_times.items():

@@ -78,6 +78,9 @@ class Run(Base):
     algoperf_time_to_target_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: {"k": k, "seed": seed} of the search-space point the hparams came from (None: hparams.json)
     search_point: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    #: {name: value} of hyperparameters the workload ignored, as AlgoPerf's own does (a dropout
+    #: rate on a model without dropout); None: none
+    ignored_hparams: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: the step the last resume of this run continued from (None: never resumed)
     resumed_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: folder of the latest checkpoint of this run's compiled program (harness/checkpoint.py);

@@ -123,10 +123,12 @@ def start_ledger(ctx: GroupContext, index: int, group_size: int, mode: str, note
     hooks = sub.capabilities.eval_hooks
     # the folder's search point, when these are its hyperparameters (a sweep may override them)
     point = sub.search_point if dict(hparams) == dict(sub.hparams) else None
+    ignored = (sub.module.ignored_hparams(w, hparams) or None) if sub.capabilities.eval_hooks else None
     result = TrialResult(run_id=str(uuid.uuid4()), workload=w.spec, submission=sub.name,
                          seed=trial.seed, chunk_mode=mode, group_size=group_size,
                          vectorise_note=note, hparams=dict(hparams), concrete_reason=concrete,
-                         search_point=None if point is None else tuple(point))
+                         search_point=None if point is None else tuple(point),
+                         ignored_hparams=ignored)
     if ctx.db is not None:
         if ctx.env is None:
             ctx.env = environment.fingerprint()
@@ -138,6 +140,7 @@ def start_ledger(ctx: GroupContext, index: int, group_size: int, mode: str, note
             rng_derivation=(f"{RNG_DERIVATION}; {PREPARE_RNG_DERIVATION}" if hooks
                             else RNG_DERIVATION),
             search_point=None if point is None else {"k": int(point[0]), "seed": int(point[1])},
+            ignored_hparams=ignored,
             batch_size=ctx.batch_size, max_steps=ctx.resolved.max_steps,
             eval_every=ctx.resolved.eval_every, chunk_mode=mode,
             data_source=ctx.dataset.source, data_fingerprint=ctx.dataset.fingerprint,

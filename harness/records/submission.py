@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -36,7 +36,10 @@ class Capabilities:
     #: concrete-step mode with host evaluation
     prepare_for_eval: bool = False
     #: AlgoPerf's runner hooks: the submission sees the eval results (`record_eval` after each
-    #: eval, reset at a trial's start), and its runs record prepare_for_eval's key derivation
+    #: eval, reset at a trial's start), and its runs record prepare_for_eval's key derivation;
+    #: the runner tells it the dataset's split sizes before a group trains
+    #: (`module.use_dataset(sizes)`: AlgoPerf's num_train_examples, ...) and records on each
+    #: run the hyperparameters `module.ignored_hparams(workload, hparams)` says it ignores
     eval_hooks: bool = False
 
 
@@ -89,6 +92,9 @@ class SubmissionFormat(Protocol):
     label: str
     #: the search-space file of this format; None: hyperparameters come from hparams.json only
     search_space: SearchSpaceFile | None
+    #: a folder with neither hparams.json nor a search space loads with no hyperparameters
+    #: (AlgoPerf's self-tuning submissions); False: such a folder is refused
+    hyperparameter_free: bool
 
     def recognises(self, folder: Path) -> bool:
         """Whether `folder` (holding a submission.py) is in this format."""
@@ -96,12 +102,15 @@ class SubmissionFormat(Protocol):
     def check_source(self, source: Path) -> None:
         """Refuse, with a SpecError, a submission.py this format cannot run, before it runs."""
 
-    def executing(self) -> contextlib.AbstractContextManager[None]:
-        """The context submission.py is executed in (e.g. `algoperf` importable)."""
+    def executing(self, folder: Path) -> contextlib.AbstractContextManager[Sequence[Path]]:
+        """The context the submission.py in `folder` is executed in (e.g. `algoperf`
+        importable); it yields the places beyond `folder` where the file's helper modules
+        were found (filled while it runs)."""
 
     def import_hint(self, error: Exception) -> str:
         """What to add to the one-line error of a submission.py that failed to import."""
 
-    def adapt(self, module: ModuleType, folder: Path, search_point: tuple[int, int] | None
-              ) -> tuple[Any, Capabilities]:
-        """The object the engine calls for this executed module, and what it needs."""
+    def adapt(self, module: ModuleType, folder: Path, search_point: tuple[int, int] | None,
+              files: Sequence[Path] = ()) -> tuple[Any, Capabilities]:
+        """The object the engine calls for this executed module (`files`: submission.py and
+        the helper modules it imported), and what it needs."""

@@ -84,6 +84,8 @@ class TrialResult:
     algoperf_time_to_target_s: AlgoPerf's time-to-target (training + its compilation +
     prepare_for_eval, not evals); for a trial in compiled chunks, time_to_target_s + compile_s.
     search_point: (k, seed) of the search-space point the hyperparameters came from, if so.
+    ignored_hparams: hyperparameters the workload ignored as AlgoPerf's own does (a dropout
+    rate on a model without dropout), {name: value}; None: none.
     resumed_from_step: the checkpoint step this trial's last resume continued from (None:
     never resumed); its train_s and time_to_target_s count the training steps up to the
     checkpoint (timed by the killed process) plus those after it, not work lost to the kill.
@@ -108,6 +110,7 @@ class TrialResult:
     concrete_reason: str | None = None
     algoperf_time_to_target_s: float | None = None
     search_point: tuple[int, int] | None = None
+    ignored_hparams: dict[str, Any] | None = None
     resumed_from_step: int | None = None
     #: whether this trial's programs came from JAX's persistent compilation cache (None: no
     #: cache configured, or not known)

@@ -134,7 +134,7 @@ def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] 
     hparams = apply_overrides(folder.name, defaults, overrides if isinstance(overrides, Mapping)
                               else parse_overrides(overrides))
     executed = execute(source, fmt)
-    module, capabilities = fmt.adapt(executed.module, folder, point)
+    module, capabilities = fmt.adapt(executed.module, folder, point, executed.files)
     return Submission(name=folder.name, path=folder, module=module, hparams=hparams,
                       code_hash=executed.code_hash, capabilities=capabilities, search_point=point)
 
@@ -155,6 +155,11 @@ def _default_hparams(fmt: SubmissionFormat, folder: Path, search_point: int
         return hparams, None
     if space is not None and space.is_file():
         return fmt.search_space.point(_read_json(space), str(space), search_point)
+    if fmt.hyperparameter_free:
+        if search_point:
+            raise SpecError(f"--search-point {search_point}: submission {folder.name} is "
+                            "self-tuning (no hparams.json, no search space): it has no points")
+        return {}, None
     alternative = "" if space is None else f" or {space.name}"
     raise SpecError(f"submission {folder} has no hparams.json{alternative} beside submission.py")
 

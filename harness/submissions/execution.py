@@ -57,8 +57,9 @@ def execute(source: Path, fmt: SubmissionFormat) -> Executed:
     before = set(sys.modules)
     sys.modules[name] = module
     try:
-        with fmt.executing():
+        with fmt.executing(folder) as roots:
             spec.loader.exec_module(module)
+            helpers = _helpers((folder, *roots), before, name)
     except Exception as e:
         del sys.modules[name]
         raise SpecError(f"{source} failed to import: {type(e).__name__}: {e}"
@@ -66,24 +67,24 @@ def execute(source: Path, fmt: SubmissionFormat) -> Executed:
     missing = [f for f in REQUIRED_FUNCTIONS if not callable(getattr(module, f, None))]
     if missing:
         raise SpecError(f"{source} lacks the {fmt.label} function(s) {', '.join(missing)}")
-    files = (source, *_helpers(folder, before, name))
+    files = (source, *helpers)
     mark_submission_code(files)
     done = _EXECUTED[key] = Executed(module, source_hash(module), files)
     return done
 
 
-def _helpers(folder: Path, before: set[str], submission: str) -> list[Path]:
+def _helpers(places: tuple[Path, ...], before: set[str], submission: str) -> list[Path]:
     """The files of the submission's helper modules: imported while it ran (not in `before`),
-    in its folder, of a package that was not loaded before (the harness is) and not installed
-    below the folder (a folder holding the repository or a virtual environment holds those
-    too)."""
+    in its folder (or another of `places`: where its format found its helpers), of a package
+    that was not loaded before (the harness is) and not installed below that place (a folder
+    holding the repository or a virtual environment holds those too)."""
     files = []
     for name in set(sys.modules) - before - {submission}:
         file = getattr(sys.modules.get(name), "__file__", None)
         if not file or name.partition(".")[0] in before:
             continue
         path = Path(file).resolve()
-        inside = path.is_relative_to(folder)
-        if inside and not INSTALLED_PARTS & set(path.relative_to(folder).parts):
+        place = next((p for p in places if path == p or path.is_relative_to(p)), None)
+        if place is not None and not INSTALLED_PARTS & set(path.relative_to(place).parts):
             files.append(path)
     return sorted(files)

@@ -5,6 +5,7 @@ as it is and needs nothing beyond compiled chunks (all `Capabilities` off)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -17,6 +18,7 @@ class NativeFormat:
 
     label = "submission"
     search_space = None
+    hyperparameter_free = False
 
     def recognises(self, folder: Path) -> bool:
         return True
@@ -24,14 +26,14 @@ class NativeFormat:
     def check_source(self, source: Path) -> None:
         return None
 
-    def executing(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    def executing(self, folder: Path) -> contextlib.AbstractContextManager[list[Path]]:
+        return contextlib.nullcontext([])
 
     def import_hint(self, error: Exception) -> str:
         return ""
 
-    def adapt(self, module: ModuleType, folder: Path, search_point: tuple[int, int] | None
-              ) -> tuple[ModuleType, Capabilities]:
+    def adapt(self, module: ModuleType, folder: Path, search_point: tuple[int, int] | None,
+              files: Sequence[Path] = ()) -> tuple[ModuleType, Capabilities]:
         return module, Capabilities()
 
 
