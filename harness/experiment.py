@@ -269,7 +269,8 @@ class _Resuming(LocalExecutor):
     def __init__(self, checkpoint_folder: str):
         self.checkpoint_folder = checkpoint_folder
 
-    def execute(self, group: TrialGroup, db_url: str | None, on_eval) -> list[TrialResult]:
+    def execute(self, group: TrialGroup, db_url: str | None, on_eval, ahead=None
+                ) -> list[TrialResult]:
         return execute_group(group, db_url, on_eval=on_eval, resume=self.checkpoint_folder)
 
 
