@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 from harness import checkpoint, guards
 from harness.db import Run, Sweep
-from harness.engine.execute import (LocalExecutor, database, execute_group, group_from_json,
-                                    group_to_json, load_dataset, snapshot_config)
+from harness.engine.execute import (AHEAD_GROUPS, LocalExecutor, database, execute_group,
+                                    group_from_json, group_to_json, load_dataset, snapshot_config)
 from harness.engine.plan import plan_groups, plan_requests
 from harness.progress import Phase, PhaseChange
 from harness.records.status import FINISHED, RunStatus
@@ -179,7 +179,8 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
         if key not in seen:
             seen.add(key)
             todo.append(r)
-    executor = LocalExecutor() if executor is None else executor
+    executor = (LocalExecutor(ahead=0 if timed_alone else AHEAD_GROUPS) if executor is None
+                else executor)
     here = isinstance(executor, LocalExecutor)
     if here:  # data missing here fails now, before the sweep is recorded
         for spec in dict.fromkeys(r.workload for r in todo):

@@ -189,9 +189,14 @@ def execute_group(group: TrialGroup, db_url: str | None, *,
 class LocalExecutor:
     """Every group in this process, one after the other, reporting each group's start, evals,
     phase changes and results to `events` as they happen; up to `ahead` groups beyond the one
-    running are planned and compiled in a background thread (`plan_ahead`; 0: none)."""
+    running are planned and compiled in a background thread (`plan_ahead`; 0: none). A
+    compile ahead shares the cores with the training it overlaps, so trials timed for scoring
+    (run_sweep's timed_alone) run with ahead=0."""
 
     ahead = AHEAD_GROUPS
+
+    def __init__(self, ahead: int = AHEAD_GROUPS):
+        self.ahead = ahead
 
     def run(self, groups: Sequence[TrialGroup], db_url: str | None, *,
             events: GroupEvents | None = None) -> list[list[TrialResult]]:
