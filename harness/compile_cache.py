@@ -7,7 +7,8 @@ is every MNIST program). A cached executable is the one XLA compiled before for 
 program, backend and flags, so results do not change (tests/test_compile_cache.py).
 
 Hits are told by `jax.monitoring` events; `CacheCounter` counts them around a group of trials
-so that the run records can say whether their programs came from the cache.
+(in the thread that runs it, and in the one that compiled its programs ahead, if any) so that
+the run records can say whether their programs came from the cache.
 """
 
 from __future__ import annotations
@@ -86,19 +87,29 @@ class _Listener:
     @classmethod
     def on_event(cls, event: str, **_kwargs) -> None:
         if event in (_HIT, _MISS):
+            thread = threading.get_ident()
             with cls.lock:
                 for c in cls.counters:
-                    c.hits += event == _HIT
-                    c.misses += event == _MISS
+                    if c.thread == thread:
+                        c.hits += event == _HIT
+                        c.misses += event == _MISS
 
 
 class CacheCounter:
-    """Persistent-cache hits and misses while the context is open (in any thread)."""
+    """Persistent-cache hits and misses while the context is open, in the thread that opened
+    it (a program compiled ahead in another thread is counted by that thread's counter, and
+    `add`ed to the group's)."""
 
     def __init__(self) -> None:
         self.hits = self.misses = 0
+        self.thread: int | None = None
+
+    def add(self, other: CacheCounter) -> None:
+        self.hits += other.hits
+        self.misses += other.misses
 
     def __enter__(self) -> CacheCounter:
+        self.thread = threading.get_ident()
         _Listener.attach(self)
         return self
 

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 from harness import checkpoint, guards
 from harness.db import Run, Sweep
-from harness.engine.execute import (LocalExecutor, database, execute_group, group_from_json,
-                                    group_to_json, load_dataset, snapshot_config)
+from harness.engine.execute import (LocalExecutor, database, execute_group,
+                                    group_from_json, group_to_json, load_dataset, snapshot_config)
 from harness.engine.plan import plan_groups, plan_requests
 from harness.progress import Phase, PhaseChange
 from harness.records.status import FINISHED, RunStatus
@@ -181,6 +181,8 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
             todo.append(r)
     executor = LocalExecutor() if executor is None else executor
     here = isinstance(executor, LocalExecutor)
+    if here and timed_alone and executor.ahead:  # a compile ahead would share the timed cores
+        executor = LocalExecutor(ahead=0, resume=executor.resume)
     if here:  # data missing here fails now, before the sweep is recorded
         for spec in dict.fromkeys(r.workload for r in todo):
             if on_event is not None:

@@ -14,13 +14,13 @@ only; AlgoPerf's time-to-target (training + its compilation + prepare_for_eval) 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jax
 
 from harness import checkpoint, guards, progress
-from harness.engine.context import GroupContext
+from harness.engine.context import GroupContext, Piece
 from harness.engine.drive_compiled import run_compiled
 from harness.engine.drive_concrete import run_concrete
 from harness.engine.evaluator import Evaluator
@@ -53,6 +53,50 @@ def _eval_is_sums(workload: Workload, batch: Any) -> bool:
     return "count" in outs and all(o.shape == () for o in outs.values())
 
 
+@dataclasses.dataclass
+class PlannedVariant:
+    """A piece of `variant_pieces` planned and ready to drive: its trials' indices in the
+    group, their context (sizes checked, data on the device) and compiled programs."""
+
+    indices: list[int]
+    ctx: GroupContext
+    pieces: list[Piece]
+
+
+def plan_group(workload: Workload, submission: Submission, dataset: Dataset,
+               trials: Sequence[TrialSpec], *, options: TrialOptions = TrialOptions(),
+               snapshot_steps: Iterable[int] = (), checked: bool = False
+               ) -> list[PlannedVariant]:
+    """Everything of `run_group` before the first row is written: variants, sizes, data on
+    the device, programs. Writes nothing and trains nothing, so an executor can plan (and
+    compile, `compile_ahead`) the next group in a background thread while one trains."""
+    return list(_plans(workload, submission, dataset, trials, options, list(snapshot_steps),
+                       checked))
+
+
+def _plans(workload: Workload, submission: Submission, dataset: Dataset,
+           trials: Sequence[TrialSpec], options: TrialOptions, snapshot_steps: list[int],
+           checked: bool) -> Iterator[PlannedVariant]:
+    """The variants planned one at a time (only one's data on the device while it runs)."""
+    for variant, indices, own in variant_pieces(workload, submission, trials,
+                                                bool(snapshot_steps)):
+        yield _plan_variant(variant, submission, dataset, own, indices, options=options,
+                            snapshot_steps=snapshot_steps, checked=checked)
+
+
+def compile_ahead(planned: Sequence[PlannedVariant]) -> None:
+    """Compile the planned programs that can be compiled from shapes alone
+    (Program.compile_ahead), in this thread."""
+    for variant in planned:
+        ctx = variant.ctx
+        for piece in variant.pieces:
+            if piece.concrete is None:
+                piece.program.compile_ahead(
+                    [trial_keys(ctx.trials[i].seed) for i in piece.indices],
+                    [ctx.hparams[i] for i in piece.indices],
+                    [ctx.workloads[i] for i in piece.indices], ctx.train_data, ctx.eval_stacked)
+
+
 def run_group(workload: Workload, submission: Submission, dataset: Dataset,
               trials: Sequence[TrialSpec], *, db: Database | None = None,
               options: TrialOptions = TrialOptions(),
@@ -60,7 +104,8 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
               on_snapshot: Callable[[str, int, Any, Any], None] | None = None,
               on_eval: Callable[[int, int, dict[str, float]], None] | None = None,
               checkpointing: checkpoint.Checkpointing | None = None,
-              checked: bool = False) -> list[TrialResult]:
+              checked: bool = False,
+              planned: Iterable[PlannedVariant] | None = None) -> list[TrialResult]:
     """Run trials that share a compiled shape (variant, submission, batch size), vectorised
     where they can be (see the module docstring); results in the order of `trials`.
 
@@ -72,36 +117,29 @@ def run_group(workload: Workload, submission: Submission, dataset: Dataset,
     its first eval that meets the target (unless options.stop_at_target is off), divergence
     or the step budget. on_eval(trial_index, step, metrics); on_snapshot(run_id, step,
     params, model_state) with that trial's own parameters. checked: the caller already ran
-    harness.guards on this group (run_sweep's preflight), so it is not repeated."""
+    harness.guards on this group (run_sweep's preflight), so it is not repeated. planned:
+    `plan_group` of these same arguments, done ahead (then used instead of planning here)."""
     if not trials:
         return []
-    snapshot_steps = list(snapshot_steps)
-    pieces = variant_pieces(workload, submission, trials, bool(snapshot_steps))
-    if len(pieces) > 1 or pieces[0][0] is not workload:
-        results: list[TrialResult | None] = [None] * len(trials)
-        for variant, indices, own in pieces:
-            remap = None if on_eval is None else (
-                lambda j, step, m, indices=indices: on_eval(indices[j], step, m))
-            for i, r in zip(indices, _run_variant(
-                    variant, submission, dataset, own, db=db, options=options,
-                    snapshot_steps=snapshot_steps, on_snapshot=on_snapshot, on_eval=remap,
-                    checkpointing=checkpointing, checked=checked)):
-                results[i] = r
-        return results
-    return _run_variant(workload, submission, dataset, trials, db=db, options=options,
-                        snapshot_steps=snapshot_steps, on_snapshot=on_snapshot, on_eval=on_eval,
-                        checkpointing=checkpointing, checked=checked)
+    if planned is None:
+        planned = _plans(workload, submission, dataset, trials, options, list(snapshot_steps),
+                         checked)
+    results: list[TrialResult | None] = [None] * len(trials)
+    for variant in planned:
+        remap = None if on_eval is None else (
+            lambda j, step, m, indices=variant.indices: on_eval(indices[j], step, m))
+        ctx = dataclasses.replace(variant.ctx, db=db, on_snapshot=on_snapshot, on_eval=remap,
+                                  checkpointing=checkpointing)
+        for i, r in zip(variant.indices, _drive(ctx, variant.pieces)):
+            results[i] = r
+    return results
 
 
-def _run_variant(workload: Workload, submission: Submission, dataset: Dataset,
-                 trials: Sequence[TrialSpec], *, db: Database | None, options: TrialOptions,
-                 snapshot_steps: list[int],
-                 on_snapshot: Callable[[str, int, Any, Any], None] | None,
-                 on_eval: Callable[[int, int, dict[str, float]], None] | None,
-                 checkpointing: checkpoint.Checkpointing | None, checked: bool
-                 ) -> list[TrialResult]:
+def _plan_variant(workload: Workload, submission: Submission, dataset: Dataset,
+                  trials: Sequence[TrialSpec], indices: list[int], *, options: TrialOptions,
+                  snapshot_steps: list[int], checked: bool) -> PlannedVariant:
     """Trials of one piece of `variant_pieces`: sizes checked, data on the device, programs
-    planned and driven."""
+    planned."""
     max_steps = int(workload.max_steps if options.max_steps is None else options.max_steps)
     eval_every = int(workload.eval_every if options.eval_every is None else options.eval_every)
     if max_steps < 1 or eval_every < 1:
@@ -149,11 +187,16 @@ def _run_variant(workload: Workload, submission: Submission, dataset: Dataset,
                    resolved=Options(max_steps, eval_every, options.stop_at_target,
                                     options.divergence_factor),
                    mode=mode, batch_size=batch_size, batching=batching, train_data=train_data,
-                   eval_batches=eval_batches, eval_stacked=eval_stacked, db=db,
+                   eval_batches=eval_batches, eval_stacked=eval_stacked, db=None,
                    snapshot_steps=sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= max_steps}),
-                   on_snapshot=on_snapshot, on_eval=on_eval, checkpointing=checkpointing)
-    results: list[TrialResult | None] = [None] * len(trials)
-    pieces = plan_programs(ctx, in_loop)
+                   on_snapshot=None, on_eval=None)
+    return PlannedVariant(indices, ctx, plan_programs(ctx, in_loop))
+
+
+def _drive(ctx: GroupContext, pieces: Sequence[Piece]) -> list[TrialResult]:
+    """Run a planned variant's programs, writing every trial's rows."""
+    checkpointing = ctx.checkpointing
+    results: list[TrialResult | None] = [None] * len(ctx.trials)
     if checkpointing is not None and checkpointing.resume is not None and (
             len(pieces) != 1 or pieces[0].concrete is not None):
         raise checkpoint.CheckpointError(

@@ -91,7 +91,7 @@ def run_compiled(ctx: GroupContext, piece: Piece) -> list[TrialResult]:
             next_snap = snaps[k] if k < len(snaps) else o.max_steps
             progress.emit(Phase.TRAINING, [i for i, lg in zip(idx, ledgers) if lg.running],
                           step=step)
-            t0, c0 = time.perf_counter(), program.compile_s
+            t0, c0 = time.perf_counter(), program.blocked_s
             evals: dict[int, list[tuple[int, dict[str, float], bool]]] = {}
             if program.in_loop_eval:
                 stop = min(step + SEGMENT_STEPS, next_snap, o.max_steps)
@@ -99,7 +99,7 @@ def run_compiled(ctx: GroupContext, piece: Piece) -> list[TrialResult]:
                                                             hp, train_keys, step, stop)
                 losses, seen, outs, flags = jax.device_get((losses, seen, outs, carry[1:]))
                 flags = Carry(None, *flags)
-                seg_s = time.perf_counter() - t0 - (program.compile_s - c0)
+                seg_s = time.perf_counter() - t0 - (program.blocked_s - c0)
                 for off, j in zip(*np.nonzero(seen)):
                     per_batch = [{k: v[off, b, j] for k, v in outs.items()}
                                  for b in range(len(ctx.eval_batches))]
@@ -113,12 +113,12 @@ def run_compiled(ctx: GroupContext, piece: Piece) -> list[TrialResult]:
                                                stop - step, host_batches)
                 losses, flags = jax.device_get((losses, carry[1:]))
                 flags = Carry(None, *flags)
-                seg_s = time.perf_counter() - t0 - (program.compile_s - c0)
+                seg_s = time.perf_counter() - t0 - (program.blocked_s - c0)
                 eval_s = 0.0
                 if (stop % o.eval_every == 0 or stop == o.max_steps) and flags.active.any():
                     progress.emit(Phase.EVALUATING, [idx[j] for j in np.flatnonzero(flags.active)],
                                   step=stop)
-                    t1, c1 = time.perf_counter(), program.compile_s
+                    t1, c1 = time.perf_counter(), program.blocked_s
                     per_batch = program.evaluate(carry, ctx.eval_batches, hp)
                     met, finite = np.zeros(t, bool), np.ones(t, bool)
                     for j in np.flatnonzero(flags.active):
@@ -133,7 +133,7 @@ def run_compiled(ctx: GroupContext, piece: Piece) -> list[TrialResult]:
                     carry = carry._replace(active=jnp.asarray(active),
                                            stop=jnp.asarray(stop_code, jnp.int32),
                                            reached_step=jnp.asarray(reached_step, jnp.int32))
-                    eval_s = time.perf_counter() - t1 - (program.compile_s - c1)
+                    eval_s = time.perf_counter() - t1 - (program.blocked_s - c1)
             ran = max([int(flags.final_step[j]) - step for j, lg in enumerate(ledgers) if lg.running]
                       + [1])
             for j, ledger in enumerate(ledgers):

@@ -280,6 +280,26 @@ class Program:
             return None
         return None
 
+    def compile_ahead(self, keys: Sequence[Mapping[str, jax.Array]],
+                      hparams: Sequence[Mapping[str, Any]], workloads: Sequence[Workload],
+                      data: Any, eval_data: Any) -> None:
+        """Compile the in-loop segment for these trials (their keys, hyperparameters and
+        variants, as `init` and the driver get them) before it first runs: from abstract
+        shapes (nothing trained or initialised), so it can run in a background thread while
+        another program trains. Other programs compile on first use."""
+        if not self.in_loop_eval:
+            return
+        carry = jax.eval_shape(lambda: self.init(keys, hparams, workloads))
+        hp = jax.eval_shape(lambda: hparam_arrays(hparams, self.traced, workloads, self.switch))
+        train_keys = jax.eval_shape(lambda: jnp.stack([k["train"] for k in keys]))
+        scalar = jax.ShapeDtypeStruct((), jnp.int32)
+        self._segment.ahead(carry, data, eval_data, hp, train_keys, scalar, scalar, scalar, scalar)
+
+    @property
+    def blocked_s(self) -> float:
+        """Seconds calls waited for compiles (CompileCache.blocked_s)."""
+        return sum(c.blocked_s for c in self._caches())
+
     @property
     def compile_s(self) -> float:
         return sum(c.compile_s for c in self._caches())
