@@ -217,6 +217,9 @@ class LocalExecutor:
     `default_ahead()`). `resume`: a checkpoint folder the (one) group continues from
     (harness.experiment.resume_run)."""
 
+    ahead: int = 0
+    resume: str | None = None
+
     def __init__(self, ahead: int | None = None, resume: str | None = None):
         self.ahead = default_ahead() if ahead is None else ahead
         self.resume = resume
