@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,8 @@ EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "CURVEBENCH_DEBUG"
 DEBUG_FLAG = "--debug"
+#: control characters but newline and tab (C0, DEL, C1)
+_CONTROL = re.compile("[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]")
 #: the source files of the submissions loaded in this process (`mark_submission_code`)
 _SUBMISSION_FILES: set[str] = set()
 
@@ -104,9 +107,20 @@ class Unsupported(SpecError):
     """An AlgoPerf workload feature the wrapped suite workload cannot honour."""
 
 
+def visible(text: str) -> str:
+    """`text` with its control characters but newline and tab shown as escapes (`\\x1b`, `\\r`):
+    user text (a tag, a name, a file's contents) printed to a terminal moves no cursor, sets no
+    colour or title."""
+    text = str(text)
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def one_line(text: str) -> str:
-    """Collapse a message to one line (messages from libraries may span several)."""
-    return " ".join(str(text).split())
+    """Collapse a message to one line (messages from libraries may span several), its control
+    characters shown (`visible`)."""
+    return " ".join(visible(str(text).replace("\r", " ")).split())
 
 
 def mark_submission_code(files: Iterable[str | Path]) -> None:
@@ -165,6 +179,8 @@ def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> i
     argv = [a for a in argv if a != DEBUG_FLAG]
     try:
         code = main(args=argv, prog_name="curvebench", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer's answer to Ctrl-C in a command: Exit(130), returned
+            print("error: interrupted", file=sys.stderr)
         return code if isinstance(code, int) else 0
     except click.Exit as e:
         return e.exit_code

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import checkpoint, guards
+from harness import checkpoint, guards, interrupt
 from harness.db import Run, Sweep
 from harness.engine.execute import (LocalExecutor, database, execute_group, group_from_json,
                                     group_to_json, load_dataset, snapshot_config)
@@ -196,6 +196,7 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
                              timed_alone=timed_alone, compile_cache=compile_cache)]
     checked = preflight([g for g, _ in planned], data_here=here)
     planned = [(g, members) for g, (_, members) in zip(checked, planned)]
+    interrupt.check()  # Ctrl-C while starting up (swallowed by JAX's import): record nothing
     if resume is None and db_url is not None:
         spec = {"requests": [dataclasses.asdict(r) for r in todo],
                 "options": {**dataclasses.asdict(options), "origin": options.origin.value},

@@ -13,9 +13,10 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
-from harness.errors import CommandLineError, UserError, describe_failure  # noqa: F401 - CommandLineError re-exported for the commands
+from harness.errors import CommandLineError, UserError, describe_failure, visible  # noqa: F401 - CommandLineError re-exported for the commands
 
 
 class _Curvebench(TyperGroup):
@@ -39,10 +40,31 @@ app = typer.Typer(
          "prints one line `error: ...` (exit 2: bad input; 3: internal); --debug (or "
          "CURVEBENCH_DEBUG=1) before or after the command adds the traceback.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+
+class _TextConsole(Console):
+    """A console that prints every string as text: no rich markup or emoji codes are read in it
+    (`log:-1:5` stays `log:-1:5`, a tag `[red]x` stays as typed) and control characters (escape
+    codes, carriage returns) are shown as `\\x1b`, never sent to the terminal. Styled output is
+    built as rich Text (`styled`), never as markup around user text."""
+
+    def __init__(self, **kwargs):
+        super().__init__(markup=False, emoji=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs):
+        return super().render_str(visible(text), **kwargs)
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """`label` in `style`, then a space and `rest` as plain text (control characters shown)."""
+    text = Text(visible(label), style=style or "")
+    return text.append(" " + visible(rest)) if rest else text.append(" ")
+
+
 #: results and tables (stdout); a fixed width when piped, so tables keep their columns in logs
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = _TextConsole(width=None if sys.stdout.isatty() else 160)
 #: progress, warnings and errors (stderr)
-err = Console(stderr=True, soft_wrap=True)
+err = _TextConsole(stderr=True, soft_wrap=True)
 
 
 def open_db(db: str | None):

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.app import CommandLineError, app, err, open_db, out
+from harness.cli.app import CommandLineError, app, err, open_db, out, styled
 from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbOpt, HparamOpt,
                                  JsonOpt, QuietOpt, RefsDirOpt)
 from harness.cli.output import split_ids
@@ -110,7 +110,8 @@ _TIER_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "d
 def _print_report(report) -> None:
     from rich.table import Table
 
-    out.print(f"[bold]check[/] {report.workload} / {report.submission}", highlight=False, soft_wrap=True)
+    out.print(styled("check", "bold", f"{report.workload} / {report.submission}"), highlight=False,
+              soft_wrap=True)
     if report.reference_set:
         out.print(f"reference set {report.reference_set} ({len(report.reference_runs)} runs, "
                   f"{report.hardware}) from {report.reference_origin}", highlight=False, soft_wrap=True)
@@ -134,7 +135,7 @@ def _print_report(report) -> None:
                   f"candidate vs {frr['n_reference']} reference runs from the references)",
                   highlight=False, soft_wrap=True)
     style = {"pass": "bold green", "fail": "bold red"}.get(report.verdict, "bold yellow")
-    out.print(f"verdict: [{style}]{report.verdict}[/] (exit {report.exit_code})")
+    out.print(styled("verdict:", "", "").append(report.verdict, style).append(f" (exit {report.exit_code})"))
 
 
 @app.command()

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.app import CommandLineError, app, err, open_db, out
+from harness.cli.app import CommandLineError, app, err, open_db, out, styled
 from harness.cli.options import DbOpt, MlflowOpt, QuietOpt
 from harness.cli.output import make_table, split_ids
 from harness.cli.training import also_mirrored, mirror_report, mlflow_mirror, progress
@@ -45,7 +45,7 @@ def report(
     extra = sections_for_sweep(database, sweep) if sweep else []
     result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
     if result.empty_reason:
-        err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
+        err.print(styled("nothing to report:", "yellow", result.empty_reason), highlight=False)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
               soft_wrap=True)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.app import CommandLineError, app, open_db, out
+from harness.cli.app import CommandLineError, app, open_db, out, styled
 from harness.cli.options import (DbOpt, JsonOpt, MlflowOpt, OriginFilterOpt, StatusFilterOpt,
                                  SubmissionFilterOpt, SweepFilterOpt, TagFilterOpt,
                                  VariantFilterOpt, WorkloadFilterOpt)
@@ -123,7 +123,7 @@ def runs_show(
     settings = dict(detail.settings)
     if detail.sweep_name:
         settings["sweep_id"] = f"{settings['sweep_id']} ({detail.sweep_name})"
-    out.print(f"[bold]run {detail.id}[/]", highlight=False)
+    out.print(styled(f"run {detail.id}", "bold"), highlight=False)
     out.print(_settings_table("settings", settings))
     out.print(_settings_table("hparams", detail.hparams))
     outcome = {k: v for k, v in detail.outcome.items() if k != "error"}

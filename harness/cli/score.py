@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from harness import grid as grids
-from harness.cli.app import CommandLineError, app, err, open_db, out
+from harness.cli.app import CommandLineError, app, err, open_db, out, styled
 from harness.cli.options import (CompileCacheOpt, DataDirOpt, DbOpt, EvalEveryOpt, HparamOpt,
                                  JsonOpt, MaxStepsOpt, MlflowOpt, QuietOpt, trial_options)
 from harness.cli.output import fmt_s, fmt_steps, print_json, make_table
@@ -82,7 +82,7 @@ def score_cmd(
             specs, skipped = available_workloads(
                 sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
             for skipped_name, why in skipped.items():
-                err.print(f"[yellow]skipping {skipped_name}:[/] {why}", highlight=False)
+                err.print(styled(f"skipping {skipped_name}:", "yellow", why), highlight=False)
         if not specs:
             raise CommandLineError("no workload to score: none has its data here (see the "
                                    "messages above)")

@@ -352,12 +352,25 @@ class Database:
         """A run by id or unique id prefix, with its eval rows loaded."""
         with self.session() as s:
             rows = s.scalars(select(Run).options(selectinload(Run.evals))
-                             .where(Run.id.startswith(run_id))).all()
+                             .where(Run.id.startswith(run_id, autoescape=True))).all()
         if not rows:
             raise DatabaseError(f"no run with id {run_id!r} in {self.url}")
         if len(rows) > 1:
             raise DatabaseError(f"run id prefix {run_id!r} is ambiguous ({len(rows)} runs)")
         return rows[0]
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
+        """Runs by ids or unique prefixes, in order; a run named twice (the same id, or an id and
+        its prefix) is refused, so no run counts twice in a set built from the list."""
+        runs, seen = [], {}
+        for given in run_ids:
+            run = self.get_run(given)
+            if run.id in seen:
+                raise DatabaseError(f"run {run.id[:8]} is named twice ({seen[run.id]!r} and "
+                                    f"{given!r}); name each run once")
+            seen[run.id] = given
+            runs.append(run)
+        return runs
 
     def runs(self, *, workload: str | None = None, submission: str | None = None,
              variant: str | None = None, status: str | None = None) -> list[Run]:
