@@ -67,9 +67,10 @@ out = _TextConsole(width=None if sys.stdout.isatty() else 160)
 err = _TextConsole(stderr=True, soft_wrap=True)
 
 
-def open_db(db: str | None):
+def open_db(db: str | None, *, create: bool = False):
     """The results database at --db (harness.db.open_database, imported only when a command
-    needs it)."""
+    needs it). Only commands that record runs pass create=True: a command that reads, given a
+    mistyped path, says so instead of creating an empty database there."""
     from harness.db import open_database
 
-    return open_database(db)
+    return open_database(db, create=create)

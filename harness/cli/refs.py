@@ -75,7 +75,7 @@ def refs_import(
     """Load reference set files into the database (all or nothing)."""
     from harness import refs
 
-    database = open_db(db)
+    database = open_db(db, create=True)
     outcome = refs.import_sets(database, paths or [refs.SHIPPED_DIR])
     for set_id, what in outcome:
         out.print(f"{set_id}: {what}", highlight=False, soft_wrap=True)
@@ -166,7 +166,7 @@ def check(
     if run_ids and seeds:
         raise CommandLineError("give --seeds or --runs, not both")
     overrides = parse_single("", hparam, "check")
-    database = open_db(db)
+    database = open_db(db, create=not run_ids)
     from harness import check as checking
     from harness import refs
     from harness.errors import UserError

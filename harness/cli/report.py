@@ -80,7 +80,7 @@ def analyze(
         except ValueError:
             raise CommandLineError(f"--seeds takes comma-separated integers, got "
                                    f"{seeds!r}") from None
-    database = open_db(db)
+    database = open_db(db, create=True)
     mirror = mlflow_mirror(mlflow, database.url)
     try:
         with progress(quiet) as display:

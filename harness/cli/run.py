@@ -72,7 +72,7 @@ def run(
         raise CommandLineError("run needs --workload and --submission (or --resume RUN_ID)")
     overrides = parse_single(workload, hparam, "run")
     check_chunk_mode(chunk_mode)
-    database = open_db(db)
+    database = open_db(db, create=True)
     from harness.records.sweep import TrialRequest
 
     config = curvature_request(curvature_flags)
@@ -116,7 +116,7 @@ def _checkpoint_fields(every: str | None, directory: str | None, keep: bool) -> 
 def _resume_run(run_id: str, db: str | None, options: dict[str, Any], *, as_json: bool,
                 quiet: bool) -> None:
     """`run --resume`: the run's program continues from its checkpoint; say which trials."""
-    database = open_db(db)
+    database = open_db(db, create=True)
     from harness.experiment import resume_run
 
     with progress(quiet or as_json) as display:

@@ -53,7 +53,7 @@ def score_cmd(
     """
     specs = grids.parse_workload_list(workloads)
     overrides = parse_single("", hparam, "score")
-    database = open_db(db)
+    database = open_db(db, create=sweep is None)
     from harness import score as scoring
     from harness.db import RunOrigin
     from harness.experiment import available_workloads, requests_for
@@ -156,7 +156,7 @@ def tune(
     each (timed alone); per workload the fastest trial of each study, the median over studies,
     and performance-profile scores by the suite's exact integral and AlgoPerf's trapezoid rule."""
     specs = grids.parse_workload_list(workloads)
-    database = open_db(db)
+    database = open_db(db, create=True)
     from harness.algoperf.tuning import tune as run_tuning
 
     def run_study(requests, study):

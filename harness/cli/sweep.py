@@ -93,7 +93,7 @@ def sweep(
                      "max_group_size": max_group_size})
     o = plan.options
     check_chunk_mode(o.get("chunk_mode"))
-    database = open_db(o.get("db"))
+    database = open_db(o.get("db"), create=True)
     from harness.experiment import requests_for
 
     try:  # a config file's [options] may hold a value of the wrong type
