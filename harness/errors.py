@@ -69,6 +69,10 @@ class SelectionError(UserError, ValueError):
 class ReportError(UserError, RuntimeError):
     """The report cannot be written as asked; the message says why and what to do."""
 
+class OutputError(UserError, ValueError):
+    """An output folder that cannot be written as asked (blank, a file, not writable, or holding
+    files curvebench did not write); the message says why and how to fix it."""
+
 class ExportError(UserError, ValueError):
     """The export cannot be written as asked (format, missing extra, output path)."""
 

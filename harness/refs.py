@@ -26,6 +26,7 @@ from sqlalchemy.orm import selectinload
 from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
+from harness import output_dir
 from harness.errors import RefsError
 from harness.records.status import FINISHED, RunStatus
 from workloads import REGISTRY
@@ -317,6 +318,7 @@ def export_sets(db: Database, directory: str | os.PathLike,
     if {"site-packages", "dist-packages"} & set(Path(directory).resolve().parts):
         raise RefsError(f"--out {directory} is inside installed packages (site-packages); export to "
                         "a directory of your own, e.g. --out reference_results")
+    output_dir.check_folder(directory)  # set files are named by their content: same name, same set
     sets = db_sets(db, ids or None)
     if not sets:
         raise RefsError(f"no reference sets in {db.url}; make one with `curvebench refs freeze`")

@@ -23,6 +23,8 @@ CURVATURE_EVERY = "init,log:4:1000,every:1000"
 
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path "
                                               "(default $CURVEBENCH_DB, else ./curvebench.db)")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="replace files in the output folder that "
+                                       "curvebench did not write (default: refuse)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 QuietOpt = Annotated[bool, typer.Option(help="no progress output: only the results and errors")]
 DataDirOpt = Annotated[Optional[str], typer.Option(help="directory with the dataset files")]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from harness.cli.app import CommandLineError, app, err, open_db, out, styled
-from harness.cli.options import DbOpt, MlflowOpt, QuietOpt
+from harness.cli.options import DbOpt, ForceOpt, MlflowOpt, QuietOpt
 from harness.cli.output import make_table, split_ids
 from harness.cli.training import also_mirrored, mirror_report, mlflow_mirror, progress
 
@@ -25,6 +25,7 @@ def report(
     density_steps: Annotated[Optional[str], typer.Option(
         help="steps at which to draw SLQ densities, comma-separated (default: 5 spread)")] = None,
     db: DbOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Write an offline HTML report (index.html + one SVG per figure) of the selected runs.
 
@@ -37,13 +38,17 @@ def report(
     except ValueError:
         raise CommandLineError(f"--density-steps takes comma-separated integers, got "
                                f"{density_steps!r}") from None
+    from harness import output_dir
+
+    output_dir.check_folder(out_dir)
     database = open_db(db)
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission)
     from harness.analyses import sections_for_sweep
 
     extra = sections_for_sweep(database, sweep) if sweep else []
-    result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra)
+    result = build_report(database, filters, out_dir, density_steps=steps, extra_sections=extra,
+                          force=force)
     if result.empty_reason:
         err.print(styled("nothing to report:", "yellow", result.empty_reason), highlight=False)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
@@ -62,6 +67,7 @@ def analyze(
     db: DbOpt = None,
     quiet: QuietOpt = False,
     mlflow: MlflowOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep."""
     import dataclasses
@@ -80,6 +86,10 @@ def analyze(
         except ValueError:
             raise CommandLineError(f"--seeds takes comma-separated integers, got "
                                    f"{seeds!r}") from None
+    if report_dir is not None:  # checked before the analysis runs, not after
+        from harness import output_dir
+
+        output_dir.claim(report_dir, ["index.html"], force=force, option="--report")
     database = open_db(db, create=True)
     mirror = mlflow_mirror(mlflow, database.url)
     try:
@@ -100,5 +110,6 @@ def analyze(
         index = write_report(report_dir, f"curvebench analyze {name}",
                              [module.section(result, database)],
                              meta=[f"sweep {result.sweep_id}: `curvebench report --sweep "
-                                   f"{result.sweep_id}` adds the runs' standard figures"])
+                                   f"{result.sweep_id}` adds the runs' standard figures"],
+                             force=force)
         out.print(str(index), highlight=False, soft_wrap=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from harness.cli.app import CommandLineError, app, open_db, out, styled
-from harness.cli.options import (DbOpt, JsonOpt, MlflowOpt, OriginFilterOpt, StatusFilterOpt,
+from harness.cli.options import (DbOpt, ForceOpt, JsonOpt, MlflowOpt, OriginFilterOpt, StatusFilterOpt,
                                  SubmissionFilterOpt, SweepFilterOpt, TagFilterOpt,
                                  VariantFilterOpt, WorkloadFilterOpt)
 from harness.cli.output import jsonable, num, make_table
@@ -241,6 +241,7 @@ def export_cmd(
     sweep: SweepFilterOpt = None,
     tag: TagFilterOpt = None,
     db: DbOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Export the selected runs, their evals, training losses and curvature values as CSV or
     Parquet files (columns: docs/results-schema.md)."""
@@ -254,7 +255,7 @@ def export_cmd(
                                f"{', '.join(f.value for f in exporting.Format)}") from None
     filters = _run_filter(workload=workload, variant=variant, submission=submission,
                           status=status, origin=origin, sweep=sweep, tag=tag)
-    written = exporting.export(database, out_dir, chosen, filters)
+    written = exporting.export(database, out_dir, chosen, filters, force=force)
     for table, path in written.items():
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
