@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import checkpoint, guards, interrupt
+from harness.grid import MAX_SEED, MAX_TRIALS
 from harness.db import Run, Sweep
 from harness.engine.execute import (LocalExecutor, database, execute_group, group_from_json,
                                     group_to_json, load_dataset, snapshot_config)
@@ -36,7 +37,7 @@ from harness.records.sweep import (CellSummary, CurvatureRequest, GroupEvents, G
                                    TrialGroup, TrialOutcome, TrialPhase, TrialRequest)
 from harness.records.trial import TrialOptions, TrialResult, TrialSpec
 from harness.spec import DataUnavailable, SpecError
-from harness.submissions import apply_overrides, load_submission
+from harness.submissions import apply_overrides, check_ranges, load_submission
 from harness.sweep_state import finished_trials, request_key
 from workloads import get_workload
 
@@ -61,13 +62,21 @@ def validate_requests(requests: Sequence[TrialRequest]) -> tuple[list[TrialReque
                                                                  list[dict[str, Any]]]:
     """Check every workload variant and hyperparameter before anything runs; return the
     requests with canonical variant names and submission paths, and each one's full hparams.
-    Raises SpecError (unknown workload, knob, value, hyperparameter; bad submission)."""
+    Raises SpecError (unknown workload, knob, value, hyperparameter; bad submission; more
+    trials than MAX_TRIALS or a seed past MAX_SEED: harness.grid)."""
+    if len(requests) > MAX_TRIALS:
+        raise SpecError(f"{len(requests)} trials; one command starts at most {MAX_TRIALS}: give "
+                        "fewer seeds or grid values, or split the grid into several sweeps")
+    bad = next((r.seed for r in requests if not (isinstance(r.seed, int) and 0 <= r.seed <= MAX_SEED)), None)
+    if bad is not None:
+        raise SpecError(f"seed {bad!r} is not an integer from 0 to {MAX_SEED}")
     specs = {w: get_workload(w).spec for w in dict.fromkeys(r.workload for r in requests)}
     subs = {s: load_submission(s) for s in dict.fromkeys(r.submission for r in requests)}
     canonical, full = [], []
     for r in requests:
         sub = subs[r.submission]
         full.append(apply_overrides(sub.name, sub.hparams, r.hparams))
+        check_ranges(sub.name, full[-1], sub.ranges)
         canonical.append(TrialRequest(specs[r.workload], str(sub.path), dict(r.hparams), r.seed))
     return canonical, full
 

@@ -165,6 +165,8 @@ def check(
     run_ids = split_ids(runs)
     if run_ids and seeds:
         raise CommandLineError("give --seeds or --runs, not both")
+    from harness.grid import seed_range
+
     overrides = parse_single("", hparam, "check")
     database = open_db(db, create=not run_ids)
     from harness import check as checking
@@ -179,7 +181,7 @@ def check(
         sets = refs.available_sets(database, refs_dir)
         with progress(quiet or as_json) as display:
             report = checking.check(database, sets, w, sub,
-                                    seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,
+                                    seeds=() if run_ids else seed_range(0, seeds or 5), run_ids=run_ids,
                                     data_dir=data_dir, data_source=data_source,
                                     resamples=resamples, skip_bit_exact=skip_bit_exact,
                                     on_event=display, compile_cache=compile_cache,

@@ -41,7 +41,7 @@ def report(
     from harness import output_dir
 
     output_dir.check_folder(out_dir)
-    database = open_db(db)
+    database = open_db(db, create=True)  # a new database's report is a page saying it is empty
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission)
     from harness.analyses import sections_for_sweep

@@ -85,8 +85,10 @@ def run(
         from harness.submissions import load_submission
 
         point = load_submission(submission, search_point=search_point).hparams
+    from harness.grid import seed_range
+
     requests = [TrialRequest(workload, submission, {**point, **overrides}, seed)
-                for seed in range(seed_start, seed_start + seeds)]
+                for seed in seed_range(seed_start, seeds)]
     mirror = mlflow_mirror(mlflow, database.url)
     sweep = sweep_with_progress(requests, options, database.url, quiet=quiet or as_json,
                                 command=command_line(ctx), data_dir=data_dir,

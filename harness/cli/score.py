@@ -87,7 +87,7 @@ def score_cmd(
             raise CommandLineError("no workload to score: none has its data here (see the "
                                    "messages above)")
         result = sweep_with_progress(
-            requests_for(specs, [submission], [overrides], range(seeds)),
+            requests_for(specs, [submission], [overrides], grids.seed_range(0, seeds)),
             trial_options("score", tag=tag), database.url, quiet=quiet or as_json,
             command=command_line(ctx), data_dir=data_dir, timed_alone=True,
             compile_cache=compile_cache, mirror=mirror)
