@@ -207,6 +207,10 @@ def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> i
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as e:  # sys.exit() in a submission's code fails the command, never exits 0
+        if _submission_frame(e) is None:
+            raise
+        return _report(e, debug)
     except Exception as e:
         return _report(e, debug)
 

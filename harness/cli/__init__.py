@@ -15,7 +15,7 @@ import sys
 try:
     # the command modules register on `app` when imported, in the order --help lists them
     from harness.cli import db, run, sweep, score, runs, curvature, report, workloads, refs  # noqa: F401,I001
-    from harness.cli.app import app
+    from harness.cli.app import app, keep_stdout_for_results
     from harness.cli.options import CHUNK_MODES, CURVATURE_EVERY, DIVERGENCE_FACTOR
 except KeyboardInterrupt:  # Ctrl-C while the command line loads, before `main` can catch it
     print("error: interrupted", file=sys.stderr, flush=True)
@@ -30,6 +30,7 @@ def main() -> None:
     from harness.errors import EXIT_INTERRUPTED, run_cli
 
     interrupt.install()
+    keep_stdout_for_results()
     code = run_cli(app)
     if interrupt.requested() and code != EXIT_INTERRUPTED:
         # a Ctrl-C swallowed where it came and not raised again (the command was past its last

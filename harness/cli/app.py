@@ -61,6 +61,25 @@ def styled(label: str, style: str, rest: str = "") -> Text:
     return text.append(" " + visible(rest)) if rest else text.append(" ")
 
 
+#: where results go when the process's stdout is kept for them alone (`keep_stdout_for_results`)
+_results = None
+
+
+def keep_stdout_for_results() -> None:
+    """Results (tables, --json) keep the real stdout; anything else printed while the command
+    runs — a print() in a submission's code, a library's chatter — goes to stderr, so --json
+    output stays parseable. Called once by the `curvebench` script, before the command."""
+    global _results
+    _results = sys.stdout
+    out.file = _results
+    sys.stdout = sys.stderr
+
+
+def emit(text: str) -> None:
+    """Print a result (e.g. JSON) on the results stream."""
+    print(text, file=_results or sys.stdout, flush=True)
+
+
 #: results and tables (stdout); a fixed width when piped, so tables keep their columns in logs
 out = _TextConsole(width=None if sys.stdout.isatty() else 160)
 #: progress, warnings and errors (stderr)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.app import CommandLineError, app, err, open_db, out, styled
+from harness.cli.app import CommandLineError, app, err, open_db, out, styled, emit
 from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbOpt, HparamOpt,
                                  JsonOpt, QuietOpt, RefsDirOpt)
 from harness.cli.output import split_ids
@@ -94,7 +94,7 @@ def refs_list(db: DbOpt = None, refs_dir: RefsDirOpt = None, as_json: JsonOpt = 
              "steps_tolerance": s.header["steps_tolerance"], "hparams": s.header["hparams"]}
             for s in sets]
     if as_json:
-        print(json.dumps(rows, indent=2))
+        emit(json.dumps(rows, indent=2))
         return
     table = Table(title="reference sets")
     for col in ("id", "runs", "hardware", "origin"):
@@ -189,10 +189,10 @@ def check(
     except UserError as e:  # --json promises JSON: the error as a verdict
         if not as_json:
             raise
-        print(json.dumps({"verdict": "error", "exit_code": e.exit_code, "message": str(e)}))
+        emit(json.dumps({"verdict": "error", "exit_code": e.exit_code, "message": str(e)}))
         raise typer.Exit(e.exit_code) from None
     if as_json:
-        print(json.dumps(report.to_json(), indent=2, default=str))
+        emit(json.dumps(report.to_json(), indent=2, default=str))
     else:
         _print_report(report)
     raise typer.Exit(report.exit_code)

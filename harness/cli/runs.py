@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.app import CommandLineError, app, open_db, out, styled
+from harness.cli.app import CommandLineError, app, open_db, out, styled, emit
 from harness.cli.options import (DbOpt, ForceOpt, JsonOpt, MlflowOpt, OriginFilterOpt, StatusFilterOpt,
                                  SubmissionFilterOpt, SweepFilterOpt, TagFilterOpt,
                                  VariantFilterOpt, WorkloadFilterOpt)
@@ -61,7 +61,7 @@ def runs(
     if mlflow is not None:
         mirror_report(mlflow_mirror(mlflow, database.url), [r.id for r in rows])
     if as_json:
-        print(json.dumps(jsonable([{**{f: getattr(r, f) for f in RUN_LIST_FIELDS},
+        emit(json.dumps(jsonable([{**{f: getattr(r, f) for f in RUN_LIST_FIELDS},
                                      "hparams": r.hparams} for r in rows]), indent=2, default=str))
         return
     if not rows:
@@ -118,7 +118,7 @@ def runs_show(
     database = open_db(db)
     detail = run_detail(database, run_id)
     if as_json:
-        print(json.dumps(jsonable(detail.to_json()), indent=2, default=str))
+        emit(json.dumps(jsonable(detail.to_json()), indent=2, default=str))
         return
     settings = dict(detail.settings)
     if detail.sweep_name:
@@ -203,7 +203,7 @@ def compare(
     result = comparing.compare(database, comparing.Side.parse(a), comparing.Side.parse(b),
                                filters)
     if as_json:
-        print(json.dumps(jsonable(result.to_json()), indent=2, default=str))
+        emit(json.dumps(jsonable(result.to_json()), indent=2, default=str))
         return
     table = make_table(f"A = {result.a}   vs   B = {result.b}",
                        ("workload", "A reached", "B reached", "A median steps", "B median steps",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.cli.app import app, out
+from harness.cli.app import app, out, emit
 from harness.cli.options import JsonOpt
 from harness.cli.output import make_table
 
@@ -22,7 +22,7 @@ def workloads(as_json: JsonOpt = False) -> None:
                       "eval_every": cls.eval_every, "knobs": cls.describe_knobs(),
                       "doc": (cls.__doc__ or "").strip().splitlines()[0]})
     if as_json:
-        print(json.dumps(items, indent=2))
+        emit(json.dumps(items, indent=2))
         return
     table = make_table("workloads", ("name", "target", "batch", "max steps", "eval every", "knobs"))
     table.show_lines = True

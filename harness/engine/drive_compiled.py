@@ -187,7 +187,7 @@ def run_compiled(ctx: GroupContext, piece: Piece) -> list[TrialResult]:
             if ledger.running:
                 finish(j, RunStatus.INTERRUPTED, "interrupted by the user")
         raise
-    except Exception:
+    except (Exception, SystemExit):  # SystemExit: sys.exit() in a submission's code
         error = traceback.format_exc().strip()  # the full traceback, for the rows
         for j, ledger in enumerate(ledgers):
             if ledger.running:

@@ -138,7 +138,7 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
     except KeyboardInterrupt:
         ledger.finish(RunStatus.INTERRUPTED, "interrupted by the user", compile_s, 0)
         raise
-    except Exception:
+    except (Exception, SystemExit):  # SystemExit: sys.exit() in a submission's code
         ledger.finish(RunStatus.FAILED, traceback.format_exc().strip(), compile_s, 0)
         raise
 

@@ -59,7 +59,7 @@ def execute(source: Path, fmt: SubmissionFormat) -> Executed:
     try:
         with fmt.executing():
             spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # sys.exit() in a submission is its failure, not ours
         del sys.modules[name]
         raise SpecError(f"{source} failed to import: {type(e).__name__}: {e}"
                         f"{fmt.import_hint(e)}") from e
