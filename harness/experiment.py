@@ -197,7 +197,7 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
             load_dataset(get_workload(spec), data_dir, data_source)
     sweep_id = resume or str(uuid.uuid4())
     options = dataclasses.replace(options, sweep_id=sweep_id)
-    finished = {} if resume is None else _finished_outcomes(db_url, resume, todo)
+    finished = {} if resume is None else _finished_outcomes(db_url, resume, todo, options)
     pending = [i for i in range(len(todo)) if i not in finished]
     planned = [(group, [pending[j] for j in members]) for group, members in
                plan_requests([todo[i] for i in pending], options, data_dir=data_dir,
@@ -283,16 +283,36 @@ class _Resuming(LocalExecutor):
         return execute_group(group, db_url, on_eval=on_eval, resume=self.checkpoint_folder)
 
 
-def _finished_outcomes(db_url: str | None, sweep_id: str, todo: Sequence[TrialRequest]
-                       ) -> dict[int, TrialOutcome]:
-    """The trials of a recorded sweep that already finished, by index into `todo`."""
+#: run options a resumed sweep must keep: its trials' budget and what they record
+_RESUME_KEPT = ("max_steps", "eval_every", "stop_at_target", "divergence_factor", "chunk_mode")
+
+
+def _finished_outcomes(db_url: str | None, sweep_id: str, todo: Sequence[TrialRequest],
+                       options: TrialOptions) -> dict[int, TrialOutcome]:
+    """The trials of a recorded sweep that already finished, by index into `todo`. Refused
+    if the grid or the budget differs from the recorded sweep's: its finished trials would be
+    mixed with trials of another experiment under one sweep."""
     if db_url is None:
         raise SpecError("resuming a sweep needs its results database (--db)")
     db = database(db_url)
     with db.session() as s:
-        if s.get(Sweep, sweep_id) is None:
+        row = s.get(Sweep, sweep_id)
+        if row is None:
             raise SpecError(f"no sweep {sweep_id!r} in {db.url} to resume; `curvebench runs` "
                             "lists sweeps' runs, or start a new sweep without --resume")
+        spec = dict(row.spec or {})
+    recorded = spec.get("options") or {}
+    asked = dataclasses.asdict(options)
+    differ = [f"{k} {asked.get(k)!r} (recorded {recorded.get(k)!r})" for k in _RESUME_KEPT
+              if k in recorded and asked.get(k) != recorded.get(k)]
+    keys = {request_key(TrialRequest(**r)) for r in spec.get("requests") or []}
+    extra = [r for r in todo if keys and request_key(r) not in keys]
+    if differ or extra:
+        what = "; ".join(differ + ([f"{len(extra)} trial(s) not in its grid, e.g. "
+                                    f"{extra[0].workload} seed {extra[0].seed}"] if extra else []))
+        raise SpecError(f"--resume {sweep_id[:8]}: the sweep was recorded with another budget or "
+                        f"grid ({what}); resume it with its own options (its command is stored: "
+                        "`curvebench runs --sweep ...`), or start a new sweep")
     done = finished_trials(db, sweep_id)
     return {i: TrialOutcome(request=request, result=done[request_key(request)], sweep_id=sweep_id)
             for i, request in enumerate(todo) if request_key(request) in done}

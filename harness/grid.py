@@ -87,7 +87,12 @@ def parse_workload_grid(text: str) -> list[str]:
 
 
 def parse_workload_list(items: Iterable[str]) -> list[str]:
-    """Several workload grids, each option possibly holding ';'-separated ones: their cells."""
+    """Several workload grids, each option possibly holding ';'-separated ones: their cells.
+    An option that names none (';', ' ') is refused, never read as "every workload"."""
+    items = list(items)
+    for item in items:
+        if not any(piece.strip() for piece in item.split(";")):
+            raise GridError(f"workload {item!r} names no workload; {SEVERAL_FORM}")
     return _unique(spec for item in items for piece in item.split(";") if piece.strip()
                    for spec in parse_workload_grid(piece))
 

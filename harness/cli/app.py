@@ -23,6 +23,17 @@ class _Curvebench(TyperGroup):
     """The root command. Under run_cli (standalone_mode=False) every failure goes to run_cli;
     run standalone, a UserError is printed as the one line run_cli prints, with its exit code."""
 
+    def resolve_command(self, ctx, args):
+        """The command to run, after refusing an option that takes one value given twice
+        (`run --workload a --workload b` would silently keep b)."""
+        name, command, rest = super().resolve_command(ctx, args)
+        sub, sub_args = command, rest
+        while hasattr(sub, "get_command") and sub_args and not sub_args[0].startswith("-"):
+            sub, sub_args = sub.get_command(ctx, sub_args[0]), sub_args[1:]
+        if sub is not None:
+            _refuse_repeated(sub, sub_args)
+        return name, command, rest
+
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -32,6 +43,21 @@ class _Curvebench(TyperGroup):
             message, code = describe_failure(e)
             print(f"error: {message}", file=sys.stderr, flush=True)
             sys.exit(code)
+
+
+def _refuse_repeated(command, args) -> None:
+    """CommandLineError for an option of one value (or a flag pair) given more than once."""
+    for param in getattr(command, "params", ()):
+        names = [*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())]
+        if (getattr(param, "param_type_name", "") != "option" or getattr(param, "multiple", True)
+                or "--help" in names):
+            continue
+        seen = [a.split("=", 1)[0] for a in args[:args.index("--") if "--" in args else None]
+                if a.split("=", 1)[0] in names]
+        if len(seen) > 1:
+            raise CommandLineError(f"{' and '.join(dict.fromkeys(seen))} given {len(seen)} times; "
+                                   "give it once (several values: repeat-able options such as "
+                                   "sweep's --workload, or a grid `A|B`)")
 
 
 app = typer.Typer(

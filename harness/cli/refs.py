@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from harness.cli.app import CommandLineError, app, err, open_db, out, styled, emit
-from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbOpt, HparamOpt,
+from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbOpt, HparamOpt, refuse_with,
                                  JsonOpt, QuietOpt, RefsDirOpt)
 from harness.cli.output import split_ids
 from harness.cli.training import command_line, parse_single, progress
@@ -165,6 +165,8 @@ def check(
     run_ids = split_ids(runs)
     if run_ids and seeds:
         raise CommandLineError("give --seeds or --runs, not both")
+    refuse_with(ctx, "runs", ("hparam", "data_dir", "data_source", "compile_cache"),
+                "--runs checks stored runs as they were made, nothing is rerun")
     from harness.grid import seed_range
 
     overrides = parse_single("", hparam, "check")

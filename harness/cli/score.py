@@ -11,7 +11,7 @@ import typer
 
 from harness import grid as grids
 from harness.cli.app import CommandLineError, app, err, open_db, out, styled
-from harness.cli.options import (CompileCacheOpt, DataDirOpt, DbOpt, EvalEveryOpt, HparamOpt,
+from harness.cli.options import (CompileCacheOpt, DataDirOpt, DbOpt, EvalEveryOpt, HparamOpt, refuse_with,
                                  JsonOpt, MaxStepsOpt, MlflowOpt, QuietOpt, trial_options)
 from harness.cli.output import fmt_s, fmt_steps, print_json, make_table
 from harness.cli.training import (command_line, mirror_report, mlflow_mirror, parse_single,
@@ -51,6 +51,9 @@ def score_cmd(
     Compares declared sets of runs: by default those `score` made (all seeds of one
     code+hparams per submission), or a --sweep, or a --tag; prints where each time comes from.
     """
+    refuse_with(ctx, "sweep", ("workloads", "seeds", "data_dir", "hparam", "compile_cache", "tag",
+                               "origins", "mlflow"),
+                "--sweep scores the runs that sweep holds, as they were made; drop them")
     specs = grids.parse_workload_list(workloads)
     overrides = parse_single("", hparam, "score")
     database = open_db(db, create=sweep is None)
