@@ -318,12 +318,14 @@ def export_sets(db: Database, directory: str | os.PathLike,
     if {"site-packages", "dist-packages"} & set(Path(directory).resolve().parts):
         raise RefsError(f"--out {directory} is inside installed packages (site-packages); export to "
                         "a directory of your own, e.g. --out reference_results")
-    output_dir.check_folder(directory)  # set files are named by their content: same name, same set
+    if not str(directory).strip() or Path(directory).is_file():
+        output_dir.check_folder(directory)  # refused before the database is read
     sets = db_sets(db, ids or None)
     if not sets:
         raise RefsError(f"no reference sets in {db.url}; make one with `curvebench refs freeze`")
     for s in sets:  # every path checked before the first file is written
         set_path(Path(directory), s)
+    output_dir.check_folder(directory)  # set files are named by their content: same name, same set
     return [write_set(s, directory) for s in sets]
 
 
