@@ -465,9 +465,6 @@ def read_sets(directory: str | os.PathLike = SHIPPED_DIR) -> list[RefSet]:
 def available_sets(db: Database, directory: str | os.PathLike | None = None) -> list[RefSet]:
     """The sets `check` and `refs list` consider: the database's and the directory's (default:
     the shipped sets); a file wins over a database set of the same id."""
-    if directory is not None and not Path(directory).is_dir():
-        raise RefsError(f"--refs {directory}: no such folder of reference sets; give a folder of "
-                        "*.jsonl sets, or leave --refs out for the shipped ones")
     sets = {s.id: s for s in db_sets(db)}
     sets.update({s.id: s for s in read_sets(directory or SHIPPED_DIR)})
     return list(sets.values())

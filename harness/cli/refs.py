@@ -20,6 +20,14 @@ refs_app = typer.Typer(help="Reference result sets: freeze from the database, ex
 app.add_typer(refs_app, name="refs")
 
 
+def _refs_folder(refs_dir: str | None) -> str | None:
+    """--refs as given, refused if it names no folder (it would silently mean "no file sets")."""
+    if refs_dir is not None and not Path(refs_dir).is_dir():
+        raise CommandLineError(f"--refs {refs_dir}: no such folder of reference sets; give a "
+                               "folder of *.jsonl sets, or leave --refs out for the shipped ones")
+    return refs_dir
+
+
 @refs_app.command("freeze")
 def refs_freeze(
     workload: Annotated[Optional[str], typer.Option(help="workload variant whose runs to freeze")] = None,
@@ -89,7 +97,7 @@ def refs_list(db: DbOpt = None, refs_dir: RefsDirOpt = None, as_json: JsonOpt = 
     from harness import refs
 
     database = open_db(db)
-    sets = refs.available_sets(database, refs_dir)
+    sets = refs.available_sets(database, _refs_folder(refs_dir))
     rows = [{"id": s.id, "runs": len(s.records), "hardware": s.hardware, "origin": s.origin,
              "steps_tolerance": s.header["steps_tolerance"], "hparams": s.header["hparams"]}
             for s in sets]
@@ -180,7 +188,7 @@ def check(
     try:
         w = get_workload(workload)
         sub = load_submission(submission, overrides)
-        sets = refs.available_sets(database, refs_dir)
+        sets = refs.available_sets(database, _refs_folder(refs_dir))
         with progress(quiet or as_json) as display:
             report = checking.check(database, sets, w, sub,
                                     seeds=() if run_ids else seed_range(0, seeds or 5), run_ids=run_ids,
