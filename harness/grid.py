@@ -214,7 +214,7 @@ def check_option(key: str, value: Any, where: str) -> None:
 
 
 def _seeds(value: Any, start: int, where: str) -> tuple[int, ...]:
-    if _is_int(value):
+    if _is_int(value) and value >= 1:
         return seed_range(start, value, f"{where}: seeds")
     if (isinstance(value, list) and value and len(value) <= MAX_TRIALS
             and all(_is_int(s) and 0 <= s <= MAX_SEED for s in value)):

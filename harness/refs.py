@@ -318,7 +318,7 @@ def export_sets(db: Database, directory: str | os.PathLike,
     if {"site-packages", "dist-packages"} & set(Path(directory).resolve().parts):
         raise RefsError(f"--out {directory} is inside installed packages (site-packages); export to "
                         "a directory of your own, e.g. --out reference_results")
-    if not str(directory).strip() or Path(directory).is_file():
+    if not str(directory).strip():
         output_dir.check_folder(directory)  # refused before the database is read
     sets = db_sets(db, ids or None)
     if not sets:

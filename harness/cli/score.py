@@ -51,9 +51,6 @@ def score_cmd(
     Compares declared sets of runs: by default those `score` made (all seeds of one
     code+hparams per submission), or a --sweep, or a --tag; prints where each time comes from.
     """
-    refuse_with(ctx, "sweep", ("workloads", "seeds", "data_dir", "hparam", "compile_cache", "tag",
-                               "origins", "mlflow"),
-                "--sweep scores the runs that sweep holds, as they were made; drop them")
     specs = grids.parse_workload_list(workloads)
     overrides = parse_single("", hparam, "score")
     database = open_db(db, create=sweep is None)
@@ -68,6 +65,9 @@ def score_cmd(
         raise CommandLineError(f"--origins: {e}; valid: "
                                f"{', '.join(o.value for o in RunOrigin)}") from None
     sweep_id = scoring.resolve_sweep(database, sweep) if sweep else None
+    refuse_with(ctx, "sweep", ("workloads", "seeds", "data_dir", "hparam", "compile_cache", "tag",
+                               "origins", "mlflow"),
+                "--sweep scores the runs that sweep holds, as they were made; drop them")
     selection = scoring.RunSelection(origins=chosen, sweep_id=sweep_id, tag=tag)
     try:
         clock = scoring.Timing(timing)

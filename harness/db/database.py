@@ -132,6 +132,10 @@ def _require_existing(url: str) -> None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
     path = Path(parsed.database)
+    if path.is_dir():
+        raise DatabaseError(f"{path} is a directory, not a results database")
+    if not path.parent.exists():
+        raise DatabaseError(f"directory {path.parent} does not exist for database {path}")
     if not path.is_file() or path.stat().st_size == 0:
         raise DatabaseError(f"no results database at {path} (nothing created): check the path "
                             "(--db, $CURVEBENCH_DB); a command that trains (run, sweep, score) "
