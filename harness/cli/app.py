@@ -9,6 +9,7 @@ the same way.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import typer
@@ -58,6 +59,18 @@ def _refuse_repeated(command, args) -> None:
             raise CommandLineError(f"{' and '.join(dict.fromkeys(seen))} given {len(seen)} times; "
                                    "give it once (several values: repeat-able options such as "
                                    "sweep's --workload, or a grid `A|B`)")
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if float in (annotation, *getattr(annotation, "__args__", ())):
+            for i, a in enumerate(args):
+                key, eq, value = a.partition("=")
+                if key in names:
+                    value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+                    try:
+                        finite = math.isfinite(float(value))
+                    except ValueError:
+                        continue  # click reports a value that is not a number
+                    if not finite:
+                        raise CommandLineError(f"{key} {value}: give a finite number")
 
 
 app = typer.Typer(
