@@ -239,9 +239,15 @@ def load_config(path: str | Path) -> SweepConfig:
     workloads = data.get("workloads", [])
     if isinstance(workloads, (str, dict)):
         workloads = [workloads]
+    if not isinstance(workloads, list):
+        raise GridError(f"{path}: workloads = {workloads!r}; expected a list of workload grids, "
+                        f"e.g. workloads = [\"mnist_mlp:width=100|200\"]")
+    subs = data.get("submissions", [])
+    if not isinstance(subs, list):
+        raise GridError(f"{path}: submissions must be a list of folder paths or names, e.g. "
+                        "submissions = [\"adam\", \"sgd\"]")
     specs = _unique(s for i, w in enumerate(workloads)
                     for s in _workload_entry(w, f"{path}: workloads[{i}]"))
-    subs = data.get("submissions", [])
     if "submission" in data:
         subs = [data["submission"], *subs]
     if not all(isinstance(s, str) for s in subs):

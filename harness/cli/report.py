@@ -86,6 +86,10 @@ def analyze(
         except ValueError:
             raise CommandLineError(f"--seeds takes comma-separated integers, got "
                                    f"{seeds!r}") from None
+        from harness.grid import seed_range
+
+        for s in config.seeds:
+            seed_range(s, 1, "--seeds")
     if report_dir is not None:  # checked before the analysis runs, not after
         from harness import output_dir
 
