@@ -54,8 +54,9 @@ def stored(tmp_path_factory):
                "--max-steps", "3", "--eval-every", "1", "--quiet", "--db", db)[0] == 0
     con = sqlite3.connect(db)
     ids = [r[0] for r in con.execute("select id from runs order by seed")]
+    sweep = con.execute("select sweep_id from runs").fetchone()[0]
     con.close()
-    return {"db": db, "ids": ids, "tag": tag}
+    return {"db": db, "ids": ids, "tag": tag, "sweep": sweep}
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -178,7 +179,8 @@ def test_options_that_would_be_ignored_are_refused(tmp_path, stored):
              ("--workload given 2 times",)),
             (["run", "--workload", TOY, "--submission", "adam", "--curvature-vectors", "2"],
              ("--curvature-vectors", "--curvature")),
-            (["score", "adam", "--sweep", "s", "--origins", "run"], ("--sweep", "--origins")),
+            (["score", "adam", "--sweep", stored["sweep"], "--origins", "run"],
+             ("--sweep", "--origins")),
             (["score", "adam", "--workloads", " ; "], ("names no workload",)),
             (["check", "--workload", TOY, "--submission", "adam", "--runs", stored["ids"][0],
               "--hparam", "learning_rate=0.5"], ("--runs", "--hparam")),
@@ -220,14 +222,9 @@ def test_the_users_files_are_never_replaced_or_created_by_mistake(tmp_path, stor
 def test_user_text_is_printed_as_text(stored):
     from harness.cli.app import out
 
-    buffer = io.StringIO()
-    saved = out.file
-    out.file = buffer
-    try:
+    with out.capture() as captured:
         code, _, _ = cli("runs", "--db", stored["db"])
-    finally:
-        out.file = saved
-    shown = buffer.getvalue()
+    shown = captured.get()
     assert code == 0
     assert "log:-1:5 :thumbs_down: [red]x\\x1b[31m" in shown.replace("\n", ""), shown
     assert "\x1b" not in shown and "\N{THUMBS DOWN SIGN}" not in shown
