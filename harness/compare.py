@@ -113,7 +113,7 @@ def _side_runs(db: Database, side: Side, base: RunFilter) -> list[Run]:
     if side.kind is SideKind.RUNS:
         wanted = [p.strip() for p in side.value.split(",") if p.strip()]
         allowed = {r.id for r in find_runs(db, base)}
-        runs = [db.get_run(p) for p in wanted]
+        runs = db.get_runs(wanted)
         return [r for r in runs if r.id in allowed]
     fields = {SideKind.SUBMISSION: "submission", SideKind.SWEEP: "sweep", SideKind.TAG: "tag"}
     field = fields[side.kind]

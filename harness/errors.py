@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,8 @@ EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "CURVEBENCH_DEBUG"
 DEBUG_FLAG = "--debug"
+#: control characters but newline and tab (C0, DEL, C1)
+_CONTROL = re.compile("[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]")
 #: the source files of the submissions loaded in this process (`mark_submission_code`)
 _SUBMISSION_FILES: set[str] = set()
 
@@ -65,6 +68,10 @@ class SelectionError(UserError, ValueError):
 
 class ReportError(UserError, RuntimeError):
     """The report cannot be written as asked; the message says why and what to do."""
+
+class OutputError(UserError, ValueError):
+    """An output folder that cannot be written as asked (blank, a file, not writable, or holding
+    files curvebench did not write); the message says why and how to fix it."""
 
 class ExportError(UserError, ValueError):
     """The export cannot be written as asked (format, missing extra, output path)."""
@@ -109,9 +116,20 @@ class UnsupportedAttribute(Unsupported, AttributeError):
     AttributeError too, so `hasattr` and `getattr(..., default)` work as on AlgoPerf's)."""
 
 
+def visible(text: str) -> str:
+    """`text` with its control characters but newline and tab shown as escapes (`\\x1b`, `\\r`):
+    user text (a tag, a name, a file's contents) printed to a terminal moves no cursor, sets no
+    colour or title."""
+    text = str(text)
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def one_line(text: str) -> str:
-    """Collapse a message to one line (messages from libraries may span several)."""
-    return " ".join(str(text).split())
+    """Collapse a message to one line (messages from libraries may span several), its control
+    characters shown (`visible`)."""
+    return " ".join(visible(str(text).replace("\r", " ")).split())
 
 
 def mark_submission_code(files: Iterable[str | Path]) -> None:
@@ -170,6 +188,8 @@ def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> i
     argv = [a for a in argv if a != DEBUG_FLAG]
     try:
         code = main(args=argv, prog_name="curvebench", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer's answer to Ctrl-C in a command: Exit(130), returned
+            print("error: interrupted", file=sys.stderr)
         return code if isinstance(code, int) else 0
     except click.Exit as e:
         return e.exit_code
@@ -192,6 +212,10 @@ def run_cli(main: Callable[..., object], argv: Sequence[str] | None = None) -> i
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as e:  # sys.exit() in a submission's code fails the command, never exits 0
+        if _submission_frame(e) is None:
+            raise
+        return _report(e, debug)
     except Exception as e:
         return _report(e, debug)
 

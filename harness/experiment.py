@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import checkpoint, guards
+from harness import checkpoint, guards, interrupt
+from harness.grid import MAX_SEED, MAX_TRIALS
 from harness.db import Run, Sweep
 from harness.engine.execute import (LocalExecutor, database, execute_group,
                                     group_from_json, group_to_json, load_dataset, snapshot_config)
@@ -36,7 +37,7 @@ from harness.records.sweep import (CellSummary, CurvatureRequest, GroupEvents, G
                                    TrialGroup, TrialOutcome, TrialPhase, TrialRequest)
 from harness.records.trial import TrialOptions, TrialResult, TrialSpec
 from harness.spec import DataUnavailable, SpecError
-from harness.submissions import apply_overrides, load_submission
+from harness.submissions import apply_overrides, check_ranges, load_submission
 from harness.sweep_state import finished_trials, request_key
 from workloads import get_workload
 
@@ -61,13 +62,21 @@ def validate_requests(requests: Sequence[TrialRequest]) -> tuple[list[TrialReque
                                                                  list[dict[str, Any]]]:
     """Check every workload variant and hyperparameter before anything runs; return the
     requests with canonical variant names and submission paths, and each one's full hparams.
-    Raises SpecError (unknown workload, knob, value, hyperparameter; bad submission)."""
+    Raises SpecError (unknown workload, knob, value, hyperparameter; bad submission; more
+    trials than MAX_TRIALS or a seed past MAX_SEED: harness.grid)."""
+    if len(requests) > MAX_TRIALS:
+        raise SpecError(f"{len(requests)} trials; one command starts at most {MAX_TRIALS}: give "
+                        "fewer seeds or grid values, or split the grid into several sweeps")
+    bad = next((r.seed for r in requests if not (isinstance(r.seed, int) and 0 <= r.seed <= MAX_SEED)), None)
+    if bad is not None:
+        raise SpecError(f"seed {bad!r} is not an integer from 0 to {MAX_SEED}")
     specs = {w: get_workload(w).spec for w in dict.fromkeys(r.workload for r in requests)}
     subs = {s: load_submission(s) for s in dict.fromkeys(r.submission for r in requests)}
     canonical, full = [], []
     for r in requests:
         sub = subs[r.submission]
         full.append(apply_overrides(sub.name, sub.hparams, r.hparams))
+        check_ranges(sub.name, full[-1], sub.ranges)
         canonical.append(TrialRequest(specs[r.workload], str(sub.path), dict(r.hparams), r.seed))
     return canonical, full
 
@@ -190,7 +199,7 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
             load_dataset(get_workload(spec), data_dir, data_source)
     sweep_id = resume or str(uuid.uuid4())
     options = dataclasses.replace(options, sweep_id=sweep_id)
-    finished = {} if resume is None else _finished_outcomes(db_url, resume, todo)
+    finished = {} if resume is None else _finished_outcomes(db_url, resume, todo, options)
     pending = [i for i in range(len(todo)) if i not in finished]
     planned = [(group, [pending[j] for j in members]) for group, members in
                plan_requests([todo[i] for i in pending], options, data_dir=data_dir,
@@ -198,6 +207,7 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
                              timed_alone=timed_alone, compile_cache=compile_cache)]
     checked = preflight([g for g, _ in planned], data_here=here)
     planned = [(g, members) for g, (_, members) in zip(checked, planned)]
+    interrupt.check()  # Ctrl-C while starting up (swallowed by JAX's import): record nothing
     if resume is None and db_url is not None:
         spec = {"requests": [dataclasses.asdict(r) for r in todo],
                 "options": {**dataclasses.asdict(options), "origin": options.origin.value},
@@ -265,16 +275,36 @@ def resume_run(run_id: str, db_url: str, *, options: Mapping[str, Any] | None = 
                        trials=[outcomes[i] for i in range(len(requests))])
 
 
-def _finished_outcomes(db_url: str | None, sweep_id: str, todo: Sequence[TrialRequest]
-                       ) -> dict[int, TrialOutcome]:
-    """The trials of a recorded sweep that already finished, by index into `todo`."""
+#: run options a resumed sweep must keep: its trials' budget and what they record
+_RESUME_KEPT = ("max_steps", "eval_every", "stop_at_target", "divergence_factor", "chunk_mode")
+
+
+def _finished_outcomes(db_url: str | None, sweep_id: str, todo: Sequence[TrialRequest],
+                       options: TrialOptions) -> dict[int, TrialOutcome]:
+    """The trials of a recorded sweep that already finished, by index into `todo`. Refused
+    if the grid or the budget differs from the recorded sweep's: its finished trials would be
+    mixed with trials of another experiment under one sweep."""
     if db_url is None:
         raise SpecError("resuming a sweep needs its results database (--db)")
     db = database(db_url)
     with db.session() as s:
-        if s.get(Sweep, sweep_id) is None:
+        row = s.get(Sweep, sweep_id)
+        if row is None:
             raise SpecError(f"no sweep {sweep_id!r} in {db.url} to resume; `curvebench runs` "
                             "lists sweeps' runs, or start a new sweep without --resume")
+        spec = dict(row.spec or {})
+    recorded = spec.get("options") or {}
+    asked = dataclasses.asdict(options)
+    differ = [f"{k} {asked.get(k)!r} (recorded {recorded.get(k)!r})" for k in _RESUME_KEPT
+              if k in recorded and asked.get(k) != recorded.get(k)]
+    keys = {request_key(TrialRequest(**r)) for r in spec.get("requests") or []}
+    extra = [r for r in todo if keys and request_key(r) not in keys]
+    if differ or extra:
+        what = "; ".join(differ + ([f"{len(extra)} trial(s) not in its grid, e.g. "
+                                    f"{extra[0].workload} seed {extra[0].seed}"] if extra else []))
+        raise SpecError(f"--resume {sweep_id[:8]}: the sweep was recorded with another budget or "
+                        f"grid ({what}); resume it with its own options (its command is stored: "
+                        "`curvebench runs --sweep ...`), or start a new sweep")
     done = finished_trials(db, sweep_id)
     return {i: TrialOutcome(request=request, result=done[request_key(request)], sweep_id=sweep_id)
             for i, request in enumerate(todo) if request_key(request) in done}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import select
 
+from harness import output_dir
 from harness.db import Database, Run
 from harness.db.models import CurvatureSnapshot, CurvatureValue, EvalRow, TrainLosses
 from harness.errors import ExportError
@@ -166,18 +167,13 @@ def _require_pandas() -> None:
 
 
 def export(db: Database, out_dir: str | Path, fmt: Format = Format.CSV,
-           filters: RunFilter = RunFilter()) -> dict[Table, Path]:
+           filters: RunFilter = RunFilter(), *, force: bool = False) -> dict[Table, Path]:
     """Write runs, evals, losses and curvature of the selected runs to `out_dir` (created),
-    one file per table named TABLE.csv or TABLE.parquet; returns the paths written."""
+    one file per table named TABLE.csv or TABLE.parquet; returns the paths written. A file of
+    those names curvebench did not write is refused (harness.output_dir), unless `force`."""
     _require_pandas()
     engine = parquet_engine() if fmt is Format.PARQUET else None
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} is a file; give a directory for the exported tables")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"cannot create {out}: {e.strerror}") from None
+    out = output_dir.claim(out_dir, [f"{t.value}.{fmt.value}" for t in Table], force=force)
     written = {}
     for table, frame in frames(db, filters).items():
         path = out / f"{table.value}.{fmt.value}"

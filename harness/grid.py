@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import json
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,22 @@ OPTION_KEYS = ("max_steps", "eval_every", "chunk_mode", "stop_at_target", "diver
                "cov_centered", "curvature_vectors", "compile_cache", "max_group_size")
 CONFIG_KEYS = ("name", "tag", "submission", "submissions", "seeds", "seed_start", "workloads",
                "hparams", "options")
+#: the largest seed: seeds are stored in 32-bit integer columns (PostgreSQL's `integer`)
+MAX_SEED = 2**31 - 1
+#: the most trials one command may start (seeds x grid cells); more is split into sweeps
+MAX_TRIALS = 10_000
+#: the type and least value of each [options] entry, as the sweep command declares them
+#: (int: an integer, not 5.7 or true; float: any finite number; str|int: text or an integer)
+OPTION_TYPES: dict[str, tuple[str, float | None]] = {
+    "max_steps": ("int", 1), "eval_every": ("int", 1), "chunk_mode": ("str", None),
+    "stop_at_target": ("bool", None), "divergence_factor": ("float", 0),
+    "data_dir": ("str", None), "data_source": ("str", None), "db": ("str", None),
+    "curvature": ("str", None), "curvature_every": ("str", None),
+    "curvature_batch": ("str|int", 1), "curvature_split": ("str", None),
+    "lanczos_order": ("str|int", 1), "lanczos_probes": ("int", 1), "ritz_tol": ("float", 0),
+    "trace": ("str", None), "trace_probes": ("int", 0), "cov_batches": ("int", 2),
+    "cov_batch_size": ("str|int", 1), "cov_centered": ("bool", None),
+    "curvature_vectors": ("int", 0), "compile_cache": ("str", None), "max_group_size": ("int", 1)}
 
 
 def _values(text: str, what: str, form: str) -> list[str]:
@@ -70,7 +87,12 @@ def parse_workload_grid(text: str) -> list[str]:
 
 
 def parse_workload_list(items: Iterable[str]) -> list[str]:
-    """Several workload grids, each option possibly holding ';'-separated ones: their cells."""
+    """Several workload grids, each option possibly holding ';'-separated ones: their cells.
+    An option that names none (';', ' ') is refused, never read as "every workload"."""
+    items = list(items)
+    for item in items:
+        if not any(piece.strip() for piece in item.split(";")):
+            raise GridError(f"workload {item!r} names no workload; {SEVERAL_FORM}")
     return _unique(spec for item in items for piece in item.split(";") if piece.strip()
                    for spec in parse_workload_grid(piece))
 
@@ -157,11 +179,45 @@ def _knob_text(value: Any) -> str:
     return str(int(value)) if isinstance(value, bool) else str(value)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def seed_range(start: Any, count: Any, where: str = "--seeds") -> tuple[int, ...]:
+    """Seeds start..start+count-1, refused before anything is built if the count is not a
+    whole number from 1 to MAX_TRIALS or a seed falls outside 0..MAX_SEED."""
+    if not _is_int(start) or not 0 <= start <= MAX_SEED:
+        raise GridError(f"{where}: the first seed {start!r} must be an integer from 0 to {MAX_SEED}")
+    if not _is_int(count) or not 1 <= count <= MAX_TRIALS:
+        raise GridError(f"{where}: {count!r} seeds; give a whole number from 1 to {MAX_TRIALS} "
+                        "(more trials than one command should start: split the work)")
+    if start + count - 1 > MAX_SEED:
+        raise GridError(f"{where}: seeds {start}..{start + count - 1} pass {MAX_SEED}, the "
+                        "largest seed stored; start lower")
+    return tuple(range(start, start + count))
+
+
+def check_option(key: str, value: Any, where: str) -> None:
+    """A sweep option's value of the type and range OPTION_TYPES declares (GridError)."""
+    kind, least = OPTION_TYPES[key]
+    ok = {"int": _is_int(value), "bool": isinstance(value, bool), "str": isinstance(value, str),
+          "str|int": isinstance(value, str) or _is_int(value),
+          "float": (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value))}[kind]
+    if ok and least is not None and not isinstance(value, str) and value < least:
+        ok = False
+    if not ok or (_is_int(value) and abs(value) >= 2**63):
+        what = {"int": "an integer", "bool": "true or false", "str": "text",
+                "str|int": "text or an integer", "float": "a finite number"}[kind]
+        bound = f" >= {least}" if least is not None else ""
+        raise GridError(f"{where}: {key} = {value!r}; expected {what}{bound}")
+
+
 def _seeds(value: Any, start: int, where: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return tuple(range(start, start + value))
-    if (isinstance(value, list) and value
-            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
+    if _is_int(value) and value >= 1:
+        return seed_range(start, value, f"{where}: seeds")
+    if (isinstance(value, list) and value and len(value) <= MAX_TRIALS
+            and all(_is_int(s) and 0 <= s <= MAX_SEED for s in value)):
         return tuple(value)
     raise GridError(f"{where}: seeds must be a count >= 1 (seeds = 5) or a list of seeds "
                     "(seeds = [0, 1, 2])")
@@ -183,9 +239,15 @@ def load_config(path: str | Path) -> SweepConfig:
     workloads = data.get("workloads", [])
     if isinstance(workloads, (str, dict)):
         workloads = [workloads]
+    if not isinstance(workloads, list):
+        raise GridError(f"{path}: workloads = {workloads!r}; expected a list of workload grids, "
+                        f"e.g. workloads = [\"mnist_mlp:width=100|200\"]")
+    subs = data.get("submissions", [])
+    if not isinstance(subs, list):
+        raise GridError(f"{path}: submissions must be a list of folder paths or names, e.g. "
+                        "submissions = [\"adam\", \"sgd\"]")
     specs = _unique(s for i, w in enumerate(workloads)
                     for s in _workload_entry(w, f"{path}: workloads[{i}]"))
-    subs = data.get("submissions", [])
     if "submission" in data:
         subs = [data["submission"], *subs]
     if not all(isinstance(s, str) for s in subs):
@@ -200,7 +262,13 @@ def load_config(path: str | Path) -> SweepConfig:
     if bad:
         raise GridError(f"{path}: unknown option {', '.join(bad)}; valid options: "
                         f"{', '.join(OPTION_KEYS)}")
+    for key, value in options.items():
+        check_option(key, value, f"{path}: [options]")
+    for key in ("name", "tag"):
+        if key in data and not isinstance(data[key], str):
+            raise GridError(f"{path}: {key} = {data[key]!r}; expected text, e.g. {key} = \"lr-grid\"")
     start = data.get("seed_start", 0)
+    seed_range(start, 1, f"{path}: seed_start")
     seeds = _seeds(data["seeds"], start, str(path)) if "seeds" in data else None
     return SweepConfig(
         workloads=tuple(specs), submissions=tuple(_unique(subs)),
@@ -252,7 +320,7 @@ def plan_sweep(config: SweepConfig, *, workloads: Sequence[str] = (),
                         "--config file")
     return SweepPlan(
         workloads=tuple(specs), submissions=tuple(subs), hparams=tuple(grid),
-        seeds=(tuple(range(seed_start, seed_start + seeds)) if seeds is not None
+        seeds=(seed_range(seed_start, seeds) if seeds is not None
                else config.seeds or (seed_start,)),
         name=name or config.name, tag=tag or config.tag,
         options={**config.options, **{k: v for k, v in (options or {}).items() if v is not None}})

@@ -26,6 +26,7 @@ from sqlalchemy.orm import selectinload
 from harness.db import Database, DatabaseError
 from harness.db.models import (CurvatureSnapshot, CurvatureValue, EvalRow, ReferenceSet,
                                ReferenceSetRun, Run)
+from harness import output_dir
 from harness.errors import RefsError
 from harness.records.status import FINISHED, RunStatus
 from workloads import REGISTRY
@@ -38,6 +39,9 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "reference_results"
 #: fields that must be equal for runs to share a set (SetKey), in file order
 KEY_FIELDS = ("workload", "variant", "workload_version", "submission", "submission_hash", "hparams",
               "data_fingerprint", "backend", "device_kind", "precision")
+#: step-defining settings every run of a set shares (and a candidate must share with them,
+#: `harness.check.tiers.comparability`): runs of other budgets or eval intervals cannot be one set
+SETTINGS = ("batch_size", "eval_every", "max_steps", "rng_derivation")
 #: relative steps-to-target difference a check tolerates even when significant, per workload
 #: (recorded in a set at freeze time; `curvebench check` never goes below one eval interval)
 _RUN_COLUMNS = tuple(c.name for c in Run.__table__.columns)
@@ -135,7 +139,7 @@ def record_from_run(run: Run, snapshots: Sequence[CurvatureSnapshot] = ()) -> di
 
 def records_from_db(db: Database, run_ids: Iterable[str]) -> list[dict[str, Any]]:
     """Records of the given runs (full ids or unique prefixes); unknown ids are an error."""
-    ids = [db.get_run(r).id for r in run_ids]
+    ids = [r.id for r in db.get_runs(run_ids)]
     with db.session() as s:
         runs = {r.id: r for r in s.scalars(select(Run).options(selectinload(Run.evals))
                                            .where(Run.id.in_(ids)))}
@@ -166,6 +170,23 @@ def set_id(key: dict[str, Any], run_ids: Iterable[str]) -> str:
     return check_set_id("--".join([*parts, digest]).replace("..", "."), "new reference set")
 
 
+def _settings(run: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(run.get(k) for k in SETTINGS)
+
+
+def _check_same_settings(records: Sequence[dict[str, Any]], where: str) -> None:
+    """Refuse runs of one key made with different step-defining settings (a 5-step run among
+    2,000-step runs): the set's spread and every check against it would mean nothing."""
+    first = records[0]["run"]
+    for r in records[1:]:
+        differ = [f"{k}: {first.get(k)!r} vs {r['run'].get(k)!r}" for k in SETTINGS
+                  if r["run"].get(k) != first.get(k)]
+        if differ:
+            raise RefsError(f"{where}: runs {first['id'][:8]} and {r['run']['id'][:8]} were made with "
+                            f"different settings ({'; '.join(differ)}); a reference set holds runs "
+                            "of one budget and eval interval — give runs made alike")
+
+
 def _describe_key_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {a[k]!r} vs {b[k]!r}" for k in KEY_FIELDS if a[k] != b[k])
 
@@ -180,12 +201,13 @@ def select_runs(db: Database, variant: str, submission: str) -> tuple[list[str],
     records = records_from_db(db, [r.id for r in runs])
     newest = max(records, key=lambda r: r["run"]["started_at"])
     key = run_key(newest["run"])
-    same = [r for r in records if run_key(r["run"]) == key]
+    same = [r for r in records if run_key(r["run"]) == key
+            and _settings(r["run"]) == _settings(newest["run"])]
     by_seed: dict[int, dict[str, Any]] = {}
     for r in sorted(same, key=lambda r: r["run"]["started_at"]):
         by_seed[r["run"]["seed"]] = r
     left_out = len(records) - len(by_seed)
-    note = (f"{left_out} run(s) left out (other code/hparams/hardware, or repeated seeds)"
+    note = (f"{left_out} run(s) left out (other code/hparams/hardware/settings, or repeated seeds)"
             if left_out else "")
     return [by_seed[s]["run"]["id"] for s in sorted(by_seed)], note
 
@@ -209,6 +231,7 @@ def freeze(db: Database, run_ids: Sequence[str], *, tolerance: float | None = No
         if run_key(r["run"]) != key:
             raise RefsError(f"runs {records[0]['run']['id'][:8]} and {r['run']['id'][:8]} belong to "
                             f"different sets ({_describe_key_difference(key, run_key(r['run']))})")
+    _check_same_settings(records, "--runs")
     seeds = [r["run"]["seed"] for r in records]
     if len(set(seeds)) != len(seeds):
         raise RefsError(f"repeated seeds among the runs ({sorted(seeds)}); give one run per seed")
@@ -295,11 +318,14 @@ def export_sets(db: Database, directory: str | os.PathLike,
     if {"site-packages", "dist-packages"} & set(Path(directory).resolve().parts):
         raise RefsError(f"--out {directory} is inside installed packages (site-packages); export to "
                         "a directory of your own, e.g. --out reference_results")
+    if not str(directory).strip():
+        output_dir.check_folder(directory)  # refused before the database is read
     sets = db_sets(db, ids or None)
     if not sets:
         raise RefsError(f"no reference sets in {db.url}; make one with `curvebench refs freeze`")
     for s in sets:  # every path checked before the first file is written
         set_path(Path(directory), s)
+    output_dir.check_folder(directory)  # set files are named by their content: same name, same set
     return [write_set(s, directory) for s in sets]
 
 
@@ -388,6 +414,10 @@ def read_set(path: str | os.PathLike) -> RefSet:
         records.append(record)
     if len(records) < 2:
         raise RefsError(f"{path}: a reference set needs at least 2 runs, found {len(records)}")
+    if header.get("runs") != len(records):
+        raise RefsError(f"{path}:{objects[0][0]}: the header says {header.get('runs')!r} runs, the "
+                        f"file holds {len(records)}: it was cut or edited; restore it or refreeze")
+    _check_same_settings(records, str(path))
     seen: dict[Any, int] = {}
     for (n, _), record in zip(objects[1:], records):
         for what in ("id", "seed"):

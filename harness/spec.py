@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Literal, Protocol
@@ -67,6 +68,8 @@ class Knob:
         except (TypeError, ValueError):
             raise SpecError(f"knob {name!r}: {raw!r} is not a valid {self.type.__name__}; "
                             f"{self.describe()}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"knob {name!r}: {raw!r} is not a finite number; {self.describe()}")
         if self.choices is not None and value not in self.choices:
             raise SpecError(f"knob {name!r}: {raw!r} is not allowed; {self.describe()}")
         if self.minimum is not None and value < self.minimum:

@@ -257,7 +257,7 @@ def test_import_conflicting_run_is_refused_and_nothing_lost(set_file, tmp_path):
     lines = [json.loads(line) for line in renamed.read_text().splitlines()]
     header, fewer = lines[0]["set"], [obj["run"]["id"] for obj in lines[1:]]
     new_id = refs.set_id({k: header[k] for k in refs.KEY_FIELDS}, fewer)
-    _edit_record(renamed, 0, lambda o: o["set"].update(id=new_id))
+    _edit_record(renamed, 0, lambda o: o["set"].update(id=new_id, runs=len(fewer)))
     _edit_record(renamed, 3, lambda o: o["eval_curve"][0]["metrics"].update(accuracy=0.0))
     with pytest.raises(refs.RefsError, match="different results; nothing imported"):
         refs.import_sets(db, [renamed])

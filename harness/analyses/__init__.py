@@ -52,6 +52,6 @@ def sections_for_sweep(db, name_or_id: str) -> list:
 
     with db.session() as s:
         ids = list(s.scalars(select(Sweep.id).where(or_(Sweep.name == name_or_id,
-                                                        Sweep.id.startswith(name_or_id)))
+                                                        Sweep.id.startswith(name_or_id, autoescape=True)))
                              .order_by(Sweep.created_at)))
     return [sec for sec in (stored_section(db, i) for i in ids) if sec is not None]

@@ -13,7 +13,7 @@ from harness.refs import RefSet
 
 BAND_WIDEN = 0.5
 #: run settings that must match for steps-to-target to mean the same thing
-SETTINGS = ("batch_size", "eval_every", "max_steps", "rng_derivation")
+SETTINGS = refs.SETTINGS
 #: environment fields that must match for bit-exact reproduction to be expected
 BIT_EXACT_ENV = ("jax_version", "jaxlib_version", "backend", "device_kind", "device_count",
                  "xla_flags", "x64", "cpu")

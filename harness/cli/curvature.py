@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import app, open_db, out
+from harness.cli.app import app, open_db, out, emit
 from harness.cli.options import DbOpt, JsonOpt
 from harness.cli.output import finite_or_none, jsonable
 
@@ -25,7 +25,7 @@ def curvature_cmd(
     run_row = database.get_run(run_id)
     snaps = database.snapshots(run_row.id)
     if as_json:
-        print(json.dumps({"run_id": run_row.id, "snapshots": [
+        emit(json.dumps({"run_id": run_row.id, "snapshots": [
             {"step": x["step"], "kind": x["kind"], "compute_s": x["compute_s"],
              "includes_compile": x["includes_compile"], "metrics": {k: finite_or_none(v) for k, v in x["metrics"].items()},
              "arrays": {k: {"dtype": str(a.dtype), "shape": list(a.shape), "values": jsonable(a.tolist())}

@@ -16,5 +16,5 @@ def db_upgrade(db: DbOpt = None) -> None:
     """Migrate the results database to this curvebench's schema revision."""
     from harness.db import open_database
 
-    database = open_database(db, upgrade=True)
+    database = open_database(db, upgrade=True, create=False)
     out.print(f"{database.url} is at schema revision {database.revision()}")

@@ -23,6 +23,8 @@ CURVATURE_EVERY = "init,log:4:1000,every:1000"
 
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite path "
                                               "(default $CURVEBENCH_DB, else ./curvebench.db)")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="replace files in the output folder that "
+                                       "curvebench did not write (default: refuse)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 QuietOpt = Annotated[bool, typer.Option(help="no progress output: only the results and errors")]
 DataDirOpt = Annotated[Optional[str], typer.Option(help="directory with the dataset files")]
@@ -110,6 +112,25 @@ CURVATURE_OPTIONS: dict[str, tuple[Any, str]] = {
 CurvatureFlags = dict[str, Any]
 
 
+def given(ctx, *params: str) -> list[str]:
+    """Which of `params` (parameter names) the user gave, on the command line or from the
+    environment — not left at their defaults."""
+    return [p for p in params
+            if getattr(ctx.get_parameter_source(p), "name", None) in ("COMMANDLINE", "ENVIRONMENT")]
+
+
+def refuse_with(ctx, option: str, others: tuple[str, ...], why: str) -> None:
+    """CommandLineError when `option` was given together with any of `others`, which it
+    would silently ignore."""
+    from harness.errors import CommandLineError
+
+    clash = given(ctx, *others)
+    if clash and given(ctx, option):
+        names = ", ".join("--" + p.replace("_", "-") for p in clash)
+        raise CommandLineError(f"--{option.replace('_', '-')} cannot be combined with {names}: "
+                               f"{why}")
+
+
 def with_curvature_options(command):
     """Declare the curvature options on `command` in place of its `curvature_flags` parameter
     (so they keep that place in --help and in the stored command line); the command receives
@@ -137,6 +158,13 @@ def curvature_request(flags: CurvatureFlags) -> CurvatureRequest | None:
     """The curvature options given as a request for run_sweep; None without --curvature.
     SpecError if a setting is invalid."""
     if not flags.get("curvature"):
+        stray = [k for k, v in flags.items() if v is not None and k != "curvature"]
+        if stray:
+            from harness.errors import CommandLineError
+
+            raise CommandLineError(f"{', '.join('--' + k.replace('_', '-') for k in stray)} "
+                                   "set(s) curvature snapshots, which need --curvature KINDS "
+                                   "(e.g. --curvature hessian); add it or drop them")
         return None
     from harness.curvature.settings import CurvatureOptions
     from harness.records.sweep import CurvatureRequest

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from harness.cli.app import out
+from harness.cli.app import emit, out
 
 
 def make_table(title: str, columns: tuple[str, ...] | list[str]):
@@ -57,7 +57,7 @@ def jsonable(obj):
 
 def print_json(obj, **kwargs) -> None:
     """`obj` as indented JSON on stdout, non-finite floats as null."""
-    print(json.dumps(jsonable(obj), indent=2, **kwargs))
+    emit(json.dumps(jsonable(obj), indent=2, **kwargs))
 
 
 def split_ids(values: list[str]) -> list[str]:

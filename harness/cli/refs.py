@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.app import CommandLineError, app, err, open_db, out
-from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbOpt, HparamOpt,
+from harness.cli.app import CommandLineError, app, err, open_db, out, styled, emit
+from harness.cli.options import (CompileCacheOpt, DataDirOpt, DataSourceOpt, DbOpt, HparamOpt, refuse_with,
                                  JsonOpt, QuietOpt, RefsDirOpt)
 from harness.cli.output import split_ids
 from harness.cli.training import command_line, parse_single, progress
@@ -18,6 +18,14 @@ from harness.cli.training import command_line, parse_single, progress
 refs_app = typer.Typer(help="Reference result sets: freeze from the database, export/import as text.",
                        no_args_is_help=True)
 app.add_typer(refs_app, name="refs")
+
+
+def _refs_folder(refs_dir: str | None) -> str | None:
+    """--refs as given, refused if it names no folder (it would silently mean "no file sets")."""
+    if refs_dir is not None and not Path(refs_dir).is_dir():
+        raise CommandLineError(f"--refs {refs_dir}: no such folder of reference sets; give a "
+                               "folder of *.jsonl sets, or leave --refs out for the shipped ones")
+    return refs_dir
 
 
 @refs_app.command("freeze")
@@ -75,7 +83,7 @@ def refs_import(
     """Load reference set files into the database (all or nothing)."""
     from harness import refs
 
-    database = open_db(db)
+    database = open_db(db, create=True)
     outcome = refs.import_sets(database, paths or [refs.SHIPPED_DIR])
     for set_id, what in outcome:
         out.print(f"{set_id}: {what}", highlight=False, soft_wrap=True)
@@ -89,12 +97,12 @@ def refs_list(db: DbOpt = None, refs_dir: RefsDirOpt = None, as_json: JsonOpt = 
     from harness import refs
 
     database = open_db(db)
-    sets = refs.available_sets(database, refs_dir)
+    sets = refs.available_sets(database, _refs_folder(refs_dir))
     rows = [{"id": s.id, "runs": len(s.records), "hardware": s.hardware, "origin": s.origin,
              "steps_tolerance": s.header["steps_tolerance"], "hparams": s.header["hparams"]}
             for s in sets]
     if as_json:
-        print(json.dumps(rows, indent=2))
+        emit(json.dumps(rows, indent=2))
         return
     table = Table(title="reference sets")
     for col in ("id", "runs", "hardware", "origin"):
@@ -110,7 +118,8 @@ _TIER_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "d
 def _print_report(report) -> None:
     from rich.table import Table
 
-    out.print(f"[bold]check[/] {report.workload} / {report.submission}", highlight=False, soft_wrap=True)
+    out.print(styled("check", "bold", f"{report.workload} / {report.submission}"), highlight=False,
+              soft_wrap=True)
     if report.reference_set:
         out.print(f"reference set {report.reference_set} ({len(report.reference_runs)} runs, "
                   f"{report.hardware}) from {report.reference_origin}", highlight=False, soft_wrap=True)
@@ -134,7 +143,7 @@ def _print_report(report) -> None:
                   f"candidate vs {frr['n_reference']} reference runs from the references)",
                   highlight=False, soft_wrap=True)
     style = {"pass": "bold green", "fail": "bold red"}.get(report.verdict, "bold yellow")
-    out.print(f"verdict: [{style}]{report.verdict}[/] (exit {report.exit_code})")
+    out.print(styled("verdict:", "", "").append(report.verdict, style).append(f" (exit {report.exit_code})"))
 
 
 @app.command()
@@ -164,8 +173,12 @@ def check(
     run_ids = split_ids(runs)
     if run_ids and seeds:
         raise CommandLineError("give --seeds or --runs, not both")
+    refuse_with(ctx, "runs", ("hparam", "data_dir", "data_source", "compile_cache"),
+                "--runs checks stored runs as they were made, nothing is rerun")
+    from harness.grid import seed_range
+
     overrides = parse_single("", hparam, "check")
-    database = open_db(db)
+    database = open_db(db, create=not run_ids)
     from harness import check as checking
     from harness import refs
     from harness.errors import UserError
@@ -175,10 +188,10 @@ def check(
     try:
         w = get_workload(workload)
         sub = load_submission(submission, overrides)
-        sets = refs.available_sets(database, refs_dir)
+        sets = refs.available_sets(database, _refs_folder(refs_dir))
         with progress(quiet or as_json) as display:
             report = checking.check(database, sets, w, sub,
-                                    seeds=() if run_ids else range(seeds or 5), run_ids=run_ids,
+                                    seeds=() if run_ids else seed_range(0, seeds or 5), run_ids=run_ids,
                                     data_dir=data_dir, data_source=data_source,
                                     resamples=resamples, skip_bit_exact=skip_bit_exact,
                                     on_event=display, compile_cache=compile_cache,
@@ -186,10 +199,10 @@ def check(
     except UserError as e:  # --json promises JSON: the error as a verdict
         if not as_json:
             raise
-        print(json.dumps({"verdict": "error", "exit_code": e.exit_code, "message": str(e)}))
+        emit(json.dumps({"verdict": "error", "exit_code": e.exit_code, "message": str(e)}))
         raise typer.Exit(e.exit_code) from None
     if as_json:
-        print(json.dumps(report.to_json(), indent=2, default=str))
+        emit(json.dumps(report.to_json(), indent=2, default=str))
     else:
         _print_report(report)
     raise typer.Exit(report.exit_code)

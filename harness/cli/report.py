@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.app import CommandLineError, app, err, open_db, out
-from harness.cli.options import CurvatureFlags, DbOpt, JsonOpt, MlflowOpt, QuietOpt, with_curvature_options
+from harness.cli.app import CommandLineError, app, err, open_db, out, styled
+from harness.cli.options import (CurvatureFlags, DbOpt, ForceOpt, JsonOpt, MlflowOpt, QuietOpt,
+                                 with_curvature_options)
 from harness.cli.output import make_table, print_json, split_ids
 from harness.cli.training import also_mirrored, mirror_report, mlflow_mirror, progress
 
@@ -32,6 +33,7 @@ def report(
         help="curvature metrics to draw, comma-separated (default: max_eig,min_eig,mer_10,"
              "ter_10,pnr,pgr_10)")] = None,
     db: DbOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Write an offline HTML report (index.html + one SVG per figure) of the selected runs.
 
@@ -44,16 +46,20 @@ def report(
     except ValueError:
         raise CommandLineError(f"--density-steps takes comma-separated integers, got "
                                f"{density_steps!r}") from None
-    database = open_db(db)
+    from harness import output_dir
+
+    output_dir.check_folder(out_dir)
+    database = open_db(db, create=True)  # a new database's report is a page saying it is empty
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission, tag=tag, workload_version=workload_version)
     from harness.analyses import sections_for_sweep
 
     extra = sections_for_sweep(database, sweep) if sweep else []
     result = build_report(database, filters, out_dir, density_steps=steps,
-                          metrics=split_ids([metrics]) if metrics else None, extra_sections=extra)
+                          metrics=split_ids([metrics]) if metrics else None, extra_sections=extra,
+                          force=force)
     if result.empty_reason:
-        err.print(f"[yellow]nothing to report:[/] {result.empty_reason}", highlight=False)
+        err.print(styled("nothing to report:", "yellow", result.empty_reason), highlight=False)
     for line in result.left_out:
         err.print(line, highlight=False, soft_wrap=True)
     out.print(f"{result.index} ({result.runs} runs, {result.figures} figures)", highlight=False,
@@ -84,6 +90,7 @@ def analyze(
     quiet: QuietOpt = False,
     mlflow: MlflowOpt = None,
     as_json: JsonOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Run an analysis's grid (origin `analysis`), print a verdict per claim, store them in its sweep.
 
@@ -104,12 +111,20 @@ def analyze(
         seed_list = tuple(int(s) for s in split_ids([seeds])) if seeds else ()
     except ValueError:
         raise CommandLineError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
+    from harness.grid import seed_range
+
+    for s in seed_list:
+        seed_range(s, 1, "--seeds")
     setting = AnalysisSetting(
         workloads=tuple(parse_workload_list(workload)), submission=submission,
         hparams=tuple(parse_hparam_grid(hparam)) if hparam else (), seeds=seed_list,
         max_steps=max_steps, curvature={k: v for k, v in curvature_flags.items() if v is not None})
     config = module.configure(module.TINY if tiny else type(module.TINY)(), setting)
-    database = open_db(db)
+    if report_dir is not None:  # checked before the analysis runs, not after
+        from harness import output_dir
+
+        output_dir.claim(report_dir, ["index.html"], force=force, option="--report")
+    database = open_db(db, create=True)
     mirror = mlflow_mirror(mlflow, database.url)
     try:
         with progress(quiet or as_json) as display:
@@ -126,7 +141,8 @@ def analyze(
         index = write_report(report_dir, f"curvebench analyze {name}",
                              [module.section(result, database)],
                              meta=[f"sweep {result.sweep_id}: `curvebench report --sweep "
-                                   f"{result.sweep_id}` adds the runs' standard figures"])
+                                   f"{result.sweep_id}` adds the runs' standard figures"],
+                             force=force)
     if as_json:
         document = result.to_json()
         print_json({"analysis": name, "sweep_id": result.sweep_id, "claims": document.pop("claims"),

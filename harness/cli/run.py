@@ -72,7 +72,7 @@ def run(
         raise CommandLineError("run needs --workload and --submission (or --resume RUN_ID)")
     overrides = parse_single(workload, hparam, "run")
     check_chunk_mode(chunk_mode)
-    database = open_db(db)
+    database = open_db(db, create=True)
     from harness.records.sweep import TrialRequest
 
     config = curvature_request(curvature_flags)
@@ -85,8 +85,10 @@ def run(
         from harness.submissions import load_submission
 
         point = load_submission(submission, search_point=search_point).hparams
+    from harness.grid import seed_range
+
     requests = [TrialRequest(workload, submission, {**point, **overrides}, seed)
-                for seed in range(seed_start, seed_start + seeds)]
+                for seed in seed_range(seed_start, seeds)]
     mirror = mlflow_mirror(mlflow, database.url)
     sweep = sweep_with_progress(requests, options, database.url, quiet=quiet or as_json,
                                 command=command_line(ctx), data_dir=data_dir,
@@ -116,7 +118,7 @@ def _checkpoint_fields(every: str | None, directory: str | None, keep: bool) -> 
 def _resume_run(run_id: str, db: str | None, options: dict[str, Any], *, as_json: bool,
                 quiet: bool) -> None:
     """`run --resume`: the run's program continues from its checkpoint; say which trials."""
-    database = open_db(db)
+    database = open_db(db, create=True)
     from harness.experiment import resume_run
 
     with progress(quiet or as_json) as display:

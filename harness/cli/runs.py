@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.app import CommandLineError, app, open_db, out
-from harness.cli.options import (DbOpt, JsonOpt, MlflowOpt, OriginFilterOpt, StatusFilterOpt,
+from harness.cli.app import CommandLineError, app, open_db, out, styled, emit
+from harness.cli.options import (DbOpt, ForceOpt, JsonOpt, MlflowOpt, OriginFilterOpt, StatusFilterOpt,
                                  SubmissionFilterOpt, SweepFilterOpt, TagFilterOpt,
                                  VariantFilterOpt, WorkloadFilterOpt)
 from harness.cli.output import jsonable, num, make_table
@@ -61,7 +61,7 @@ def runs(
     if mlflow is not None:
         mirror_report(mlflow_mirror(mlflow, database.url), [r.id for r in rows])
     if as_json:
-        print(json.dumps(jsonable([{**{f: getattr(r, f) for f in RUN_LIST_FIELDS},
+        emit(json.dumps(jsonable([{**{f: getattr(r, f) for f in RUN_LIST_FIELDS},
                                      "hparams": r.hparams} for r in rows]), indent=2, default=str))
         return
     if not rows:
@@ -118,12 +118,12 @@ def runs_show(
     database = open_db(db)
     detail = run_detail(database, run_id)
     if as_json:
-        print(json.dumps(jsonable(detail.to_json()), indent=2, default=str))
+        emit(json.dumps(jsonable(detail.to_json()), indent=2, default=str))
         return
     settings = dict(detail.settings)
     if detail.sweep_name:
         settings["sweep_id"] = f"{settings['sweep_id']} ({detail.sweep_name})"
-    out.print(f"[bold]run {detail.id}[/]", highlight=False)
+    out.print(styled(f"run {detail.id}", "bold"), highlight=False)
     out.print(_settings_table("settings", settings))
     out.print(_settings_table("hparams", detail.hparams))
     outcome = {k: v for k, v in detail.outcome.items() if k != "error"}
@@ -203,7 +203,7 @@ def compare(
     result = comparing.compare(database, comparing.Side.parse(a), comparing.Side.parse(b),
                                filters)
     if as_json:
-        print(json.dumps(jsonable(result.to_json()), indent=2, default=str))
+        emit(json.dumps(jsonable(result.to_json()), indent=2, default=str))
         return
     table = make_table(f"A = {result.a}   vs   B = {result.b}",
                        ("workload", "A reached", "B reached", "A median steps", "B median steps",
@@ -241,6 +241,7 @@ def export_cmd(
     sweep: SweepFilterOpt = None,
     tag: TagFilterOpt = None,
     db: DbOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Export the selected runs, their evals, training losses and curvature values as CSV or
     Parquet files (columns: docs/results-schema.md)."""
@@ -254,7 +255,7 @@ def export_cmd(
                                f"{', '.join(f.value for f in exporting.Format)}") from None
     filters = _run_filter(workload=workload, variant=variant, submission=submission,
                           status=status, origin=origin, sweep=sweep, tag=tag)
-    written = exporting.export(database, out_dir, chosen, filters)
+    written = exporting.export(database, out_dir, chosen, filters, force=force)
     for table, path in written.items():
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 

@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from harness import grid as grids
-from harness.cli.app import CommandLineError, app, err, open_db, out
-from harness.cli.options import (CompileCacheOpt, DataDirOpt, DbOpt, EvalEveryOpt, HparamOpt,
+from harness.cli.app import CommandLineError, app, err, open_db, out, styled
+from harness.cli.options import (CompileCacheOpt, DataDirOpt, DbOpt, EvalEveryOpt, HparamOpt, refuse_with,
                                  JsonOpt, MaxStepsOpt, MlflowOpt, QuietOpt, trial_options)
 from harness.cli.output import fmt_s, fmt_steps, print_json, make_table
 from harness.cli.training import (command_line, mirror_report, mlflow_mirror, parse_single,
@@ -53,7 +53,7 @@ def score_cmd(
     """
     specs = grids.parse_workload_list(workloads)
     overrides = parse_single("", hparam, "score")
-    database = open_db(db)
+    database = open_db(db, create=sweep is None)
     from harness import score as scoring
     from harness.db import RunOrigin
     from harness.experiment import available_workloads, requests_for
@@ -65,6 +65,9 @@ def score_cmd(
         raise CommandLineError(f"--origins: {e}; valid: "
                                f"{', '.join(o.value for o in RunOrigin)}") from None
     sweep_id = scoring.resolve_sweep(database, sweep) if sweep else None
+    refuse_with(ctx, "sweep", ("workloads", "seeds", "data_dir", "hparam", "compile_cache", "tag",
+                               "origins", "mlflow"),
+                "--sweep scores the runs that sweep holds, as they were made; drop them")
     selection = scoring.RunSelection(origins=chosen, sweep_id=sweep_id, tag=tag)
     try:
         clock = scoring.Timing(timing)
@@ -82,12 +85,12 @@ def score_cmd(
             specs, skipped = available_workloads(
                 sorted(n for n, cls in REGISTRY.items() if cls.scored_by_default), data_dir)
             for skipped_name, why in skipped.items():
-                err.print(f"[yellow]skipping {skipped_name}:[/] {why}", highlight=False)
+                err.print(styled(f"skipping {skipped_name}:", "yellow", why), highlight=False)
         if not specs:
             raise CommandLineError("no workload to score: none has its data here (see the "
                                    "messages above)")
         result = sweep_with_progress(
-            requests_for(specs, [submission], [overrides], range(seeds)),
+            requests_for(specs, [submission], [overrides], grids.seed_range(0, seeds)),
             trial_options("score", tag=tag), database.url, quiet=quiet or as_json,
             command=command_line(ctx), data_dir=data_dir, timed_alone=True,
             compile_cache=compile_cache, mirror=mirror)
@@ -165,7 +168,7 @@ def tune(
     budget. Then performance-profile scores by the suite's exact integral and AlgoPerf's
     trapezoid rule."""
     specs = grids.parse_workload_list(workloads)
-    database = open_db(db)
+    database = open_db(db, create=True)
     from harness.algoperf.tuning import budget_steps, ruleset as find_ruleset, tune as run_tuning
 
     rules = find_ruleset(ruleset)

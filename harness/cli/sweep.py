@@ -93,7 +93,7 @@ def sweep(
                      "max_group_size": max_group_size})
     o = plan.options
     check_chunk_mode(o.get("chunk_mode"))
-    database = open_db(o.get("db"))
+    database = open_db(o.get("db"), create=True)
     from harness.experiment import requests_for
 
     try:  # a config file's [options] may hold a value of the wrong type
@@ -124,7 +124,7 @@ def sweep(
     varying = grids.grid_axes([c.hparams for c in result.cells()])
     rows = make_table(f"sweep {result.name or result.sweep_id[:8]}: {len(result.trials)} trials",
                       ("workload", "submission", *varying, "reached", "median steps",
-                       r"\[min-max] steps", "median time (s)", "group"))
+                       "[min-max] steps", "median time (s)", "group"))
     for c in result.cells():
         span = "-" if c.min_steps is None else f"[{c.min_steps}-{c.max_steps}]"
         rows.add_row(c.workload, c.submission, *(str(c.hparams.get(k)) for k in varying),

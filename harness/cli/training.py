@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from harness import grid as grids
-from harness.cli.app import CommandLineError, err
+from harness.cli.app import CommandLineError, err, styled
 from harness.cli.options import CHUNK_MODES
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ def mirror_report(mirror, run_ids=()) -> None:
     for run_id in run_ids:
         mirror.mirror_safely(run_id)
     for run_id, why in mirror.failures:
-        err.print(f"[yellow]warning:[/] run {run_id[:8]} not mirrored to MLflow: {why} (it is in "
-                  f"the results database; `curvebench runs --mlflow URI ...` retries)",
+        err.print(styled("warning:", "yellow", f"run {run_id[:8]} not mirrored to MLflow: {why} (it "
+                         "is in the results database; `curvebench runs --mlflow URI ...` retries)"),
                   highlight=False)
     err.print(f"{len(mirror.mirrored)} runs mirrored to MLflow {mirror.uri} (experiment "
               f"{mirror.experiment})", highlight=False)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import app, err, out
+from harness.cli.app import app, emit, err, out
 from harness.cli.options import DataDirOpt, DataSourceOpt, JsonOpt
 from harness.cli.output import make_table
 
@@ -35,7 +35,7 @@ def workloads(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                       "scored_by_default": cls.scored_by_default, "module": cls.__module__,
                       "doc": (cls.__doc__ or "").strip().splitlines()[0]})
     if as_json:
-        print(json.dumps(items, indent=2))
+        emit(json.dumps(items, indent=2))
     else:
         table = make_table("workloads", ("name", "target", "batch", "max steps", "eval every", "knobs"))
         table.show_lines = True
@@ -64,7 +64,7 @@ def workloads_check(
     workload = get_workload(name)
     verdicts = run_checks(workload, data_dir=data_dir, source=data_source, synthetic=synthetic)
     if as_json:
-        print(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2))
+        emit(json.dumps([dataclasses.asdict(v) for v in verdicts], indent=2))
     else:
         for v in verdicts:
             out.print(f"{v.status.upper():>10}  {v.check:<9} {v.detail}", highlight=False, soft_wrap=True)

@@ -51,8 +51,12 @@ class EvalWrite:
 
 
 def resolve_url(url: str | None) -> str:
-    """--db argument, else $CURVEBENCH_DB, else ./curvebench.db; bare paths become SQLite URLs."""
-    url = url or os.environ.get("CURVEBENCH_DB") or DEFAULT_URL
+    """--db argument, else $CURVEBENCH_DB, else ./curvebench.db; bare paths become SQLite URLs.
+    An empty or blank --db names nothing (it would mean the current folder): refused."""
+    if url is not None and not url.strip():
+        raise DatabaseError(f"--db {url!r} names no database; give a SQLite path or an SQLAlchemy "
+                            "URL, or leave --db out for $CURVEBENCH_DB, else ./curvebench.db")
+    url = url or os.environ.get("CURVEBENCH_DB", "").strip() or DEFAULT_URL
     if "://" not in url:
         url = f"sqlite:///{url}"
     return url
@@ -96,6 +100,46 @@ def _check_sqlite_file(url: str) -> None:
     elif not os.access(path.parent, os.W_OK):
         raise DatabaseError(f"cannot create results database {path}: directory {path.parent} is "
                             "not writable; pass another path with --db")
+
+
+#: driver messages of failures the user can fix, and the fix
+_USER_FAULTS = (
+    (("malformed", "file is not a database", "disk i/o error"),
+     "the file is damaged ({msg}); restore it from a copy, or salvage it with "
+     "`sqlite3 FILE .recover | sqlite3 NEW.db` and pass NEW.db with --db"),
+    (("readonly database", "read-only"), "it is read-only ({msg}): pass a writable --db"),
+    (("database or disk is full", "no space left"), "the disk is full ({msg}): free space or "
+     "pass a --db elsewhere"),
+    (("out of range", "too long for type", "value too long", "integer overflow"),
+     "a value does not fit its column ({msg}): use smaller numbers (seeds < 2^31) or shorter "
+     "names (at most 128 characters)"),
+)
+
+
+def _users_fault(error: SADatabaseError) -> str | None:
+    """What the user can do about a database failure, or None if it is the suite's."""
+    msg = one_line(str(getattr(error, "orig", error)))
+    for needles, fix in _USER_FAULTS:
+        if any(n in msg.lower() for n in needles):
+            return fix.format(msg=msg[:200])
+    return None
+
+
+def _require_existing(url: str) -> None:
+    """A command that only reads (or upgrades) a database never creates one: a mistyped path
+    is an error, not a new empty file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    if path.is_dir():
+        raise DatabaseError(f"{path} is a directory, not a results database")
+    if not path.parent.exists():
+        raise DatabaseError(f"directory {path.parent} does not exist for database {path}")
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DatabaseError(f"no results database at {path} (nothing created): check the path "
+                            "(--db, $CURVEBENCH_DB); a command that trains (run, sweep, score) "
+                            "creates one")
 
 
 def _check_sqlite_tables(path: Path) -> None:
@@ -149,8 +193,10 @@ def _make_engine(url: str) -> Engine:
 class Database:
     """The results database: runs, eval rows and curvature snapshots, each written in its own transaction."""
 
-    def __init__(self, url: str | None = None, *, upgrade: bool = False):
+    def __init__(self, url: str | None = None, *, upgrade: bool = False, create: bool = True):
         self.url = resolve_url(url)
+        if not create:
+            _require_existing(self.url)
         self.engine = _make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._ensure_schema(upgrade)
@@ -236,8 +282,16 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as s:
-            yield s
+        """One transaction; a failure the user can fix (a damaged or full file, a value too large
+        for its column) leaves as a DatabaseError saying so (`_users_fault`)."""
+        try:
+            with self._sessions.begin() as s:
+                yield s
+        except SADatabaseError as e:
+            why = _users_fault(e)
+            if why is None:
+                raise
+            raise DatabaseError(f"results database {self.url}: {why}") from e
 
     def mark_interrupted(self, stale_after: dt.timedelta = STALE_HEARTBEAT) -> list[str]:
         """Mark "running" runs whose process is gone (this host) or whose heartbeat is stale
@@ -352,12 +406,25 @@ class Database:
         """A run by id or unique id prefix, with its eval rows loaded."""
         with self.session() as s:
             rows = s.scalars(select(Run).options(selectinload(Run.evals))
-                             .where(Run.id.startswith(run_id))).all()
+                             .where(Run.id.startswith(run_id, autoescape=True))).all()
         if not rows:
             raise DatabaseError(f"no run with id {run_id!r} in {self.url}")
         if len(rows) > 1:
             raise DatabaseError(f"run id prefix {run_id!r} is ambiguous ({len(rows)} runs)")
         return rows[0]
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
+        """Runs by ids or unique prefixes, in order; a run named twice (the same id, or an id and
+        its prefix) is refused, so no run counts twice in a set built from the list."""
+        runs, seen = [], {}
+        for given in run_ids:
+            run = self.get_run(given)
+            if run.id in seen:
+                raise DatabaseError(f"run {run.id[:8]} is named twice ({seen[run.id]!r} and "
+                                    f"{given!r}); name each run once")
+            seen[run.id] = given
+            runs.append(run)
+        return runs
 
     def runs(self, *, workload: str | None = None, submission: str | None = None,
              variant: str | None = None, status: str | None = None) -> list[Run]:
@@ -427,6 +494,8 @@ def _finite_or_none(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(float(v)) else float(v)
 
 
-def open_database(url: str | None = None, *, upgrade: bool = False) -> Database:
-    """Open (creating if new) the results database; an outdated schema needs upgrade=True."""
-    return Database(url, upgrade=upgrade)
+def open_database(url: str | None = None, *, upgrade: bool = False, create: bool = True
+                  ) -> Database:
+    """Open (creating if new, unless create=False) the results database; an outdated schema
+    needs upgrade=True."""
+    return Database(url, upgrade=upgrade, create=create)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness import checkpoint, progress
+from harness import checkpoint, interrupt, progress
 from harness.data.prefetch import prefetch
 from harness.engine import stop as stop_rule
 from harness.engine.context import GroupContext, Piece
@@ -87,6 +87,7 @@ def run_compiled(ctx: GroupContext, piece: Piece) -> list[TrialResult]:
                 ctx.on_snapshot(ledger.result.run_id, 0, take(carry.state[0], j),
                                 take(carry.state[1], j))
         while step < o.max_steps and any(ledger.running for ledger in ledgers):
+            interrupt.check()  # a Ctrl-C swallowed where it came (harness.interrupt) stops here
             k = bisect.bisect_right(snaps, step)
             next_snap = snaps[k] if k < len(snaps) else o.max_steps
             progress.emit(Phase.TRAINING, [i for i, lg in zip(idx, ledgers) if lg.running],
@@ -186,7 +187,7 @@ def run_compiled(ctx: GroupContext, piece: Piece) -> list[TrialResult]:
             if ledger.running:
                 finish(j, RunStatus.INTERRUPTED, "interrupted by the user")
         raise
-    except Exception:
+    except (Exception, SystemExit):  # SystemExit: sys.exit() in a submission's code
         error = traceback.format_exc().strip()  # the full traceback, for the rows
         for j, ledger in enumerate(ledgers):
             if ledger.running:

@@ -16,7 +16,7 @@ import traceback
 import jax
 import numpy as np
 
-from harness import progress
+from harness import interrupt, progress
 from harness.algoperf.hooks import (AlgoPerfClock, ConcreteSteps, record_eval,
                                     timed_prepare_for_eval)
 from harness.engine import stop as stop_rule
@@ -67,6 +67,7 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
         stepper = ConcreteSteps(w, sub, ctx.batch_size)
         step, loss0 = 0, None
         while step < o.max_steps:
+            interrupt.check()  # a Ctrl-C swallowed where it came (harness.interrupt) stops here
             k = bisect.bisect_right(snaps, step)
             next_snap = snaps[k] if k < len(snaps) else o.max_steps
             stop = min((step // o.eval_every + 1) * o.eval_every, next_snap, o.max_steps)
@@ -137,7 +138,7 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
     except KeyboardInterrupt:
         ledger.finish(RunStatus.INTERRUPTED, "interrupted by the user", compile_s, 0)
         raise
-    except Exception:
+    except (Exception, SystemExit):  # SystemExit: sys.exit() in a submission's code
         ledger.finish(RunStatus.FAILED, traceback.format_exc().strip(), compile_s, 0)
         raise
 

@@ -52,9 +52,33 @@ from harness.engine import stop as stop_rule
 from harness.engine.stop import Stop
 from harness.engine.trial_axis import (KNOB, SEGMENT_STEPS, TRACE_ERRORS, Batching, Carry, Options,
                                        hparam_arrays, select, stack, trial_map)
-from harness.spec import Workload
+from harness.spec import SpecError, Workload
 from harness.submissions import Submission
 from harness.trial import HOST_CHUNK_STEPS, CompileCache
+
+def _checked_update(returned: Any, params: Any, model_state: Any, name: str) -> tuple:
+    """update_params' (params, model_state, opt_state, metrics), refused while tracing if it is
+    not that tuple or its params/model_state differ in structure, shape or dtype from what was
+    given (a wrong shape would otherwise broadcast and train as if nothing were wrong)."""
+    fix = ("update_params must return (params, model_state, opt_state, metrics) with params "
+           "and model_state of the structure, shapes and dtypes it was given")
+    if not isinstance(returned, (tuple, list)) or len(returned) != 4:
+        raise SpecError(f"submission {name}: update_params returned {type(returned).__name__}; {fix}")
+    for what, given, got in (("params", params, returned[0]), ("model_state", model_state, returned[1])):
+        given_leaves, given_tree = jax.tree_util.tree_flatten(given)
+        got_leaves, got_tree = jax.tree_util.tree_flatten(got)
+        if given_tree != got_tree:
+            raise SpecError(f"submission {name}: update_params returned {what} of another "
+                            f"structure ({got_tree} for {given_tree}); {fix}")
+        for a, b in zip(given_leaves, got_leaves):
+            if jnp.shape(a) != jnp.shape(b) or jnp.result_type(a) != jnp.result_type(b):
+                raise SpecError(f"submission {name}: update_params returned {what} with a "
+                                f"{jnp.result_type(b)}{list(jnp.shape(b))} array for a "
+                                f"{jnp.result_type(a)}{list(jnp.shape(a))} one; {fix}")
+    if not isinstance(returned[3], dict) or "loss" not in returned[3]:
+        raise SpecError(f"submission {name}: update_params' metrics must be a dict with 'loss'")
+    return tuple(returned)
+
 
 class Program:
     """The compiled functions of one (workload variant, submission, batch size, static
@@ -65,7 +89,7 @@ class Program:
                  traced: Sequence[str], batch_size: int, mode: str, options: Options,
                  in_loop_eval: bool, batching: Batching = Batching.AUTO,
                  switch: Sequence[str] = ()):
-        self.workload, self.module = workload, submission.module
+        self.workload, self.module, self.name = workload, submission.module, submission.name
         self.switch = tuple(switch)
         self.static, self.traced = dict(static), tuple(traced)
         self.batch_size, self.mode, self.options = batch_size, mode, options
@@ -109,8 +133,10 @@ class Program:
             hparams = self.hparams(hp_i)
             batch = sub.data_selection(w, next_batch, opt_state, params, model_state, hparams,
                                        step, data_rng)
-            params, model_state, opt_state, metrics = sub.update_params(
+            returned = sub.update_params(
                 w, params, model_state, opt_state, batch, hparams, step, update_rng)
+            params, model_state, opt_state, metrics = _checked_update(
+                returned, params, model_state, self.name)
             return (params, model_state, opt_state), metrics["loss"]
 
         new_state, loss = trial_map(one, (0, 0, 0, 0 if self.host else None), self.batching,

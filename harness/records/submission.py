@@ -59,6 +59,9 @@ class Submission:
     capabilities: Capabilities = Capabilities()
     #: (k, seed) of the search-space point the hyperparameters came from; None: hparams.json
     search_point: tuple[int, int] | None = None
+    #: hyperparameter -> the interval of values it declares valid ("(0, inf)", "[0, 1)"), from
+    #: the folder's hparam_ranges.json (harness.submissions.check_ranges); {}: none declared
+    ranges: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def batch_size(self, workload_name: str, default: int) -> int:
         """hparams["batch_size"] (null: not set), else get_batch_size(workload), else the

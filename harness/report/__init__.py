@@ -103,19 +103,21 @@ def _need_matplotlib() -> None:
 
 def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *,
                  meta: Sequence[str] = (), empty_reason: str | None = None,
-                 workers: int | None = None) -> Path:
+                 workers: int | None = None, force: bool = False) -> Path:
     """Write sections as `out_dir/index.html` plus one SVG per figure, rendered in `workers`
-    processes (default: one per CPU, at most 4; see `harness.report.html`)."""
+    processes (default: one per CPU, at most 4; see `harness.report.html`); files curvebench
+    did not write are never replaced (`force`: replace them)."""
     _need_matplotlib()
     from harness.report import html
 
     return html.write_report(out_dir, title, sections, meta=meta, empty_reason=empty_reason,
-                             workers=workers)
+                             workers=workers, force=force)
 
 
 def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_OUT, *,
                  density_steps: Sequence[int] | None = None, metrics: Sequence[str] | None = None,
-                 extra_sections: Sequence[Section] = (), workers: int | None = None) -> ReportResult:
+                 extra_sections: Sequence[Section] = (), workers: int | None = None,
+                 force: bool = False) -> ReportResult:
     """Select runs, draw the standard figures and `extra_sections`, write the page.
     `metrics`: the curvature metrics to draw (default: λ_max, λ_min, MER-10, TER-10, PNR, PGR-10)."""
     _need_matplotlib()
@@ -130,6 +132,6 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
         sections = standard_sections(selection.runs, series, density_steps, metrics)
     sections.extend(extra_sections)
     index = write_report(out_dir, "curvebench report", sections, meta=meta,
-                         empty_reason=selection.empty_reason, workers=workers)
+                         empty_reason=selection.empty_reason, workers=workers, force=force)
     return ReportResult(index, len(selection.runs), sum(len(s.figures) for s in sections),
                         selection.empty_reason, selection.left_out)

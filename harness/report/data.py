@@ -101,14 +101,15 @@ def select_runs(db: Database, filters: Filters) -> Selection:
             return empty(f"--runs: no run with id {', '.join(missing)} in {db.url}")
         runs = [r for r in runs if r.id in chosen]
     if filters.sweep:
+        from harness.score import SelectionError, resolve_sweep
+
         with db.session() as s:
-            sweeps = s.scalars(select(Sweep).where((Sweep.id == filters.sweep)
-                                                   | (Sweep.name == filters.sweep))).all()
             known = [x.name or x.id for x in s.scalars(select(Sweep)).all()]
-        if not sweeps:
+        try:  # resolved as every command resolves it: an id (prefix), or the newest of a name
+            ids = {resolve_sweep(db, filters.sweep)}
+        except SelectionError:
             return empty(f"--sweep: no sweep named or with id {filters.sweep!r}"
                          + (f" (sweeps: {_names(known)})" if known else " (the database has no sweeps)"))
-        ids = {x.id for x in sweeps}
         kept = [r for r in runs if r.sweep_id in ids]
         if not kept:
             return empty(f"--sweep {filters.sweep}: the sweep has no runs"

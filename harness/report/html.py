@@ -22,6 +22,7 @@ from pathlib import Path
 
 import matplotlib
 
+from harness import output_dir
 from harness.report.records import DATA_GID, Figure, Section, Table
 
 STYLE = """
@@ -139,18 +140,20 @@ def _paragraphs(text: str) -> str:
 
 def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *,
                  meta: Sequence[str] = (), empty_reason: str | None = None,
-                 workers: int | None = None) -> Path:
+                 workers: int | None = None, force: bool = False) -> Path:
     """Write `out_dir/index.html` and one SVG per figure (rendered by `render_all` in
     `workers` processes); returns the index path.
 
     Figures are closed (their memory freed) once written. `meta` lines go under the title;
     `empty_reason` replaces the sections with a notice saying why there is nothing to show.
-    Files named NN-*.svg left by an earlier report in the same directory are removed first.
+    Files named NN-*.svg left by an earlier report in the same directory are removed first;
+    files curvebench did not write are never replaced or removed (harness.output_dir; `force`
+    replaces those in the way).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("[0-9][0-9]*-*.svg"):
-        old.unlink()
+    numbered = [(f, n) for n, f in enumerate((f for s in sections for f in s.figures), 1)]
+    names = [f"{n:02d}-{SLUG_CHARS.sub('_', f.slug)[:80]}.svg" for f, n in numbered]
+    out = output_dir.claim(out_dir, ["index.html", *names], force=force)
+    output_dir.remove_stale(out, ["index.html", *names], "[0-9][0-9]*-*.svg")
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>",
              f"<h1>{_esc(title)}</h1>",
@@ -158,7 +161,6 @@ def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *
     if empty_reason is not None:
         parts.append(f"<p class=\"empty\" id=\"empty\">Nothing to report: {_inline_code(empty_reason)}</p>")
     toc, body = [], []
-    numbered = [(f, n) for n, f in enumerate((f for s in sections for f in s.figures), 1)]
     svgs = iter(render_all(numbered, workers))
     number = 0
     for s_index, section in enumerate(sections):
@@ -169,7 +171,7 @@ def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *
         for figure in section.figures:
             number += 1
             svg = next(svgs)
-            name = f"{number:02d}-{SLUG_CHARS.sub('_', figure.slug)[:80]}.svg"
+            name = names[number - 1]
             (out / name).write_text(svg, encoding="utf-8")
             figure.plot.clear()
             body.append(f"<figure class=\"report-figure\" id=\"figure-{number}\">"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from harness.submissions.execution import REQUIRED_FUNCTIONS, execute
 from harness.submissions.native import NATIVE
 
 __all__ = ["BUILTIN_DIR", "FORMATS", "REQUIRED_FUNCTIONS", "Capabilities", "Submission",
-           "apply_overrides", "builtin_submissions", "check_override", "load_submission",
+           "apply_overrides", "builtin_submissions", "check_override", "check_ranges", "load_submission",
            "parse_overrides", "portable_submission", "resolve_submission"]
 
 #: the formats a folder may be in, asked in order (native takes every folder)
@@ -95,6 +96,8 @@ def check_override(key: str, value: Any, default: Any) -> None:
     true/false for a flag); hparams.json's null admits any value (e.g. batch_size)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise SpecError(f"--hparam {key}={value}: hyperparameters must be finite numbers")
+    if _is_number(value) and isinstance(value, int) and abs(value) >= 2**63:
+        raise SpecError(f"--hparam {key}={value}: past 64 bits; give a number that fits")
     if _is_number(default) and not _is_number(value):
         raise SpecError(f"--hparam {key}={value!r}: {key} is a number in hparams.json "
                         f"({default!r}); give a number, e.g. {key}={default!r}")
@@ -102,6 +105,50 @@ def check_override(key: str, value: Any, default: Any) -> None:
         raise SpecError(f"--hparam {key}={value!r}: {key} is true/false in hparams.json")
     if isinstance(default, str) and not isinstance(value, str):
         raise SpecError(f"--hparam {key}={value!r}: {key} is text in hparams.json ({default!r})")
+
+
+RANGES_FILE = "hparam_ranges.json"
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*$")
+
+
+def _interval(text: Any, where: str) -> tuple[float, float, bool, bool]:
+    """'[0, 1)' -> (0, 1, closed below, open above); SpecError if it does not parse."""
+    m = _INTERVAL.match(text) if isinstance(text, str) else None
+    try:
+        low, high = float(m.group(2)), float(m.group(3))  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        raise SpecError(f"{where}: range {text!r} is not an interval like \"(0, inf)\" or "
+                        "\"[0, 1)\"") from None
+    return low, high, m.group(1) == "[", m.group(4) == "]"
+
+
+def read_ranges(folder: Path) -> dict[str, str]:
+    """The folder's hparam_ranges.json: {name: interval}, each interval checked; {} if absent."""
+    file = folder / RANGES_FILE
+    if not file.is_file():
+        return {}
+    ranges = _read_json(file)
+    if not isinstance(ranges, dict):
+        raise SpecError(f"{file}: must hold a JSON object {{name: \"[low, high)\"}}")
+    for key, text in ranges.items():
+        _interval(text, f"{file}: {key}")
+    return dict(ranges)
+
+
+def check_ranges(name: str, hparams: Mapping[str, Any], ranges: Mapping[str, str]) -> None:
+    """Every numeric hyperparameter inside the interval its submission declares valid
+    (hparam_ranges.json): a negative learning rate or beta1 = 2 is refused before anything
+    trains, naming the range."""
+    for key, text in ranges.items():
+        value = hparams.get(key)
+        if not _is_number(value):
+            continue
+        low, high, closed_low, closed_high = _interval(text, f"submission {name}: {key}")
+        inside = ((low < value or (closed_low and value == low))
+                  and (value < high or (closed_high and value == high)))
+        if not inside:
+            raise SpecError(f"--hparam {key}={value!r}: outside {text}, the values submission "
+                            f"{name} declares valid for {key} ({RANGES_FILE})")
 
 
 def apply_overrides(name: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any]
@@ -133,10 +180,13 @@ def load_submission(path: str | Path, overrides: dict[str, Any] | Iterable[str] 
     defaults, point = _default_hparams(fmt, folder, search_point)
     hparams = apply_overrides(folder.name, defaults, overrides if isinstance(overrides, Mapping)
                               else parse_overrides(overrides))
+    ranges = read_ranges(folder)
+    check_ranges(folder.name, hparams, ranges)
     executed = execute(source, fmt)
     module, capabilities = fmt.adapt(executed.module, folder, point, executed.files)
     return Submission(name=folder.name, path=folder, module=module, hparams=hparams,
-                      code_hash=executed.code_hash, capabilities=capabilities, search_point=point)
+                      code_hash=executed.code_hash, capabilities=capabilities, search_point=point,
+                      ranges=ranges)
 
 
 def _default_hparams(fmt: SubmissionFormat, folder: Path, search_point: int

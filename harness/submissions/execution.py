@@ -60,7 +60,7 @@ def execute(source: Path, fmt: SubmissionFormat) -> Executed:
         with fmt.executing(folder) as roots:
             spec.loader.exec_module(module)
             helpers = _helpers((folder, *roots), before, name)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # sys.exit() in a submission is its failure, not ours
         del sys.modules[name]
         raise SpecError(f"{source} failed to import: {type(e).__name__}: {e}"
                         f"{fmt.import_hint(e)}") from e
