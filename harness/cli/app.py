@@ -28,7 +28,7 @@ class _Curvebench(TyperGroup):
         """The command to run, after refusing an option that takes one value given twice
         (`run --workload a --workload b` would silently keep b)."""
         name, command, rest = super().resolve_command(ctx, args)
-        sub, sub_args = command, rest
+        sub, sub_args = command, [str(a) for a in rest]  # click also takes non-str arguments
         while hasattr(sub, "get_command") and sub_args and not sub_args[0].startswith("-"):
             sub, sub_args = sub.get_command(ctx, sub_args[0]), sub_args[1:]
         if sub is not None:
