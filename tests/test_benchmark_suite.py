@@ -8,6 +8,8 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 BENCHMARKS = {"test_runner_speed", "test_vmap_seeds", "test_sweep_grid", "test_curvature_overhead",
@@ -18,6 +20,7 @@ def finite_positive(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow  # ~1 min even at --quick: every benchmark's programs compile
 def test_benchmark_suite_runs_and_saves_its_ratios(tmp_path):
     saved = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "--benchmark-only",
