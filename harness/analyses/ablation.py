@@ -1,5 +1,12 @@
 """`curvebench analyze ablation`: the orderings of Young, Snider & Feng's Tab. 2–3 on mnist_mlp.
 
+From any sweep's stored runs (`analyze ablation --sweep S`, nothing trained: `from_runs`):
+its finished runs' steps to target per variant, every seed's point, one submission and
+hparam point per variant (several are a one-line error), e.g. after `curvebench sweep
+--workload 'mnist_mlp:activation=relu|gelu,width=100|200' --submission adam --seeds 3
+--eval-every 1 --name abl`; `curvebench report --sweep S` then draws this figure in place
+of the standard steps-to-target one.
+
 Any workload grid, submission, fixed hparams, seeds and budget can replace the defaults
 (`analyze ablation --workload 'lowrank:bad_init=false|true' --submission gd --hparam
 learning_rate=0.5`; `configure`): steps to target per variant with every seed's point are
@@ -310,4 +317,5 @@ def section(result: AblationResult, db):
                    text=f"`{result.config.submission}`, seeds {', '.join(map(str, result.config.seeds))}, "
                         f"an eval every {result.config.eval_every} step(s), at most "
                         f"{result.config.max_steps} steps.",
-                   figures=[fig], tables=[claims_table(result.claims), steps_table])
+                   figures=[fig], tables=[claims_table(result.claims), steps_table],
+                   replaces="Steps to target")

@@ -20,6 +20,14 @@ other, FAILS when every seed is on the other side, UNDECIDABLE when the seeds' r
 whose top Ritz value did not converge, or when a run's maximum is at its last snapshot (the
 quantity still rising: the paper picks budgets where these properties have converged).
 
+From any sweep's stored runs (`analyze break-even --sweep S`, nothing trained: `from_runs`):
+one workload variant, `learning_rate` (and `batch_size`) as the grid, Hessian and covariance
+snapshots (e.g. `curvebench sweep --workload mnist_mlp --submission sgd --hparam
+'learning_rate=0.01|0.1' --hparam 'batch_size=16|128' --seeds 2 --curvature hessian,cov
+--curvature-every init,every:25 --cov-batch-size 128 --name be`): the η axis is the batch
+size with the most learning rates, the S axis the learning rate with the most batch sizes.
+The figure draws λ_K^1, λ_H^1, λ_K*/λ_K^1 and Tr K against steps at the axes' extremes.
+
 Any one workload variant, submission (fixed hparams besides η and S), seeds, steps and the
 curvature / cov batch sizes can replace the defaults (`analyze break-even --workload lowrank
 --curvature-batch 100 --cov-batch-size 20`; `configure`). Measured (that command with `--tiny
@@ -48,7 +56,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.analyses.settings import AnalysisSetting
-from harness.analyses.verdict import Claim, Outcome
+from harness.analyses.verdict import Claim, Outcome, some_runs
 from harness.records.status import FINISHED
 
 if TYPE_CHECKING:
@@ -262,19 +270,19 @@ def from_runs(db, sweep_id: str, runs: Sequence[Run],
     done = [r for r in runs if r.status in FINISHED]
     if not done:
         raise ValueError(f"sweep {sweep_id[:8]}: none of its {len(runs)} run(s) has finished")
+    no_lr = [r.id for r in done if "learning_rate" not in r.hparams]
+    if no_lr:
+        raise ValueError(f"{some_runs(no_lr)} have no learning_rate hyperparameter (the η axis)")
+    snaps = {r.id: db.snapshots(r.id) for r in done}
+    for kind, option in (("hessian", "λ_H^1"), ("cov", "K's λ_K^1, λ_K* and Tr K")):
+        lacking = [r.id for r in done if not any(x["kind"] == kind for x in snaps[r.id])]
+        if lacking:
+            raise ValueError(f"{some_runs(lacking)} have no {kind} snapshots ({option}): sweep "
+                             f"with --curvature hessian,cov --curvature-every init,every:N")
     variants = sorted({r.variant for r in done})
     if config is None and len(variants) > 1:
         raise ValueError(f"sweep {sweep_id[:8]} has runs of {', '.join(variants)}; break-even compares "
                          "η and S on one workload variant: analyze a sweep of one variant")
-    no_lr = [r.id[:8] for r in done if "learning_rate" not in r.hparams]
-    if no_lr:
-        raise ValueError(f"runs {', '.join(no_lr)} have no learning_rate hyperparameter (the η axis)")
-    snaps = {r.id: db.snapshots(r.id) for r in done}
-    for kind, option in (("hessian", "λ_H^1"), ("cov", "K's λ_K^1, λ_K* and Tr K")):
-        lacking = [r.id[:8] for r in done if not any(x["kind"] == kind for x in snaps[r.id])]
-        if lacking:
-            raise ValueError(f"runs {', '.join(lacking)} have no {kind} snapshots ({option}): sweep "
-                             f"with --curvature hessian,cov --curvature-every init,every:N")
     if config is None:
         axes = _axes_of([(float(r.hparams["learning_rate"]), r.batch_size) for r in done])
         if len(axes["learning_rates"]) < 2 and not axes["batch_sizes"]:

@@ -22,6 +22,14 @@ UNDECIDABLE saying so (the rotation part keeps its own settings). Measured (that
 11 s user CPU (the rotation part on mnist_mlp included); equilibrium undecidable (no
 prediction), the rotation claims undecidable (Ritz subspaces too inaccurate, as `TINY`).
 
+From any sweep's stored runs (`analyze quadratic --sweep S`, nothing trained: `from_runs`):
+the equilibrium on its noisy quadratic runs (one variant; α from `learning_rate`) and the
+rotation on its runs whose Hessian snapshots stored Ritz vectors (one variant and setting,
+a real workload before the quadratic), e.g. `curvebench sweep --workload mnist_mlp
+--submission momentum --max-steps 300 --curvature hessian --curvature-vectors 5
+--curvature-every init,log:10:300 --curvature-batch 1024 --name rot`; a sweep with neither
+is a one-line error saying which options record them.
+
 Second part, on a real workload (harness.analyses.rotation): Ciuca's "the high λ subspace is
 remarkably consistent" — `mnist_mlp` trained with the built-in `momentum` (momentum 0.97,
 clipped gradients, as his setup), Hessian snapshots storing the top-k Ritz vectors, the

@@ -130,6 +130,11 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
     if selection.runs:
         series = load_series(db, selection.runs)
         sections = standard_sections(selection.runs, series, density_steps, metrics)
+    for extra in extra_sections:  # where an analysis draws a standard figure, its figure stands
+        for standard in sections:
+            if extra.replaces and standard.title == extra.replaces and standard.figures:
+                standard.figures = []
+                standard.text = f"Drawn with the analysis's verdicts below: {extra.title}."
     sections.extend(extra_sections)
     index = write_report(out_dir, "curvebench report", sections, meta=meta,
                          empty_reason=selection.empty_reason, workers=workers, force=force)
