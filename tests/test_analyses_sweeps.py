@@ -99,6 +99,8 @@ def test_a_sweep_without_what_an_analysis_measures_is_a_one_line_error(ablation_
                     "no noisy_quadratic runs", "--curvature-vectors")
     _one_line_error(CLI.invoke(app, ["analyze", "ablation", "--sweep", "abl", "--seeds", "0,1",
                                      "--db", db]), "--seeds", "drop them or --sweep")
+    _one_line_error(CLI.invoke(app, ["analyze", "ablation", "--sweep", "abl", "--mlflow", "file:///tmp/x",
+                                     "--db", db]), "--mlflow", "apply to a grid it trains")
     _one_line_error(CLI.invoke(app, ["analyze", "ablation", "--sweep", "nope", "--db", db]),
                     "no sweep named or with id 'nope'")
 
@@ -237,3 +239,28 @@ def test_the_analyses_page_renders_in_headless_chromium(sweeps):
     for fig in figures:
         assert fig["data"] > 0, fig["title"]
         assert fig["widths"] and min(fig["widths"]) >= 300, fig
+
+
+def test_runs_of_an_older_workload_version_are_left_out_and_named(ablation_sweep, tmp_path):
+    """A sweep whose variant's code changed between its runs is judged on the newest version
+    only, as the report draws it; the older runs are named on stderr and in --json."""
+    from sqlalchemy import update
+
+    from harness.db import Run
+
+    import sqlite3
+
+    db = str(tmp_path / "copy.db")
+    with sqlite3.connect(ablation_sweep["db"]) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)  # the whole database, its write-ahead log included
+    database = open_database(db)
+    old = [r.id for r in database.runs() if r.variant == "lowrank" and r.seed == 0]
+    with database.session() as s:
+        s.execute(update(Run).where(Run.id.in_(old)).values(workload_version="0ld0ld00"))
+    res = CLI.invoke(app, ["analyze", "ablation", "--sweep", "abl", "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert old[0] not in doc["result"]["run_ids"] and len(doc["result"]["run_ids"]) == 3
+    assert doc["left_out"] == [line for line in res.stderr.strip().splitlines()]
+    assert len(doc["left_out"]) == 1 and "0ld0ld00" in doc["left_out"][0] \
+        and doc["left_out"][0].startswith("not judged: left out 1 run(s) of lowrank")

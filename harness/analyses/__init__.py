@@ -27,6 +27,7 @@ from harness.analyses.verdict import Claim, Outcome
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 #: analysis name -> its module
 ANALYSES = {"catapult": "harness.analyses.catapult", "ablation": "harness.analyses.ablation",
@@ -43,12 +44,13 @@ def analysis_module(name: str) -> ModuleType:
     return importlib.import_module(ANALYSES[name])
 
 
-def analyze_sweep(db, name: str, sweep: str):
+def analyze_sweep(db, name: str, sweep: str) -> tuple[Any, list[str]]:
     """Judge the stored runs of `sweep` (name or id) with analysis `name`, trains nothing, and
-    store the verdicts on that sweep; the analysis's result record. The runs are those `report
-    --sweep` shows: one workload version per variant (the newest), finished or not (each
-    analysis keeps those it can measure). ValueError when the sweep is unknown or empty, or its
-    runs lack what the analysis measures (saying which sweep options record it)."""
+    store the verdicts on that sweep; the analysis's result record and the runs left out, one
+    line each. The runs are those `report --sweep` shows: one workload version per variant (the
+    newest; runs of older versions are left out and named), finished or not (each analysis
+    keeps those it can measure). ValueError when the sweep is unknown or empty, or its runs
+    lack what the analysis measures (saying which sweep options record it)."""
     from harness.analyses.store import store_result
     from harness.report.data import Filters, select_runs
 
@@ -59,7 +61,7 @@ def analyze_sweep(db, name: str, sweep: str):
     sweep_id = selection.runs[0].sweep_id
     result = module.from_runs(db, sweep_id, selection.runs)
     store_result(db, sweep_id, result.to_json())
-    return result
+    return result, [f"not judged: {line.split('; show them')[0]}" for line in selection.left_out]
 
 
 def stored_sections(db, sweep_id: str) -> list:

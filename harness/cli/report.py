@@ -125,10 +125,11 @@ def analyze(
         hparams=tuple(parse_hparam_grid(hparam)) if hparam else (), seeds=seed_list,
         max_steps=max_steps, curvature={k: v for k, v in curvature_flags.items() if v is not None})
     if sweep is not None:
-        given = setting.given() + (["--tiny"] if tiny else []) + (["--data-source"] if data_source else [])
+        given = (setting.given() + (["--tiny"] if tiny else []) + (["--data-source"] if data_source else [])
+                 + (["--mlflow"] if mlflow else []))
         if given:
             raise CommandLineError(f"analyze {name} --sweep judges that sweep's stored runs; "
-                                   f"{', '.join(given)} choose a grid to train: drop them or --sweep")
+                                   f"{', '.join(given)} apply to a grid it trains: drop them or --sweep")
     else:
         config = module.configure(module.TINY if tiny else type(module.TINY)(), setting)
     if report_dir is not None:  # checked before the analysis runs, not after
@@ -137,18 +138,21 @@ def analyze(
         output_dir.claim(report_dir, ["index.html"], force=force, option="--report")
     database = open_db(db, create=True)
     mirror = mlflow_mirror(mlflow, database.url)
+    left_out: list[str] = []  # runs of a sweep not judged (older workload versions)
     try:
         if sweep is not None:
             from harness.analyses import analyze_sweep
 
-            result = analyze_sweep(database, name, sweep)
+            result, left_out = analyze_sweep(database, name, sweep)
+            for line in left_out:
+                err.print(line, highlight=False, soft_wrap=True)
         else:
             with progress(quiet or as_json) as display:
                 result = module.run(config, database.url, data_source=data_source,
                                     on_event=also_mirrored(display, mirror))
     except ValueError as e:  # what the analysis cannot do with its runs (harness.analyses)
         raise CommandLineError(str(e)) from e
-    if mirror is not None and sweep is None:
+    if mirror is not None:
         from harness.runs_query import RunFilter, find_runs
 
         mirror_report(mirror, [r.id for r in find_runs(database, RunFilter(sweep=result.sweep_id))])
@@ -162,7 +166,8 @@ def analyze(
     if as_json:
         document = result.to_json()
         print_json({"analysis": name, "sweep_id": result.sweep_id, "claims": document.pop("claims"),
-                    "result": document, "report": str(index) if index else None})
+                    "result": document, "report": str(index) if index else None,
+                    "left_out": left_out})
         return
     table = make_table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
     for c in result.claims:

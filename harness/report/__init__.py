@@ -55,6 +55,12 @@ writer knows nothing else:
                         Provenance.of(runs, "which rows / command"), plot, slug="catapult")])
     build_report(db, filters, out_dir, extra_sections=[section])   # or write_report(...)
 
+The analyses (`harness.analyses`) hand over their sections this way: `report --sweep S` adds
+the section of every analysis that judged sweep S (its own grid, or `analyze NAME --sweep S`
+on an ordinary sweep), rebuilt from the verdicts stored on S. A section whose figure stands
+for a standard one sets `Section(replaces=TITLE)` (the ablation's steps to target, with its
+verdicts, replaces the standard "Steps to target"); the standard section then points to it.
+
 `Figure(title, description, provenance, plot, slug)`: `plot` is a matplotlib figure (not
 pyplot: no global state); wrap each data artist in `mark_data` so the browser test can tell
 a plot with data from empty axes. `Provenance.of(runs, source)` collects run ids, workload
