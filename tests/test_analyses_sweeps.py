@@ -176,12 +176,15 @@ def test_break_even_trajectories_at_the_extremes_of_an_ordinary_sweep(sweeps):
     assert (cfg["learning_rates"], cfg["batch_sizes"], cfg["every"]) == ([0.05, 0.2], [16, 64], 10)
     assert len(doc["claims"]) == 8  # four quantities along η and along S
     figure = _section(db, doc["sweep_id"], "Break-even").figures[0]
-    # the extremes: η 0.05 and 0.2 at S=16, S=64 at η=0.05 (S=16 at η=0.05 shared), every seed
-    labels = [t.get_text() for t in figure.plot.legends[0].get_texts()]
-    assert labels == ["η=0.05, S=16", "η=0.2, S=16", "η=0.05, S=64"]
-    for ax in figure.plot.axes:
-        assert len(ax.get_lines()) == 3 * 2
-    assert len(figure.provenance.run_ids) == 6
+    # rows: the four quantities; columns: η 0.05 and 0.2 at S=16, S=64 and 16 at η=0.05
+    axes = figure.plot.axes
+    assert len(axes) == 4 * 2
+    assert [ax.get_title() for ax in axes[:2]] == ["η axis (S=16)", "S axis (η=0.05)"]
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes[:2]] == [
+        ["η=0.05 (every seed)", "η=0.2 (every seed)"], ["S=64 (every seed)", "S=16 (every seed)"]]
+    for ax in axes:
+        assert len(ax.get_lines()) == 2 * 2  # two settings, every seed a line
+    assert len(figure.provenance.run_ids) == 6  # S=16 at η=0.05 is in both columns
 
 
 @pytest.mark.slow

@@ -339,65 +339,74 @@ def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
     return result
 
 
-def extremes(result: BreakEvenResult) -> list[tuple[str, list[RunMaxima]]]:
-    """The settings the conjectures compare, each with its runs (every seed): the smallest
-    and largest η at the η axis's S, the largest and smallest S at the S axis's η."""
+def extremes(result: BreakEvenResult) -> list[tuple[str, list[tuple[str, list[RunMaxima]]]]]:
+    """Per axis the conjectures compare along (η, then S), its two extreme settings with their
+    runs (every seed), the quieter first: the smallest and largest η at the η axis's S; the
+    largest and smallest S at the S axis's η. An axis with one value is left out."""
     cfg = result.config
-    picks: list[tuple[float, int, str]] = []
+    axes = []
     if len(set(cfg.learning_rates)) > 1:
-        picks += [(lr, cfg.batch_size, f"η={lr:g}, S={cfg.batch_size}")
-                  for lr in (min(cfg.learning_rates), max(cfg.learning_rates))]
+        axes.append((f"η axis (S={cfg.batch_size})",
+                     [(lr, cfg.batch_size, f"η={lr:g}") for lr in (min(cfg.learning_rates), max(cfg.learning_rates))]))
     if len(set(cfg.batch_sizes)) > 1:
-        picks += [(cfg.batch_lr, size, f"η={cfg.batch_lr:g}, S={size}")
-                  for size in (max(cfg.batch_sizes), min(cfg.batch_sizes))]
+        axes.append((f"S axis (η={cfg.batch_lr:g})",
+                     [(cfg.batch_lr, size, f"S={size}") for size in (max(cfg.batch_sizes), min(cfg.batch_sizes))]))
     out = []
-    for lr, size, label in dict.fromkeys(picks):
-        runs = [r for r in result.runs if r.learning_rate == lr and r.batch_size == size]
-        if runs:
-            out.append((label, sorted(runs, key=lambda r: r.seed)))
+    for title, picks in axes:
+        settings = []
+        for lr, size, label in picks:
+            runs = [r for r in result.runs if r.learning_rate == lr and r.batch_size == size]
+            if runs:
+                settings.append((label, sorted(runs, key=lambda r: r.seed)))
+        out.append((title, settings))
     return out
 
 
 def section(result: BreakEvenResult, db):
-    """The report section: the four quantities over training at the extremes of η and S (every
-    seed a line, one colour per setting), and the verdicts."""
+    """The report section: the four quantities (rows) against steps at the extremes of η and of
+    S (columns, as the paper's Fig. 4–5 put them side by side), every seed a line, the
+    quieter setting in a light colour and the noisier in a dark one; and the verdicts."""
     from matplotlib.figure import Figure as PlotFigure
 
     from harness.analyses.verdict import claims_table
     from harness.report import Figure, Provenance, Section, mark_data
 
-    plot = PlotFigure(figsize=(11, 7), layout="constrained")
-    axes = plot.subplots(2, 2).ravel()
     shown = extremes(result)
-    # the η extremes in warm colours (more noise: the larger η), the S extremes in cold ones
-    colours = ["#fdae61", "#d7191c", "#abd9e9", "#2c7bb6"]
-    for k, (label, runs) in enumerate(shown):
-        colour = colours[k % len(colours)]
-        for n, r in enumerate(runs):
-            snaps = db.snapshots(r.run_id)
-            for ax, (q, (kind, metric, _, _)) in zip(axes, QUANTITIES.items()):
-                m = [x for x in snaps if x["kind"] == kind]
-                values = [x["metrics"] for x in m]
-                if metric == "ratio":
-                    ys = [(x.get("gram_lambda_star") or math.nan) / (x.get("gram_lambda_1") or math.nan)
-                          for x in values]
-                else:
-                    ys = [x.get(metric) if x.get(metric) is not None else math.nan for x in values]
-                mark_data(ax.plot([x["step"] for x in m], ys, lw=1.2, color=colour, marker=".",
-                                  ms=3, alpha=1.0 if n == 0 else 0.6,
-                                  label=label if n == 0 and ax is axes[0] else None))
-    for ax, q in zip(axes, QUANTITIES):
-        ax.set(xlabel="step", title={"lambda_K": "λ_K^1", "lambda_H": "λ_H^1",
-                                     "ratio_K": "λ_K*/λ_K^1", "trace_K": "Tr K"}[q])
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    plot.legend(loc="outside right upper", fontsize=8, title="setting (every seed a line)")
-    runs = db.get_runs([r.run_id for _, rs in shown for r in rs])
+    plot = PlotFigure(figsize=(5.5 * max(1, len(shown)), 11), layout="constrained")
+    grid = plot.subplots(len(QUANTITIES), max(1, len(shown)), squeeze=False)
+    titles = {"lambda_K": "λ_K^1", "lambda_H": "λ_H^1", "ratio_K": "λ_K*/λ_K^1", "trace_K": "Tr K"}
+    colours = (("#fdae61", "#d7191c"), ("#abd9e9", "#2c7bb6"))  # η: warm, S: cold; noisier darker
+    run_ids = []
+    for col, (axis_title, settings) in enumerate(shown):
+        for k, (label, runs) in enumerate(settings):
+            colour = colours[col % 2][k % 2]
+            for n, r in enumerate(runs):
+                run_ids.append(r.run_id)
+                snaps = db.snapshots(r.run_id)
+                for row, (q, (kind, metric, _, _)) in enumerate(QUANTITIES.items()):
+                    values = [x for x in snaps if x["kind"] == kind]
+                    m = [x["metrics"] for x in values]
+                    if metric == "ratio":
+                        ys = [(x.get("gram_lambda_star") or math.nan) / (x.get("gram_lambda_1") or math.nan)
+                              for x in m]
+                    else:
+                        ys = [x.get(metric) if x.get(metric) is not None else math.nan for x in m]
+                    mark_data(grid[row, col].plot([x["step"] for x in values], ys, lw=1.2, color=colour,
+                                                  marker=".", ms=3, alpha=1.0 if n == 0 else 0.6,
+                                                  label=f"{label} (every seed)" if n == 0 else None))
+        for row, q in enumerate(QUANTITIES):
+            ax = grid[row, col]
+            ax.set(xlabel="step", ylabel=titles[q], yscale="log")
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(axis_title)
+                ax.legend(fontsize=8)
+    runs = db.get_runs(list(dict.fromkeys(run_ids)))
     fig = Figure("Break-even quantities over training (Jastrzębski et al., 2020)",
-                 f"λ_K^1, λ_H^1, λ_K*/λ_K^1 and Tr K against steps at the extremes of η (warm "
-                 f"colours) and of the batch size S (cold), every seed a line (K at "
-                 f"M={result.config.cov_batch_size} for every batch size); the conjectures compare "
-                 f"each quantity's maximum along these trajectories.",
+                 f"λ_K^1, λ_H^1, λ_K*/λ_K^1 and Tr K (rows) against steps at the extremes of the "
+                 f"learning rate η and of the batch size S (columns; light: less SGD noise, dark: "
+                 f"more), every seed a line (K at M={result.config.cov_batch_size} for every batch "
+                 f"size); the conjectures compare each quantity's maximum along these trajectories.",
                  Provenance.of(runs, f"curvature snapshots (hessian, cov) of sweep {result.sweep_id}"),
                  plot, slug="break-even")
     return Section(f"Break-even point (Jastrzębski et al., 2020) — sweep {result.sweep_id[:8]}",
