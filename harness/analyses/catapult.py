@@ -61,7 +61,10 @@ separates, see TINY) and for mnist_mlp (1.5 at width 16, 2 at width 256, within 
 width 16 seed 0 at c = 1.5: λ_max 4.22 ≥ 2/η = 2.74): with cross-entropy and mini-batch
 losses the per-step batch loss rises above L_0 by more than the paper's 2-decimal rounding.
 The paper's claims are for MSE (its App. F says cross-entropy is noisier, c_loss larger than
-2); read the MLP's verdicts as that caveat measured, not as a refutation. (Measured first,
+2); read the MLP's verdicts as that caveat measured, not as a refutation. Run again after the
+runs were judged through `from_runs` (the same command, load average 9.5-12 throughout):
+every verdict and reason identical, 9 min 9 s wall, 111 s user CPU — the wall time is the
+machine's load, the CPU time about the same. (Measured first,
 before `c_order` left the MLPs out: 7 min 44 s wall, 224 s user CPU, load average 4-7; then
 `c_order` failed on the MLPs, the other verdicts as now.)
 Measured again (`curvebench analyze catapult`, no flags, same verdicts) on 2 quiet cores
