@@ -87,6 +87,10 @@ def test_ablation_of_an_ordinary_sweep_every_seeds_point(ablation_sweep):
     html = (out / "index.html").read_text()
     assert "Steps to target per variant (Young, Snider &amp; Feng Tab. 2–3)" in html
     assert "Steps to target: lowrank</h3>" not in html and "Drawn with the analysis" in html
+    # any selection holding the sweep's runs shows the analysis that judged them
+    out = ablation_sweep["tmp"] / "page-workload"
+    _cli("report", "--workload", "lowrank:bad_init=1", "--db", db, "--out", str(out))
+    assert "Steps to target per variant (Young" in (out / "index.html").read_text()
 
 
 def test_a_sweep_without_what_an_analysis_measures_is_a_one_line_error(ablation_sweep):

@@ -35,8 +35,8 @@ from typing import Any
 ANALYSES = {"catapult": "harness.analyses.catapult", "ablation": "harness.analyses.ablation",
             "break-even": "harness.analyses.break_even", "quadratic": "harness.analyses.quadratic"}
 
-__all__ = ["ANALYSES", "Claim", "Outcome", "analysis_module", "analyze_sweep", "sections_for_sweep",
-           "stored_sections"]
+__all__ = ["ANALYSES", "Claim", "Outcome", "analysis_module", "analyze_sweep", "sections_for_selection",
+           "sections_for_sweep", "stored_sections"]
 
 
 def analysis_module(name: str) -> ModuleType:
@@ -77,6 +77,16 @@ def stored_sections(db, sweep_id: str) -> list:
             module = analysis_module(name)
             sections.append(module.section(module.result_from_json(sweep_id, doc), db))
     return sections
+
+
+def sections_for_selection(db, filters) -> list:
+    """Report sections of the analyses that judged the sweeps of the runs a report selects
+    (`harness.report.Filters`), in the order the runs were made: where an analysis exists for
+    runs on the page, its figures are on the page too."""
+    from harness.report.data import select_runs
+
+    sweeps = dict.fromkeys(r.sweep_id for r in select_runs(db, filters).runs if r.sweep_id)
+    return [sec for i in sweeps for sec in stored_sections(db, i)]
 
 
 def sections_for_sweep(db, name_or_id: str) -> list:

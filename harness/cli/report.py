@@ -52,9 +52,9 @@ def report(
     database = open_db(db, create=True)  # a new database's report is a page saying it is empty
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission, tag=tag, workload_version=workload_version)
-    from harness.analyses import sections_for_sweep
+    from harness.analyses import sections_for_selection
 
-    extra = sections_for_sweep(database, sweep) if sweep else []
+    extra = sections_for_selection(database, filters)  # the analyses that judged these runs' sweeps
     result = build_report(database, filters, out_dir, density_steps=steps,
                           metrics=split_ids([metrics]) if metrics else None, extra_sections=extra,
                           force=force)

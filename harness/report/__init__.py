@@ -55,9 +55,9 @@ writer knows nothing else:
                         Provenance.of(runs, "which rows / command"), plot, slug="catapult")])
     build_report(db, filters, out_dir, extra_sections=[section])   # or write_report(...)
 
-The analyses (`harness.analyses`) hand over their sections this way: `report --sweep S` adds
-the section of every analysis that judged sweep S (its own grid, or `analyze NAME --sweep S`
-on an ordinary sweep), rebuilt from the verdicts stored on S. A section whose figure stands
+The analyses (`harness.analyses`) hand over their sections this way: `curvebench report` adds
+the section of every analysis that judged the sweep of a selected run (its own grid, or
+`analyze NAME --sweep S` on an ordinary sweep S), rebuilt from the verdicts stored on it. A section whose figure stands
 for a standard one sets `Section(replaces=TITLE)` (the ablation's steps to target, with its
 verdicts, replaces the standard "Steps to target"); the standard section then points to it.
 

@@ -82,7 +82,8 @@ def _curve_figures(configs: Sequence[Config], series: dict[str, RunSeries], gene
             ax.set_ylabel("training loss")
             lines = [line.get_ydata() for line in ax.get_lines()]
             log_if_positive(ax, lines, spread=10.0)
-        axes[0, 0].legend(fontsize=8)
+        if axes[0, 0].get_legend_handles_labels()[0]:
+            axes[0, 0].legend(fontsize=8)
         fig.suptitle(f"{older(variant, generation)}: {split} {metric} and training loss")
         loss_note = (f"Training losses are those `update_params` reported each step, averaged in at "
                      f"most {LOSS_BINS} bins per seed; their training seconds are interpolated "
