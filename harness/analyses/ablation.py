@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.analyses.settings import AnalysisSetting
 from harness.analyses.verdict import Claim, Outcome
-from harness.records.status import RunStatus
+from harness.records.status import FINISHED, RunStatus
 
 if TYPE_CHECKING:
     from harness.db import Run
@@ -230,8 +230,6 @@ def from_runs(db, sweep_id: str, runs: Sequence[Run],
     interval, every ordering judged (those whose variants are absent undecidable, naming them).
     ValueError when a variant has runs of several configurations (submission or hparams):
     the orderings compare variants of one configuration."""
-    from harness.records.status import FINISHED
-
     done = [r for r in runs if r.status in FINISHED]
     if not done:
         raise ValueError(f"sweep {sweep_id[:8]}: none of its {len(runs)} run(s) has finished; "
