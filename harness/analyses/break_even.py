@@ -20,6 +20,14 @@ other, FAILS when every seed is on the other side, UNDECIDABLE when the seeds' r
 whose top Ritz value did not converge, or when a run's maximum is at its last snapshot (the
 quantity still rising: the paper picks budgets where these properties have converged).
 
+From any sweep's stored runs (`analyze break-even --sweep S`, nothing trained: `from_runs`):
+one workload variant, `learning_rate` (and `batch_size`) as the grid, Hessian and covariance
+snapshots (e.g. `curvebench sweep --workload mnist_mlp --submission sgd --hparam
+'learning_rate=0.01|0.1' --hparam 'batch_size=16|128' --seeds 2 --curvature hessian,cov
+--curvature-every init,every:25 --cov-batch-size 128 --name be`): the η axis is the batch
+size with the most learning rates, the S axis the learning rate with the most batch sizes.
+The figure draws λ_K^1, λ_H^1, λ_K*/λ_K^1 and Tr K against steps at the axes' extremes.
+
 Any one workload variant, submission (fixed hparams besides η and S), seeds, steps and the
 curvature / cov batch sizes can replace the defaults (`analyze break-even --workload lowrank
 --curvature-batch 100 --cov-batch-size 20`; `configure`). Measured (that command with `--tiny
@@ -48,9 +56,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.analyses.settings import AnalysisSetting
-from harness.analyses.verdict import Claim, Outcome
+from harness.analyses.verdict import Claim, Outcome, some_runs
+from harness.records.status import FINISHED
 
 if TYPE_CHECKING:
+    from harness.db import Run
     from harness.records.sweep import SweepEvent
 
 NAME = "break-even"
@@ -235,10 +245,75 @@ def result_from_json(sweep_id: str, document: Mapping[str, Any]) -> BreakEvenRes
     return BreakEvenResult.from_json(sweep_id, document)
 
 
+def _axes_of(settings: Sequence[tuple[float, int]]) -> dict[str, Any]:
+    """The η axis (the batch size with the most learning rates) and the S axis (the learning
+    rate with the most batch sizes) of a sweep's (η, S) settings, as BreakEvenConfig fields."""
+    lrs_at: dict[int, set[float]] = {}
+    sizes_at: dict[float, set[int]] = {}
+    for lr, size in settings:
+        lrs_at.setdefault(size, set()).add(lr)
+        sizes_at.setdefault(lr, set()).add(size)
+    size = max(sorted(lrs_at), key=lambda k: len(lrs_at[k]))
+    lr = max(sorted(sizes_at), key=lambda k: len(sizes_at[k]))
+    return {"learning_rates": tuple(sorted(lrs_at[size])), "batch_size": size,
+            "batch_sizes": tuple(sorted(sizes_at[lr])) if len(sizes_at[lr]) > 1 else (),
+            "batch_lr": lr}
+
+
+def from_runs(db, sweep_id: str, runs: Sequence[Run],
+              config: BreakEvenConfig | None = None) -> BreakEvenResult:
+    """Each run's maxima of the four quantities from its stored snapshots, and the verdicts.
+    Without `config` (any sweep's runs: one workload variant, `learning_rate` among the
+    hparams) the axes are read off the runs' (η, S) settings (`_axes_of`) and the snapshot
+    schedule and batch sizes off their stored snapshot config. ValueError when the runs lack
+    Hessian or gradient-covariance snapshots, or vary neither η nor S."""
+    done = [r for r in runs if r.status in FINISHED]
+    if not done:
+        raise ValueError(f"sweep {sweep_id[:8]}: none of its {len(runs)} run(s) has finished")
+    no_lr = [r.id for r in done if "learning_rate" not in r.hparams]
+    if no_lr:
+        raise ValueError(f"{some_runs(no_lr)} have no learning_rate hyperparameter (the η axis)")
+    snaps = {r.id: db.snapshots(r.id) for r in done}
+    for kind, option in (("hessian", "λ_H^1"), ("cov", "K's λ_K^1, λ_K* and Tr K")):
+        lacking = [r.id for r in done if not any(x["kind"] == kind for x in snaps[r.id])]
+        if lacking:
+            raise ValueError(f"{some_runs(lacking)} have no {kind} snapshots ({option}): sweep "
+                             f"with --curvature hessian,cov --curvature-every init,every:N")
+    variants = sorted({r.variant for r in done})
+    if config is None and len(variants) > 1:
+        raise ValueError(f"sweep {sweep_id[:8]} has runs of {', '.join(variants)}; break-even compares "
+                         "η and S on one workload variant: analyze a sweep of one variant")
+    if config is None:
+        axes = _axes_of([(float(r.hparams["learning_rate"]), r.batch_size) for r in done])
+        if len(axes["learning_rates"]) < 2 and not axes["batch_sizes"]:
+            raise ValueError(f"sweep {sweep_id[:8]} has one (η, S) setting; break-even compares "
+                             "several η at one S or several S at one η (--hparam learning_rate=A|B)")
+        first = done[0]
+        cov = next(x for x in snaps[first.id] if x["kind"] == "cov")
+        hess = next(x for x in snaps[first.id] if x["kind"] == "hessian")
+        steps = sorted({x["step"] for x in snaps[first.id] if x["kind"] == "cov"})
+        config = BreakEvenConfig(
+            workload=variants[0], seeds=tuple(sorted({r.seed for r in done})),
+            steps=max(r.max_steps for r in done),
+            every=min((b - a for a, b in zip(steps, steps[1:])), default=first.max_steps),
+            cov_batch_size=int(cov["config"].get("cov_batch_size") or 0),
+            curvature_batch=hess["config"].get("curvature_batch") or 0,
+            submission=first.submission,
+            hparams={k: v for k, v in first.hparams.items() if k not in ("learning_rate", "batch_size")},
+            **axes)
+    out = []
+    for r in done:
+        best, unconverged, rising = maxima(snaps[r.id])
+        out.append(RunMaxima(r.id, float(r.hparams["learning_rate"]), r.batch_size, r.seed,
+                             best, unconverged, rising))
+    return BreakEvenResult(sweep_id, config, out, judge(out, config))
+
+
 def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
         data_dir: str | None = None, command: str = "curvebench analyze break-even",
         on_event: Callable[[SweepEvent], None] | None = None) -> BreakEvenResult:
-    """Train the η and S grids with snapshots, take each run's maxima, judge, store.
+    """Train the η and S grids with snapshots, then take each run's maxima and judge
+    (`from_runs`), store.
     on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
@@ -259,44 +334,80 @@ def run(config: BreakEvenConfig, db_url: str, *, data_source: str | None = None,
                       data_source=data_source, data_dir=data_dir, curvature=curvature,
                       on_event=on_event)
     db = database(db_url)
-    runs = []
-    for r, t in zip(requests, sweep.trials):
-        best, unconverged, rising = maxima(db.snapshots(t.result.run_id))
-        runs.append(RunMaxima(t.result.run_id, r.hparams["learning_rate"], r.hparams["batch_size"],
-                              r.seed, best, unconverged, rising))
-    result = BreakEvenResult(sweep.sweep_id, config, runs, judge(runs, config))
+    result = from_runs(db, sweep.sweep_id, db.get_runs([t.result.run_id for t in sweep.trials]), config)
     store_result(db, sweep.sweep_id, result.to_json())
     return result
 
 
+def extremes(result: BreakEvenResult) -> list[tuple[str, list[tuple[str, list[RunMaxima]]]]]:
+    """Per axis the conjectures compare along (η, then S), its two extreme settings with their
+    runs (every seed), the quieter first: the smallest and largest η at the η axis's S; the
+    largest and smallest S at the S axis's η. An axis with one value is left out."""
+    cfg = result.config
+    axes = []
+    if len(set(cfg.learning_rates)) > 1:
+        axes.append((f"η axis (S={cfg.batch_size})",
+                     [(lr, cfg.batch_size, f"η={lr:g}") for lr in (min(cfg.learning_rates), max(cfg.learning_rates))]))
+    if len(set(cfg.batch_sizes)) > 1:
+        axes.append((f"S axis (η={cfg.batch_lr:g})",
+                     [(cfg.batch_lr, size, f"S={size}") for size in (max(cfg.batch_sizes), min(cfg.batch_sizes))]))
+    out = []
+    for title, picks in axes:
+        settings = []
+        for lr, size, label in picks:
+            runs = [r for r in result.runs if r.learning_rate == lr and r.batch_size == size]
+            if runs:
+                settings.append((label, sorted(runs, key=lambda r: r.seed)))
+        out.append((title, settings))
+    return out
+
+
 def section(result: BreakEvenResult, db):
-    """The report section: the four quantities over training per setting, and the verdicts."""
+    """The report section: the four quantities (rows) against steps at the extremes of η and of
+    S (columns, as the paper's Fig. 4–5 put them side by side), every seed a line, the
+    quieter setting in a light colour and the noisier in a dark one; and the verdicts."""
     from matplotlib.figure import Figure as PlotFigure
 
     from harness.analyses.verdict import claims_table
     from harness.report import Figure, Provenance, Section, mark_data
 
-    plot = PlotFigure(figsize=(10, 6.5), layout="constrained")
-    axes = plot.subplots(2, 2).ravel()
-    for ax, (q, (kind, metric, _, _)) in zip(axes, QUANTITIES.items()):
-        for r in result.runs:
-            snaps = [s for s in db.snapshots(r.run_id) if s["kind"] == kind]
-            m = [s["metrics"] for s in snaps]
-            if metric == "ratio":
-                ys = [(x.get("gram_lambda_star") or math.nan) / (x.get("gram_lambda_1") or math.nan) for x in m]
-            else:
-                ys = [x.get(metric) if x.get(metric) is not None else math.nan for x in m]
-            mark_data(ax.plot([s["step"] for s in snaps], ys, lw=1,
-                              label=f"η={r.learning_rate:g} S={r.batch_size} seed {r.seed}"))
-        ax.set(xlabel="step", title={"lambda_K": "λ_K^1", "lambda_H": "λ_H^1", "ratio_K": "λ_K*/λ_K^1",
-                                      "trace_K": "Tr K"}[q])
-        ax.set_yscale("log")
-    axes[0].legend(fontsize=6)
-    runs = [db.get_run(r.run_id) for r in result.runs]
+    shown = extremes(result)
+    plot = PlotFigure(figsize=(5.5 * max(1, len(shown)), 11), layout="constrained")
+    grid = plot.subplots(len(QUANTITIES), max(1, len(shown)), squeeze=False)
+    titles = {"lambda_K": "λ_K^1", "lambda_H": "λ_H^1", "ratio_K": "λ_K*/λ_K^1", "trace_K": "Tr K"}
+    colours = (("#fdae61", "#d7191c"), ("#abd9e9", "#2c7bb6"))  # η: warm, S: cold; noisier darker
+    run_ids = []
+    for col, (axis_title, settings) in enumerate(shown):
+        for k, (label, runs) in enumerate(settings):
+            colour = colours[col % 2][k % 2]
+            for n, r in enumerate(runs):
+                run_ids.append(r.run_id)
+                snaps = db.snapshots(r.run_id)
+                for row, (q, (kind, metric, _, _)) in enumerate(QUANTITIES.items()):
+                    values = [x for x in snaps if x["kind"] == kind]
+                    m = [x["metrics"] for x in values]
+                    if metric == "ratio":
+                        ys = [(x.get("gram_lambda_star") or math.nan) / (x.get("gram_lambda_1") or math.nan)
+                              for x in m]
+                    else:
+                        ys = [x.get(metric) if x.get(metric) is not None else math.nan for x in m]
+                    mark_data(grid[row, col].plot([x["step"] for x in values], ys, lw=1.2, color=colour,
+                                                  marker=".", ms=3, alpha=1.0 if n == 0 else 0.6,
+                                                  label=f"{label} (every seed)" if n == 0 else None))
+        for row, q in enumerate(QUANTITIES):
+            ax = grid[row, col]
+            ax.set(xlabel="step", ylabel=titles[q], yscale="log")
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(axis_title)
+                ax.legend(fontsize=8)
+    runs = db.get_runs(list(dict.fromkeys(run_ids)))
     fig = Figure("Break-even quantities over training (Jastrzębski et al., 2020)",
-                 f"λ_K^1, λ_H^1, λ_K*/λ_K^1 and Tr K per run (K at M={result.config.cov_batch_size} "
-                 f"for every batch size).",
-                 Provenance.of(runs, f"sweep {result.sweep_id} (curvebench analyze {NAME})"),
+                 f"λ_K^1, λ_H^1, λ_K*/λ_K^1 and Tr K (rows) against steps at the extremes of the "
+                 f"learning rate η and of the batch size S (columns; light: less SGD noise, dark: "
+                 f"more), every seed a line (K at M={result.config.cov_batch_size} for every batch "
+                 f"size); the conjectures compare each quantity's maximum along these trajectories.",
+                 Provenance.of(runs, f"curvature snapshots (hessian, cov) of sweep {result.sweep_id}"),
                  plot, slug="break-even")
     return Section(f"Break-even point (Jastrzębski et al., 2020) — sweep {result.sweep_id[:8]}",
                    text=f"`{result.config.submission}` on `{result.config.workload}`, "

@@ -22,6 +22,14 @@ UNDECIDABLE saying so (the rotation part keeps its own settings). Measured (that
 11 s user CPU (the rotation part on mnist_mlp included); equilibrium undecidable (no
 prediction), the rotation claims undecidable (Ritz subspaces too inaccurate, as `TINY`).
 
+From any sweep's stored runs (`analyze quadratic --sweep S`, nothing trained: `from_runs`):
+the equilibrium on its noisy quadratic runs (one variant; α from `learning_rate`) and the
+rotation on its runs whose Hessian snapshots stored Ritz vectors (one variant and setting,
+a real workload before the quadratic), e.g. `curvebench sweep --workload mnist_mlp
+--submission momentum --max-steps 300 --curvature hessian --curvature-vectors 5
+--curvature-every init,log:10:300 --curvature-batch 1024 --name rot`; a sweep with neither
+is a one-line error saying which options record them.
+
 Second part, on a real workload (harness.analyses.rotation): Ciuca's "the high λ subspace is
 remarkably consistent" — `mnist_mlp` trained with the built-in `momentum` (momentum 0.97,
 clipped gradients, as his setup), Hessian snapshots storing the top-k Ritz vectors, the
@@ -56,7 +64,7 @@ claims are undecidable (the Ritz subspaces' estimated errors reach 3 at step 2).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,8 +72,10 @@ import numpy as np
 from harness.analyses.rotation import RotationRun, RotationSettings
 from harness.analyses.settings import AnalysisSetting
 from harness.analyses.verdict import Claim, Outcome
+from harness.records.status import FINISHED
 
 if TYPE_CHECKING:
+    from harness.db import Run
     from harness.records.sweep import SweepEvent
 
 NAME = "quadratic"
@@ -206,26 +216,120 @@ def _curve(db, run_id: str) -> tuple[np.ndarray, np.ndarray]:
     return steps, np.array([curve[s]["excess_loss"] for s in steps])
 
 
+def _predictable(workload) -> bool:
+    """Whether the equilibrium formula applies: a noisy quadratic (its curvatures and σ)."""
+    return hasattr(workload, "curvatures") and "sigma" in workload.variant
+
+
+def equilibrium(db, runs: Sequence[Run], config: QuadraticConfig) -> tuple[dict[str, list[str]], list[Claim]]:
+    """Run ids per step size α (the runs' learning_rate) and the `equilibrium/α` verdicts: the
+    stored excess loss's second-half mean against the prediction at the runs' batch size."""
+    from workloads import get_workload
+
+    run_ids: dict[str, list[str]] = {}
+    batch: dict[str, int] = {}
+    for r in runs:
+        run_ids.setdefault(str(float(r.hparams["learning_rate"])), []).append(r.id)
+        batch[str(float(r.hparams["learning_rate"]))] = r.batch_size
+    workload = get_workload(config.workload)
+    claims = []
+    for alpha, ids in run_ids.items():
+        a = float(alpha)
+        if _predictable(workload):
+            mean, err = equilibrium_mean([_curve(db, i)[1] for i in ids])
+            predicted = predicted_excess(workload.curvatures(), a, workload.variant["sigma"], batch[alpha])
+            claims.append(judge_one(a, mean, err, predicted, config.tolerance))
+        else:
+            claims.append(Claim(f"equilibrium/α={a:g}", STATEMENT.format(a=a), Outcome.UNDECIDABLE,
+                                f"no prediction: {config.workload} is not a noisy quadratic (the "
+                                f"formula needs its curvatures λ_i and noise σ); its runs are "
+                                f"{', '.join(i[:8] for i in ids)}"))
+    return run_ids, claims
+
+
+def _ritz_runs(db, runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
+    """The runs with Hessian snapshots storing Ritz vectors, with their snapshots."""
+    out = {}
+    for r in runs:
+        snaps = db.snapshots(r.id)
+        if any(x["kind"] == "hessian" and "ritz_vectors" in x["arrays"] for x in snaps):
+            out[r.id] = snaps
+    return out
+
+
+def from_runs(db, sweep_id: str, runs: Sequence[Run], config: QuadraticConfig | None = None) -> QuadraticResult:
+    """The equilibrium verdicts of stored runs, and (any sweep's runs, no `config`) the top
+    subspace's rotation of those with Ritz-vector snapshots (`--curvature hessian
+    --curvature-vectors K`). With `config` (the analysis's own α grid) every run is an α-grid
+    run; the rotation part is its own sweep (`run`). Without it the α grid and the rotation
+    settings are read off the runs and their snapshot config; ValueError when the sweep has
+    neither a noisy quadratic's runs nor Ritz vectors."""
+    from harness.analyses import rotation
+
+    done = [r for r in runs if r.status in FINISHED]
+    if not done:
+        raise ValueError(f"sweep {sweep_id[:8]}: none of its {len(runs)} run(s) has finished")
+    if config is not None:
+        run_ids, claims = equilibrium(db, done, config)
+        return QuadraticResult(sweep_id, config, run_ids, claims)
+    from workloads import get_workload
+
+    ritz = _ritz_runs(db, done)
+    quad = [r for r in done if _predictable(get_workload(r.variant)) and "learning_rate" in r.hparams]
+    # the rotation is judged on one workload variant: a real one (not the quadratic) if any
+    with_ritz = [r for r in done if r.id in ritz]
+    real = [r for r in with_ritz if r not in quad] or with_ritz
+    ritz = {r.id: ritz[r.id] for r in with_ritz  # and one setting of it (its seeds side by side)
+            if (r.variant, r.submission, r.hparams) == (real[0].variant, real[0].submission, real[0].hparams)}
+    if not ritz and not quad:
+        raise ValueError(f"sweep {sweep_id[:8]} has no noisy_quadratic runs (the equilibrium) and no "
+                         "runs with stored Ritz vectors (the rotation: sweep with --curvature hessian "
+                         "--curvature-vectors K --curvature-every init,log:N:STEPS)")
+    variants = sorted({r.variant for r in quad})
+    if len(variants) > 1:
+        raise ValueError(f"sweep {sweep_id[:8]} has noisy quadratic runs of {', '.join(variants)}; the "
+                         "equilibrium compares α on one variant: analyze a sweep of one")
+    fields: dict[str, Any] = {"rotation_workload": ""}
+    if quad:
+        fields.update(workload=variants[0], step_sizes=tuple(sorted({float(r.hparams["learning_rate"])
+                                                                     for r in quad})),
+                      seeds=tuple(sorted({r.seed for r in quad})), steps=max(r.max_steps for r in quad),
+                      eval_every=max(r.eval_every for r in quad), submission=quad[0].submission)
+    if ritz:
+        rot = [r for r in done if r.id in ritz]
+        hess = [x for x in ritz[rot[0].id] if x["kind"] == "hessian" and "ritz_vectors" in x["arrays"]]
+        cfg = hess[0]["config"]
+        fields.update(rotation_workload=rot[0].variant, rotation_submission=rot[0].submission,
+                      rotation_seeds=tuple(sorted({r.seed for r in rot})),
+                      rotation_steps=max(r.max_steps for r in rot),
+                      rotation_snapshots="at:" + "/".join(str(x["step"]) for x in hess),
+                      rotation_k=int(hess[0]["arrays"]["ritz_vectors"].shape[0]),
+                      rotation_batch=cfg.get("curvature_batch") or 0,
+                      rotation_lanczos_order=int(cfg.get("lanczos_order") or 0))
+    config = QuadraticConfig(**fields)
+    run_ids, claims = equilibrium(db, quad, config) if quad else ({}, [])
+    rotation_runs = None
+    if ritz:
+        settings = config.rotation()
+        rotation_runs = [rotation.measure(r.id, r.seed, ritz[r.id], settings.k)
+                         for r in done if r.id in ritz]
+        claims += rotation.judge(rotation_runs, settings)
+    return QuadraticResult(sweep_id, config, run_ids, claims, sweep_id if ritz else None, rotation_runs)
+
+
 def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
         data_dir: str | None = None, command: str = "curvebench analyze quadratic",
         on_event: Callable[[SweepEvent], None] | None = None) -> QuadraticResult:
-    """Train every α, compare the equilibrium excess loss with the prediction; train the
-    real workload with Ritz-vector snapshots and judge the top subspace's rotation; store.
+    """Train every α and judge the equilibrium on its runs (`from_runs`); train the real
+    workload with Ritz-vector snapshots and judge the top subspace's rotation; store.
     on_event: the sweep's events (harness.experiment.run_sweep), e.g. for progress."""
     from harness.analyses import rotation
     from harness.analyses.store import store_result
     from harness.db import RunOrigin
     from harness.experiment import database, run_sweep
     from harness.records.sweep import TrialRequest
-    from harness.submissions import load_submission
     from harness.records.trial import TrialOptions
-    from workloads import get_workload
 
-    workload = get_workload(config.workload)
-    batch = load_submission(config.submission).batch_size(workload.name, workload.batch_size)
-    predictable = hasattr(workload, "curvatures") and "sigma" in workload.variant
-    predictions = {a: predicted_excess(workload.curvatures(), a, workload.variant["sigma"], batch)
-                   for a in config.step_sizes} if predictable else {}
     requests = [TrialRequest(config.workload, config.submission, {**config.hparams, "learning_rate": a}, s)
                 for a in config.step_sizes for s in config.seeds]
     options = TrialOptions(max_steps=config.steps, eval_every=config.eval_every,
@@ -233,27 +337,13 @@ def run(config: QuadraticConfig, db_url: str, *, data_source: str | None = None,
     sweep = run_sweep(requests, options, db_url, name=f"analysis-{NAME}", command=command,
                       data_source=data_source, data_dir=data_dir, on_event=on_event)
     db = database(db_url)
-    run_ids: dict[str, list[str]] = {}
-    for r, t in zip(requests, sweep.trials):
-        run_ids.setdefault(str(r.hparams["learning_rate"]), []).append(t.result.run_id)
-    claims = []
-    for a in config.step_sizes:
-        if predictable:
-            mean, err = equilibrium_mean([_curve(db, i)[1] for i in run_ids[str(a)]])
-            claims.append(judge_one(a, mean, err, predictions[a], config.tolerance))
-        else:
-            claims.append(Claim(f"equilibrium/α={a:g}", STATEMENT.format(a=a), Outcome.UNDECIDABLE,
-                                f"no prediction: {config.workload} is not a noisy quadratic (the "
-                                f"formula needs its curvatures λ_i and noise σ); its runs are "
-                                f"{', '.join(i[:8] for i in run_ids[str(a)])}"))
-    rotation_sweep, rotation_runs = None, None
+    result = from_runs(db, sweep.sweep_id, db.get_runs([t.result.run_id for t in sweep.trials]), config)
     settings = config.rotation()
     if settings is not None:
-        rotation_sweep, rotation_runs = rotation.run(
+        result.rotation_sweep_id, result.rotation = rotation.run(
             settings, db_url, tag=TAG, name=f"analysis-{NAME}-rotation", command=command,
             data_source=data_source, data_dir=data_dir, on_event=on_event)
-        claims.extend(rotation.judge(rotation_runs, settings))
-    result = QuadraticResult(sweep.sweep_id, config, run_ids, claims, rotation_sweep, rotation_runs)
+        result.claims.extend(rotation.judge(result.rotation, settings))
     store_result(db, sweep.sweep_id, result.to_json())
     return result
 
@@ -264,32 +354,32 @@ def section(result: QuadraticResult, db):
 
     from harness.analyses.verdict import claims_table
     from harness.report import Figure, Provenance, Section, mark_data
-    from harness.submissions import load_submission
     from workloads import get_workload
 
     workload = get_workload(result.config.workload)
-    batch = load_submission(result.config.submission).batch_size(workload.name, workload.batch_size)
-    plot = PlotFigure(figsize=(6.5, 4), layout="constrained")
-    ax = plot.subplots()
-    for k, (alpha, ids) in enumerate(result.run_ids.items()):
-        colour = f"C{k}"
-        for i in ids:
-            steps, values = _curve(db, i)
-            mark_data(ax.plot(steps, values, color=colour, lw=0.6, alpha=0.6))
-        pred = predicted_excess(workload.curvatures(), float(alpha), workload.variant["sigma"], batch)
-        mark_data(ax.axhline(pred, color=colour, ls="--", lw=1.2, label=f"α={alpha}: prediction"))
-    ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel="excess loss Σ λ_i x_i²")
-    ax.legend(fontsize=7)
-    runs = [db.get_run(i) for ids in result.run_ids.values() for i in ids]
-    fig = Figure("Noisy quadratic: excess loss vs Ciuca's equilibrium",
-                 "Every seed's excess loss over steps per step size α (solid) and the predicted "
-                 "stationary Σ αλ²σ²/(B(1−αλ)) (dashed).",
-                 Provenance.of(runs, f"sweep {result.sweep_id} (curvebench analyze {NAME})"),
-                 plot, slug="quadratic-equilibrium")
-    figures = [fig]
-    text = (f"`{result.config.submission}` on `{result.config.workload}`, batch {batch}, "
-            f"{result.config.steps} steps; the mean over the second half is compared.")
+    runs = db.get_runs([i for ids in result.run_ids.values() for i in ids])
+    figures, text = [], ""
+    if runs and _predictable(workload):
+        batch = runs[0].batch_size
+        plot = PlotFigure(figsize=(6.5, 4), layout="constrained")
+        ax = plot.subplots()
+        for k, (alpha, ids) in enumerate(result.run_ids.items()):
+            colour = f"C{k}"
+            for i in ids:
+                steps, values = _curve(db, i)
+                mark_data(ax.plot(steps, values, color=colour, lw=0.6, alpha=0.6))
+            pred = predicted_excess(workload.curvatures(), float(alpha), workload.variant["sigma"], batch)
+            mark_data(ax.axhline(pred, color=colour, ls="--", lw=1.2, label=f"α={float(alpha):g}: prediction"))
+        ax.set_yscale("log")
+        ax.set(xlabel="step", ylabel="excess loss Σ λ_i x_i²")
+        ax.legend(fontsize=7)
+        figures.append(Figure("Noisy quadratic: excess loss vs Ciuca's equilibrium",
+                              "Every seed's excess loss over steps per step size α (solid) and the "
+                              "predicted stationary Σ αλ²σ²/(B(1−αλ)) (dashed).",
+                              Provenance.of(runs, f"eval_rows (excess_loss) of sweep {result.sweep_id}"),
+                              plot, slug="quadratic-equilibrium"))
+        text = (f"`{result.config.submission}` on `{result.config.workload}`, batch {batch}, "
+                f"{result.config.steps} steps; the mean over the second half is compared.")
     settings = result.config.rotation()
     if result.rotation and settings is not None:
         from harness.analyses import rotation
@@ -297,10 +387,10 @@ def section(result: QuadraticResult, db):
         rot_runs = [db.get_run(r.run_id) for r in result.rotation]
         figures.append(rotation.figure(result.rotation, settings, Provenance.of(
             rot_runs, f"curvature_arrays ritz_vectors, ritz_values, ritz_residuals of sweep "
-                      f"{result.rotation_sweep_id} (curvebench analyze {NAME})")))
+                      f"{result.rotation_sweep_id}")))
         text += (f"\n\nTop-{settings.k} Hessian subspace rotation (Ciuca: \"the high λ subspace is "
                  f"remarkably consistent\"): `{settings.submission}` on `{settings.workload}`, "
                  f"{settings.steps} steps, snapshots `{settings.snapshots}` storing the top-"
                  f"{settings.k} Ritz vectors (sweep {result.rotation_sweep_id}).")
     return Section(f"Stochastic quadratic model (Ciuca) — sweep {result.sweep_id[:8]}",
-                   text=text, figures=figures, tables=[claims_table(result.claims)])
+                   text=text.strip(), figures=figures, tables=[claims_table(result.claims)])

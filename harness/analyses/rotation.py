@@ -224,6 +224,7 @@ def figure(runs: Sequence[RotationRun], settings: RotationSettings, provenance):
     left.axvline(settings.early_step, color="grey", lw=0.8)
     for ax in (left, right):
         ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(left=0)  # steps are never negative (the margin would show a negative decade)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     left.set_ylim(-0.02, 1.02)

@@ -46,3 +46,10 @@ def claims_table(claims: Sequence[Claim]):
 
     return Table(("claim", "verdict", "reason"),
                  tuple((f"{c.name}: {c.statement}", c.outcome.value, c.reason) for c in claims))
+
+
+def some_runs(run_ids: Sequence[str], shown: int = 3) -> str:
+    """A few run ids (8 characters) and how many there are, for a one-line message."""
+    ids = [i[:8] for i in run_ids]
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f"{len(ids)} run(s) ({', '.join(ids[:shown])}{more})"

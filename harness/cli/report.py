@@ -52,9 +52,9 @@ def report(
     database = open_db(db, create=True)  # a new database's report is a page saying it is empty
     filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
                       submission=submission, tag=tag, workload_version=workload_version)
-    from harness.analyses import sections_for_sweep
+    from harness.analyses import sections_for_selection
 
-    extra = sections_for_sweep(database, sweep) if sweep else []
+    extra = sections_for_selection(database, filters)  # the analyses that judged these runs' sweeps
     result = build_report(database, filters, out_dir, density_steps=steps,
                           metrics=split_ids([metrics]) if metrics else None, extra_sections=extra,
                           force=force)
@@ -83,6 +83,9 @@ def analyze(
     max_steps: Annotated[Optional[int], typer.Option(
         min=1, help="steps per run (catapult: the early-training window)")] = None,
     curvature_flags: CurvatureFlags = None,
+    sweep: Annotated[Optional[str], typer.Option(
+        help="judge the stored runs of this sweep (name or id) instead of training the "
+             "analysis's grid, e.g. a `curvebench sweep` with the options it needs")] = None,
     report_dir: Annotated[Optional[str], typer.Option("--report", help="also write an HTML "
                                                       "report of the analysis to this directory")] = None,
     data_source: Annotated[Optional[str], typer.Option(help="data source for the workloads")] = None,
@@ -96,7 +99,9 @@ def analyze(
 
     --workload, --submission, --hparam, --seeds, --max-steps and the curvature options an
     analysis takes replace its defaults; one it cannot use is a one-line error naming those it
-    takes. A claim the chosen setting cannot test is `undecidable`, saying why. --json prints
+    takes. A claim the chosen setting cannot test is `undecidable`, saying why. --sweep S judges
+    the stored runs of sweep S instead (nothing trains; the verdicts are stored on S, and
+    `curvebench report --sweep S` draws the analysis's figures). --json prints
     {analysis, sweep_id, claims, result} (the measured numbers and run ids as stored)."""
     from harness.analyses import analysis_module
     from harness.analyses.settings import AnalysisSetting
@@ -119,17 +124,32 @@ def analyze(
         workloads=tuple(parse_workload_list(workload)), submission=submission,
         hparams=tuple(parse_hparam_grid(hparam)) if hparam else (), seeds=seed_list,
         max_steps=max_steps, curvature={k: v for k, v in curvature_flags.items() if v is not None})
-    config = module.configure(module.TINY if tiny else type(module.TINY)(), setting)
+    if sweep is not None:
+        given = (setting.given() + (["--tiny"] if tiny else []) + (["--data-source"] if data_source else [])
+                 + (["--mlflow"] if mlflow else []))
+        if given:
+            raise CommandLineError(f"analyze {name} --sweep judges that sweep's stored runs; "
+                                   f"{', '.join(given)} apply to a grid it trains: drop them or --sweep")
+    else:
+        config = module.configure(module.TINY if tiny else type(module.TINY)(), setting)
     if report_dir is not None:  # checked before the analysis runs, not after
         from harness import output_dir
 
         output_dir.claim(report_dir, ["index.html"], force=force, option="--report")
     database = open_db(db, create=True)
     mirror = mlflow_mirror(mlflow, database.url)
+    left_out: list[str] = []  # runs of a sweep not judged (older workload versions)
     try:
-        with progress(quiet or as_json) as display:
-            result = module.run(config, database.url, data_source=data_source,
-                                on_event=also_mirrored(display, mirror))
+        if sweep is not None:
+            from harness.analyses import analyze_sweep
+
+            result, left_out = analyze_sweep(database, name, sweep)
+            for line in left_out:
+                err.print(line, highlight=False, soft_wrap=True)
+        else:
+            with progress(quiet or as_json) as display:
+                result = module.run(config, database.url, data_source=data_source,
+                                    on_event=also_mirrored(display, mirror))
     except ValueError as e:  # what the analysis cannot do with its runs (harness.analyses)
         raise CommandLineError(str(e)) from e
     if mirror is not None:
@@ -146,7 +166,8 @@ def analyze(
     if as_json:
         document = result.to_json()
         print_json({"analysis": name, "sweep_id": result.sweep_id, "claims": document.pop("claims"),
-                    "result": document, "report": str(index) if index else None})
+                    "result": document, "report": str(index) if index else None,
+                    "left_out": left_out})
         return
     table = make_table(f"{name}: sweep {result.sweep_id}", ("claim", "verdict", "reason"))
     for c in result.claims:

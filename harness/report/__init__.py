@@ -55,6 +55,12 @@ writer knows nothing else:
                         Provenance.of(runs, "which rows / command"), plot, slug="catapult")])
     build_report(db, filters, out_dir, extra_sections=[section])   # or write_report(...)
 
+The analyses (`harness.analyses`) hand over their sections this way: `curvebench report` adds
+the section of every analysis that judged the sweep of a selected run (its own grid, or
+`analyze NAME --sweep S` on an ordinary sweep S), rebuilt from the verdicts stored on it. A section whose figure stands
+for a standard one sets `Section(replaces=TITLE)` (the ablation's steps to target, with its
+verdicts, replaces the standard "Steps to target"); the standard section then points to it.
+
 `Figure(title, description, provenance, plot, slug)`: `plot` is a matplotlib figure (not
 pyplot: no global state); wrap each data artist in `mark_data` so the browser test can tell
 a plot with data from empty axes. `Provenance.of(runs, source)` collects run ids, workload
@@ -130,6 +136,11 @@ def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_O
     if selection.runs:
         series = load_series(db, selection.runs)
         sections = standard_sections(selection.runs, series, density_steps, metrics)
+    for extra in extra_sections:  # where an analysis draws a standard figure, its figure stands
+        for standard in sections:
+            if extra.replaces and standard.title == extra.replaces and standard.figures:
+                standard.figures = []
+                standard.text = f"Drawn with the analysis's verdicts below: {extra.title}."
     sections.extend(extra_sections)
     index = write_report(out_dir, "curvebench report", sections, meta=meta,
                          empty_reason=selection.empty_reason, workers=workers, force=force)

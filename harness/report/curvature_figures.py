@@ -22,6 +22,7 @@ from harness.errors import ReportError
 from harness.report.data import RunSeries
 from harness.report.plotting import (COLORS, Config, band, decimation_note, draw_band, new_plot,
                                      origins)
+from harness.report.plotting import older, version_generations
 from harness.report.records import Figure, Provenance, Table, mark_data
 
 #: the metric set of seed 000 drawn by default (`report --metrics` chooses others)
@@ -95,25 +96,6 @@ def config_styles(configs: Sequence[Config]) -> tuple[list[tuple[str, str]], str
     return list(zip(colours, labels)), family
 
 
-def version_generations(runs: Sequence[Run]) -> dict[str, int]:
-    """Run id -> its version's rank among its variant's versions, newest first (0: the
-    variant's newest version, by its runs' latest start). A workload's version hash covers
-    the variant's knobs, so every variant has its own; one figure shows one version of each
-    variant (generation 0, then 1, ...), never two versions of one variant side by side."""
-    latest: dict[tuple[str, str], object] = {}
-    for run in runs:
-        key = (run.variant, run.workload_version)
-        started = run.started_at
-        if key not in latest or (started is not None and (latest[key] is None or started > latest[key])):
-            latest[key] = started
-    ranks: dict[tuple[str, str], int] = {}
-    for variant in {v for v, _ in latest}:
-        versions = [k for k in latest if k[0] == variant]
-        versions.sort(key=lambda k: (latest[k] is not None, latest[k] or 0), reverse=True)
-        ranks.update({k: i for i, k in enumerate(versions)})
-    return {r.id: ranks[(r.variant, r.workload_version)] for r in runs}
-
-
 def comparison_groups(configs: Sequence[Config], series: dict[str, RunSeries]
                       ) -> list[tuple[str, str, list[tuple[Config, list[list]]]]]:
     """(name, kind, [(config, per-seed snapshots of that kind)]) per workload, kind and version
@@ -141,7 +123,7 @@ def comparison_groups(configs: Sequence[Config], series: dict[str, RunSeries]
                                    [s for s in snaps if s]))
         variants = {c.variant for c, _ in per_config}
         name = variants.pop() if len(variants) == 1 else workload
-        out.append((name if gen == 0 else f"{name} (older version {gen})", kind, per_config))
+        out.append((older(name, gen), kind, per_config))
     return out
 
 

@@ -63,6 +63,43 @@ def group_configs(runs: Sequence[Run]) -> list[Config]:
     return list(configs.values())
 
 
+def version_generations(runs: Sequence[Run]) -> dict[str, int]:
+    """Run id -> its version's rank among its variant's versions, newest first (0: the
+    variant's newest version, by its runs' latest start). A workload's version hash covers
+    the variant's knobs, so every variant has its own; one figure shows one version of each
+    variant (generation 0, then 1, ...), never two versions of one variant side by side."""
+    latest: dict[tuple[str, str], object] = {}
+    for run in runs:
+        key = (run.variant, run.workload_version)
+        started = run.started_at
+        if key not in latest or (started is not None and (latest[key] is None or started > latest[key])):
+            latest[key] = started
+    ranks: dict[tuple[str, str], int] = {}
+    for variant in {v for v, _ in latest}:
+        versions = [k for k in latest if k[0] == variant]
+        versions.sort(key=lambda k: (latest[k] is not None, latest[k] or 0), reverse=True)
+        ranks.update({k: i for i, k in enumerate(versions)})
+    return {r.id: ranks[(r.variant, r.workload_version)] for r in runs}
+
+
+def by_version(configs: Sequence[Config]) -> list[tuple[int, list[Config]]]:
+    """The configurations split by version generation (`version_generations`), newest first:
+    each part holds only the runs of that generation, so a figure drawn from one part shows
+    one version of each variant; empty parts are left out."""
+    generation = version_generations([r for c in configs for r in c.runs])
+    out = []
+    for gen in sorted(set(generation.values())):
+        part = [Config(c.variant, c.submission, c.hparams, runs, c.label) for c in configs
+                if (runs := [r for r in c.runs if generation[r.id] == gen])]
+        out.append((gen, part))
+    return out
+
+
+def older(name: str, generation: int) -> str:
+    """A figure's name, marked when it shows an older version than the newest."""
+    return name if generation == 0 else f"{name} (older version {generation})"
+
+
 def origins(runs: Sequence[Run]) -> str:
     return ", ".join(f"`curvebench {o}`" for o in sorted({r.origin for r in runs}))
 

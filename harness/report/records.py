@@ -97,12 +97,16 @@ class Table:
 
 @dataclasses.dataclass
 class Section:
-    """A heading with paragraphs of text (blank-line separated), tables and figures, in that order."""
+    """A heading with paragraphs of text (blank-line separated), tables and figures, in that order.
+    `replaces`: the title of a standard section this one draws the same numbers for (an
+    analysis's figure of a seed's paper, e.g. the ablation's steps to target): in a report
+    holding both, the standard section's figures give way to a line pointing here."""
 
     title: str
     text: str = ""
     figures: list[Figure] = dataclasses.field(default_factory=list)
     tables: list[Table] = dataclasses.field(default_factory=list)
+    replaces: str | None = None
 
 
 def mark_data(*artists: Any) -> None:

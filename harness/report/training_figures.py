@@ -22,14 +22,21 @@ from matplotlib.ticker import MaxNLocator
 from harness import score as scoring
 from harness.db import Run
 from harness.report.data import RunSeries
-from harness.report.plotting import (COLORS, LOSS_BINS, Config, band, binned, decimation_note,
-                                     draw_band, log_if_positive, new_plot, origins, target_of)
+from harness.report.plotting import (COLORS, LOSS_BINS, Config, band, binned, by_version,
+                                     decimation_note, draw_band, log_if_positive, new_plot, older,
+                                     origins, target_of)
 from harness.report.records import Figure, Provenance, mark_data
 from harness.spec import Target
 from harness.records.status import RunStatus
 
 def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> list[Figure]:
-    """Per workload variant: target metric and training loss vs steps and vs training seconds."""
+    """Per workload variant and version (`plotting.by_version`: one version per figure, the
+    newest first): target metric and training loss vs steps and vs training seconds."""
+    return [figure for generation, part in by_version(configs)
+            for figure in _curve_figures(part, series, generation)]
+
+
+def _curve_figures(configs: Sequence[Config], series: dict[str, RunSeries], generation: int) -> list[Figure]:
     figures = []
     for variant in dict.fromkeys(c.variant for c in configs):
         group = [c for c in configs if c.variant == variant]
@@ -75,8 +82,9 @@ def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> li
             ax.set_ylabel("training loss")
             lines = [line.get_ydata() for line in ax.get_lines()]
             log_if_positive(ax, lines, spread=10.0)
-        axes[0, 0].legend(fontsize=8)
-        fig.suptitle(f"{variant}: {split} {metric} and training loss")
+        if axes[0, 0].get_legend_handles_labels()[0]:
+            axes[0, 0].legend(fontsize=8)
+        fig.suptitle(f"{older(variant, generation)}: {split} {metric} and training loss")
         loss_note = (f"Training losses are those `update_params` reported each step, averaged in at "
                      f"most {LOSS_BINS} bins per seed; their training seconds are interpolated "
                      "between evals (the runner times training per compiled chunk).")
@@ -84,7 +92,7 @@ def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> li
                        f"{'≥' if target.direction == 'max' else '≤'} {target.value:g})."
                        if target is not None else "The workload variant is not registered now: no target line.")
         figures.append(Figure(
-            title=f"Training curves: {variant}",
+            title=f"Training curves: {older(variant, generation)}",
             description=(f"{split} {metric} (top) and training loss (bottom) against steps (left) and "
                          "training seconds, compiles and evals excluded (right; each step at the "
                          "median over seeds of its training seconds, as a running maximum), for "
@@ -93,7 +101,7 @@ def curve_figures(configs: Sequence[Config], series: dict[str, RunSeries]) -> li
                          f"{decimation_note(decimated)}"),
             provenance=Provenance.of(runs, f"eval_rows ({split}/{metric}, train_s) and train_losses "
                                            f"of runs made by {origins(runs)}"),
-            plot=fig, slug=f"curves-{variant}"))
+            plot=fig, slug=f"curves-{variant}" + (f"-older{generation}" if generation else "")))
     return figures
 
 
@@ -120,7 +128,13 @@ def _eval_metric(target: Target | None, series: Sequence[RunSeries]) -> tuple[st
 
 
 def steps_to_target_figures(configs: Sequence[Config]) -> list[Figure]:
-    """Per workload family: every seed's steps to target per variant and configuration."""
+    """Per workload family and version (`plotting.by_version`: one version of each variant per
+    figure, the newest first): every seed's steps to target per variant and configuration."""
+    return [figure for generation, part in by_version(configs)
+            for figure in _steps_figures(part, generation)]
+
+
+def _steps_figures(configs: Sequence[Config], generation: int) -> list[Figure]:
     figures = []
     for family in dict.fromkeys(c.runs[0].workload for c in configs):
         group = [c for c in configs if c.runs[0].workload == family]
@@ -165,9 +179,9 @@ def steps_to_target_figures(configs: Sequence[Config]) -> list[Figure]:
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
         runs = [r for c in finished for r in c.runs if r.status in scoring.FINISHED]
-        fig.suptitle(f"{family}: steps to target per variant")
+        fig.suptitle(f"{older(family, generation)}: steps to target per variant")
         figures.append(Figure(
-            title=f"Steps to target: {family}",
+            title=f"Steps to target: {older(family, generation)}",
             description=(f"Each finished run's steps to target, per workload variant (x) and "
                          f"configuration (colour): dots reached the target, crosses did not (drawn at "
                          f"the step they stopped), the bar is the median over seeds counting misses as "
@@ -175,7 +189,7 @@ def steps_to_target_figures(configs: Sequence[Config]) -> list[Figure]:
                          f"compare variants this way. {len(runs)} run(s)."),
             provenance=Provenance.of(runs, f"runs.steps_to_target, runs.status and runs.final_step of "
                                            f"runs made by {origins(runs)}"),
-            plot=fig, slug=f"steps-{family}"))
+            plot=fig, slug=f"steps-{family}" + (f"-older{generation}" if generation else "")))
     return figures
 
 
