@@ -9,7 +9,9 @@ tables' baseline is relu, width 100, depth 3, no batch norm. Every trial evaluat
 process start-up, imports, data loading and compiling:
 
 - sweep: one `curvebench sweep` process (one program per variant: 13 programs) with an empty
-  persistent compilation cache, and once more with the cache it filled (`warm cache`);
+  persistent compilation cache, and once more with the cache it filled (`warm cache`), both
+  compiling ahead as by default; then warm again without compiling ahead
+  (`$CURVEBENCH_COMPILE_AHEAD=0`), whose training loops nothing runs beside;
 - sweep --share-variants: the same with the activation variants of a width in one program
   (7 programs), cold and warm;
 - one process: the same trials, one `run_trial` at a time in one Python process, no cache;
@@ -19,7 +21,9 @@ process start-up, imports, data loading and compiling:
 
 The floor: a sweep's compiled training loops alone (each program's longest trial's train_s,
 evals inside, summed): what remains with compiling and start-up taken away entirely. The cold
-and the warm sweep are each printed against their own floor (goal: cold <= 1.6x, warm <= 1.15x).
+and the warm sweep are each printed against their own floor (goal: cold <= 1.6x, warm <= 1.15x)
+and against the uncontended floor (that of the warm sweep without compiling ahead: work done
+ahead beside a training loop can slow it, which would raise a sweep's own floor).
 `measure(..., full=False)` times only the two sweeps against their floors (gpu_figures.py and
 the pytest-benchmark suite use it).
 
@@ -89,6 +93,11 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     return wall, proc.stdout
 
 
+COLD, WARM = "sweep (one process, cold cache)", "sweep (warm cache)"
+#: the warm sweep again without compiling ahead: nothing compiles or plans beside the training,
+#: so its floor is the training loops' time without that contention
+QUIET = "sweep (warm cache, no compile ahead)"
+
 #: tiny sizes for measure(full=False): one small variant, one seed, two steps (the speed
 #: suite's --quick; its figures mean nothing)
 QUICK = {"grid": ["mnist_mlp:width=16"], "seeds": 1, "max_steps": 2}
@@ -111,18 +120,22 @@ def measure(quick: bool = False, *, full: bool = True, seeds: int | None = None,
                  "adam", "--seeds", str(seeds), "--eval-every", "1", *budget,
                  "--json", "--quiet"]
     cache = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache")}
-    wall = {}
-    wall["sweep (one process, cold cache)"], sweep_out = timed(
-        [*sweep_cmd, "--db", str(work / "sweep.db")], cache)
-    wall["sweep (warm cache)"], warm_out = timed([*sweep_cmd, "--db", str(work / "warm.db")], cache)
-    trials = json.loads(sweep_out)
-    floor = {"cold": training_loops_s(trials), "warm": training_loops_s(json.loads(warm_out))}
+    wall, outs = {}, {}
+    for label, db, extra in ((COLD, "sweep.db", {}), (WARM, "warm.db", {}),
+                             (QUIET, "quiet.db", {"CURVEBENCH_COMPILE_AHEAD": "0"})):
+        wall[label], out = timed([*sweep_cmd, "--db", str(work / db)], {**cache, **extra})
+        outs[label] = json.loads(out)
+    trials = outs[COLD]
+    floor = {"cold": training_loops_s(outs[COLD]), "warm": training_loops_s(outs[WARM]),
+             "uncontended": training_loops_s(outs[QUIET])}
     figures = {"grid": grid, "seeds": seeds, "max_steps": max_steps, "trials": len(trials),
                "reached": sum(t["status"] == "reached" for t in trials),
                "group_sizes": sorted({t["group_size"] for t in trials}),
                "wall_s": wall, "floor_s": floor,
-               "ratios": {"cold sweep / its floor": wall["sweep (one process, cold cache)"] / floor["cold"],
-                          "warm sweep / its floor": wall["sweep (warm cache)"] / floor["warm"]}}
+               "ratios": {"cold sweep / its floor": wall[COLD] / floor["cold"],
+                          "warm sweep / its floor": wall[WARM] / floor["warm"],
+                          "cold sweep / uncontended floor": wall[COLD] / floor["uncontended"],
+                          "warm sweep / uncontended floor": wall[WARM] / floor["uncontended"]}}
     if full:
         shared = {**env, "CURVEBENCH_COMPILE_CACHE": str(work / "jax-cache-shared")}
         wall["sweep --share-variants (cold cache)"], shared_out = timed(
@@ -163,10 +176,13 @@ def report(figures: dict, quick: bool) -> None:
           f"{figures['group_sizes']}{shared}")
     print(f"load average before {figures['load'][0]:.2f}, after {figures['load'][1]:.2f} "
           f"({os.cpu_count()} CPUs)")
-    cold, warm = wall["sweep (one process, cold cache)"], wall["sweep (warm cache)"]
+    cold, warm, quiet = wall[COLD], wall[WARM], wall[QUIET]
     print(f"cold sweep {cold:.2f} s against its floor {floor['cold']:.2f} s = "
           f"{cold / floor['cold']:.2f}x (goal <= 1.6); warm sweep {warm:.2f} s against its "
           f"floor {floor['warm']:.2f} s = {warm / floor['warm']:.2f}x (goal <= 1.15)")
+    print(f"against the uncontended floor {floor['uncontended']:.2f} s (the warm sweep without "
+          f"compiling ahead, {quiet:.2f} s = {quiet / floor['uncontended']:.2f}x): cold "
+          f"{cold / floor['uncontended']:.2f}x, warm {warm / floor['uncontended']:.2f}x")
     if "seeds_out" not in figures:
         return
     sweep_s = cold
