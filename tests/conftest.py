@@ -17,9 +17,6 @@ SUBMISSIONS = REPO / "submissions"
 @pytest.fixture(scope="session", autouse=True)
 def session_compile_cache(tmp_path_factory):
     os.environ["CURVEBENCH_COMPILE_CACHE"] = str(tmp_path_factory.mktemp("jax-cache"))
-    # no compile worker process beside every multi-group sweep of the suite (its tests ask for
-    # compiling ahead explicitly: tests/test_compile_ahead.py)
-    os.environ.setdefault("CURVEBENCH_COMPILE_AHEAD", "0")
 
 
 @pytest.fixture

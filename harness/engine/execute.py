@@ -3,9 +3,7 @@ hooks, checkpointing, the compilation cache) and run through harness.runner.run_
 process that can open the results database — so a group is all a remote worker needs — and
 the local executor, which runs a sweep's groups in this process one after the other, planning
 and compiling the next groups in a background thread while one trains (XLA compiles, and the
-training loop runs, with the GIL released). On CPU, where compiling takes the cores that
-train, the XLA compiles ahead run in a child process at a lower scheduling priority
-(`CompileWorker`) that hands them over through the persistent compilation cache."""
+training loop runs, with the GIL released)."""
 
 from __future__ import annotations
 
@@ -14,8 +12,6 @@ import functools
 import os
 import json
 import logging
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,22 +30,21 @@ from workloads import get_workload
 
 log = logging.getLogger(__name__)
 
-#: how many groups the local executor plans and compiles ahead of the one it runs
+#: how many groups the local executor plans and compiles ahead of the one it runs, where the
+#: compiling does not share the cores that train (an accelerator trains; the host compiles)
 AHEAD_GROUPS = 2
-#: environment variable that sets it (0: none)
+#: environment variable that sets it on any backend (e.g. 2 for a cold CPU sweep, whose
+#: compiles then overlap, and slow, the training they run beside: train_s grows)
 AHEAD_ENV = "CURVEBENCH_COMPILE_AHEAD"
 #: ... only for groups whose training split is at most this large (each planned group holds
 #: its own copy on the device until it runs)
 AHEAD_MAX_BYTES = 256 << 20
-#: the niceness (Linux, BSD, macOS: 0 normal .. 19 lowest) of the compile worker and of the
-#: thread planning ahead beside it: the training gets the cores first
-AHEAD_NICE = 10
 
 
 def default_ahead() -> int:
-    """Groups compiled ahead by default: $CURVEBENCH_COMPILE_AHEAD if set, else AHEAD_GROUPS
-    (on CPU through a niced child process, `CompileWorker`, so compiling yields the cores to
-    the group training)."""
+    """Groups compiled ahead by default: $CURVEBENCH_COMPILE_AHEAD if set, else AHEAD_GROUPS on
+    an accelerator and 0 on CPU, where a compile ahead takes the cores the running group trains
+    on and inflates its measured training time."""
     value = os.environ.get(AHEAD_ENV, "").strip()
     if value:
         try:
@@ -60,16 +55,9 @@ def default_ahead() -> int:
         if ahead < 0:
             raise SpecError(f"${AHEAD_ENV}={value!r} must be >= 0")
         return ahead
-    return AHEAD_GROUPS
-
-
-def default_worker() -> bool:
-    """Whether compiles ahead run in a niced child process (CompileWorker): on CPU, where the
-    XLA compile threads of this process would take the cores the running group trains on at
-    full priority (a thread's niceness does not reach them) and inflate its training time."""
     import jax
 
-    return jax.default_backend() == "cpu"
+    return 0 if jax.default_backend() == "cpu" else AHEAD_GROUPS
 
 
 @functools.lru_cache(maxsize=8)
@@ -226,24 +214,20 @@ class LocalExecutor:
     """Every group in this process, one after the other, reporting each group's start, evals,
     phase changes and results to `events` as they happen. `ahead`: how many groups beyond the
     one running are planned and compiled in a background thread (`plan_ahead`; None:
-    `default_ahead()`). `worker`: whether their XLA compiles run first in a niced child process
-    (`CompileWorker`; None: `default_worker()`, on CPU). `resume`: a checkpoint folder the
-    (one) group continues from (harness.experiment.resume_run)."""
+    `default_ahead()`). `resume`: a checkpoint folder the (one) group continues from
+    (harness.experiment.resume_run)."""
 
     ahead: int = 0
-    worker: bool = False
     resume: str | None = None
 
-    def __init__(self, ahead: int | None = None, resume: str | None = None,
-                 worker: bool | None = None):
+    def __init__(self, ahead: int | None = None, resume: str | None = None):
         self.ahead = default_ahead() if ahead is None else ahead
-        self.worker = default_worker() if worker is None else worker
         self.resume = resume
 
     def run(self, groups: Sequence[TrialGroup], db_url: str | None, *,
             events: GroupEvents | None = None) -> list[list[TrialResult]]:
         out = []
-        with _Lookahead(groups, self.ahead, self.worker) as lookahead:
+        with _Lookahead(groups, self.ahead) as lookahead:
             for index, group in enumerate(groups):
                 if events is not None:
                     events.started(index)
@@ -263,128 +247,25 @@ class LocalExecutor:
         return execute_group(group, db_url, on_eval=on_eval, ahead=ahead, resume=self.resume)
 
 
-def _lower_priority(nice: int) -> None:
-    """Lower this thread's scheduling priority by `nice` (Linux, where niceness is per thread:
-    the threads it starts inherit it); elsewhere nothing."""
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                           os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + nice)
-        except OSError:
-            pass
-
-
-class CompileWorker:
-    """A child process, niced (AHEAD_NICE), that plans and compiles groups 1, 2, ... in order
-    into the persistent compilation cache (`plan_ahead`), skipping those this process has
-    reached (`advance`); `done` holds the indices it finished. This process then loads their
-    programs from the cache (a hit) instead of compiling them at full priority beside the
-    group training. Ends when closed, or when this process ends (its stdin closes)."""
-
-    def __init__(self, groups: Sequence[TrialGroup], on_done: Callable[[], None]):
-        self.done: set[int] = set()
-        self.alive = True
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from harness.engine.execute import compile_worker; "
-             "compile_worker()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True)
-        self._send(json.dumps({"nice": AHEAD_NICE,
-                               "groups": [group_to_json(g) for g in groups]}))
-        self._on_done = on_done
-        self.reader = threading.Thread(target=self._read, name="curvebench-worker-reader",
-                                       daemon=True)
-        self.reader.start()
-
-    def _send(self, line: str) -> None:
-        try:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            word, _, index = line.partition(" ")
-            if word == "done":
-                self.done.add(int(index))
-                self._on_done()
-        self.alive = False
-        self._on_done()
-
-    def advance(self, index: int) -> None:
-        """This process runs group `index` now: the worker skips it and those before it."""
-        self._send(str(index))
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def compile_worker() -> None:
-    """CompileWorker's child: reads its groups (one JSON line) and then the index of the group
-    the parent runs (one line each) from stdin; writes `done i` for each group compiled."""
-    first = json.loads(sys.stdin.readline())
-    os.nice(first["nice"])  # before JAX starts its compile threads: they inherit it
-    groups = [group_from_json(g) for g in first["groups"]]
-    reached = [0]
-
-    def listen() -> None:
-        for line in sys.stdin:
-            reached[0] = max(reached[0], int(line))
-        os._exit(0)  # the parent closed its end: stop at once
-
-    threading.Thread(target=listen, daemon=True).start()
-    for i in range(1, len(groups)):
-        if i <= reached[0] or compile_cache.resolve(groups[i].compile_cache) is None:
-            continue
-        compile_cache.configure(groups[i].compile_cache)
-        try:
-            plan_ahead(groups[i])
-        except Exception:  # noqa: BLE001 - the parent plans it again and meets the error
-            pass
-        print(f"done {i}", flush=True)
-
-
 class _Lookahead:
     """A daemon thread running `plan_ahead` on groups 1, 2, ... in order, at most `depth`
     groups beyond the one the executor runs; a group it has not started by then the executor
     plans itself. A failed plan is left to the executor, which meets the error where it
-    records it (in the trials' rows, or as the user error it is). With `worker` (and the
-    persistent cache on; without it nothing is planned ahead), a group is planned only once
-    the CompileWorker has compiled it, in a thread of lowered priority: it then loads the
-    programs from the cache."""
+    records it (in the trials' rows, or as the user error it is)."""
 
-    def __init__(self, groups: Sequence[TrialGroup], depth: int, worker: bool = False):
+    def __init__(self, groups: Sequence[TrialGroup], depth: int):
         self.groups, self.depth = groups, depth
         self.cond = threading.Condition()
         self.current, self.closed = 0, False
         self.started: set[int] = set()
         self.done: dict[int, Ahead | None] = {}
         self.thread = None
-        self.worker: CompileWorker | None = None
-        if worker and compile_cache.resolve(groups[0].compile_cache if groups else None) is None:
-            depth = 0
         if depth > 0 and len(groups) > 1:
             compile_cache.configure(groups[0].compile_cache)
             for spec in dict.fromkeys(g.submission for g in groups):
                 load_submission(spec)  # each submission.py executed here, not in two threads
-            if worker:
-                self.worker = CompileWorker(groups, self._notify)
             self.thread = threading.Thread(target=self._work, name="curvebench-ahead",
                                            daemon=True)
-
-    def _notify(self) -> None:
-        with self.cond:
-            self.cond.notify_all()
 
     def __enter__(self) -> _Lookahead:
         if self.thread is not None:
@@ -395,22 +276,12 @@ class _Lookahead:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-        if self.worker is not None:
-            self.worker.close()
-
-    def _ready(self, i: int) -> bool:
-        """Whether the thread may plan group i now (the worker compiled it, or is gone)."""
-        w = self.worker
-        return w is None or i in w.done or not w.alive
 
     def _work(self) -> None:
-        if self.worker is not None:
-            _lower_priority(AHEAD_NICE)
         cache = self.groups[0].compile_cache
         for i in range(1, len(self.groups)):
             with self.cond:
-                while not self.closed and i > self.current and (
-                        i > self.current + self.depth or not self._ready(i)):
+                while not self.closed and i > self.current + self.depth:
                     self.cond.wait()
                 if self.closed:
                     return
@@ -428,8 +299,6 @@ class _Lookahead:
 
     def take(self, index: int) -> Ahead | None:
         """Group `index` as planned ahead (waiting for it if under way), or None."""
-        if self.worker is not None:
-            self.worker.advance(index)
         with self.cond:
             self.current = index
             self.cond.notify_all()
