@@ -13,7 +13,13 @@ curvature_matmat; "other": op-by-op calls) and by stage (tracing to a jaxpr, low
 XLA's compile), from JAX's own timing events (benchmarks/compile_clock.py).
 
 Workloads: mnist_mlp (the offline MNIST sample) and cifar_simplecnn at width 0.25 on synthetic
-data with a 256-example curvature batch (WORKLOADS); this repository has no sequence model.
+data with a 256-example curvature batch (WORKLOADS); this repository has no sequence model:
+tests/installed_workload.py's per-token one (`shift_tokens`, an embedding and a dense layer
+per token) is measured by installing it on the path first, e.g.
+
+    python3 -c "from pathlib import Path; from tests.installed_workload import install; install(Path('/tmp/site'))"
+    PYTHONPATH=/tmp/site python3 benchmarks/first_snapshot.py --workloads shift_tokens --batch 256
+
 Full-width cifar_simplecnn at the default curvature batch, and ogbg_molpcba on synthetic graphs
 (`--workloads ogbg_molpcba`), did not finish one process in 5 minutes on 2 loaded cores.
 Prints first snapshot / training compile.
@@ -75,7 +81,10 @@ print(json.dumps({"trial_compile_s": trial.compile_s, "trial_compile_stages": tr
 
 
 def one_process(spec: str, cache: str, order: int, batch: int, timeout_s: float = 900) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # the caller's PYTHONPATH after the repository's: a workload package installed elsewhere
+    # (e.g. tests/installed_workload.py's per-token sequence model) is found by its entry point
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     code = CHILD.replace("PROGRAMS", repr(PROGRAMS))
     try:
         proc = subprocess.run([sys.executable, "-c", code, spec, cache, str(order), str(batch),

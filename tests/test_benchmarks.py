@@ -48,6 +48,7 @@ def test_algoperf_adapter_prints_every_pair():
     ("cifar_speed.py", ("--workloads", "cifar_simplecnn", "--steps", "1", "--batch-size", "8",
                         "--modes", "runner:auto,bare-step"), "bare-step"),
     ("sweep_grid.py", ("--quick",), "goal: sweep / one variant's seeds"),
+    ("sweep_grid.py", ("--quick", "--breakdown"), "warm, per segment program"),
 ])
 def test_slow_benchmarks_run(name, args, expect):
     assert expect in run_script(name, *args)
