@@ -16,10 +16,11 @@ source say the Python version, so results on different text are never compared.
 Knobs: width (model dimension), depth (blocks), heads (attention heads, dividing width),
 context (bytes per window, also the positions learned).
 
-Target: validation loss <= 1.8 nats per byte (the bytes' unigram entropy is 3.09 nats; per-byte
-accuracy is then about 0.53). Chosen from measurements: the loss falls ~0.0005 per step there,
-so the target sits on the steep part of the curve (seed 0, run to 4000 steps, flattens near 1.62 from step ~2650
-and reaches 1.6 only at step 3200), and max_steps 3000 is ~3x the steps it takes.
+Target: validation loss <= 1.8 nats per byte (the bytes' unigram entropy is 3.09 nats;
+per-byte accuracy is then about 0.53). Chosen from measurements: the loss falls ~0.0005 per
+step there, so the target sits on the steep part of the curve (seed 0, run to 4000 steps,
+flattens near 1.62 from step ~2650 and reaches 1.6 only at step 3200); max_steps 3000 is
+~3x the steps the seeds take.
 
 Cost, measured on 2 CPU cores shared with other jobs (load average 5-11), batch 32 x 64 bytes:
 `curvebench sweep --workload stdlib_lm --submission adam --seeds 6 --max-group-size 1`
