@@ -194,6 +194,36 @@ class KnobNotInVersion(Tokens):
         self.variant["width"] = self.knobs["width"].default
 
 
+class InfLoss(Tokens):
+    """A loss that is infinite: the log of a probability that underflowed to 0."""
+
+    name = "inf_loss"
+
+    def loss_per_example(self, outputs, batch):
+        return -jnp.log(0.0 * super().loss_per_example(outputs, batch)) * batch["mask"]
+
+
+class MaskLeaksThroughTheBatchMean(Tokens):
+    """Masked rows are 0 in the per-example loss, but each row subtracts the mean over the
+    whole batch, masked rows included: their content moves the gradient."""
+
+    name = "mask_leaks"
+
+    def loss_per_example(self, outputs, batch):
+        per = optax.softmax_cross_entropy_with_integer_labels(outputs, batch["targets"]).mean(-1)
+        return (per - 0.5 * per.mean()) * batch["mask"]
+
+
+class VersionPinned(Tokens):
+    """Overrides `version` with a constant: no knob can move it."""
+
+    name = "version_pinned"
+
+    @property
+    def version(self):
+        return "0" * 16
+
+
 class EvalOutOfRange(Tokens):
     """Reports accuracy in percent while declaring the range [0, 1]."""
 
@@ -217,6 +247,9 @@ def test_a_workload_meeting_the_contract_passes_every_check():
 @pytest.mark.parametrize("cls, check, problem", [
     (NanLoss, "loss", "not finite"),
     (NanLoss, "training", "not finite"),
+    (InfLoss, "loss", "not finite"),
+    (MaskLeaksThroughTheBatchMean, "mask", "the gradient changes with what masked rows hold"),
+    (VersionPinned, "knobs", "width=12 leaves the version"),
     (MaskIgnored, "mask", "not 0 on masked rows"),
     (KnobNotInVersion, "knobs", "width=12 leaves the version"),
     (EvalOutOfRange, "eval", "outside [0.0, 1.0]"),
