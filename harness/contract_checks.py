@@ -272,8 +272,8 @@ def _how_to_judge(workload: Workload) -> str:
 
 def target_verdict(workload: Workload) -> Verdict:
     """The target's verdict where no short run can judge it (synthetic data)."""
-    return Verdict("target", NOT_JUDGED, "reaching the target within max_steps takes full runs",
-                   _how_to_judge(workload))
+    return Verdict("target", NOT_JUDGED, "synthetic data has nothing to learn: reaching the target "
+                   "within max_steps takes runs on the real data", _how_to_judge(workload))
 
 
 def _target_metric(workload: Workload, params, model_state, split_data, eval_batch) -> float:
@@ -296,8 +296,8 @@ def check_target(workload: Workload, probe: Probe) -> Verdict:
        moved toward the target, or moved so slowly that the target lies beyond `max_steps`
        even on the straight line through the first and best measurements (optimistic:
        training curves flatten): fail. Otherwise on course: not judged, with the full run
-       that judges it (a target just below what the model can reach at the end looks the
-       same as a reachable one in a short run; only full runs tell them apart).
+       that judges it (a target just beyond what the model reaches at the end looks the same
+       as a reachable one in a short run; only full runs tell them apart).
     """
     from harness.submissions import load_submission
 
