@@ -1,6 +1,6 @@
 """The stdlib_lm workload: its text (fixed files, fingerprinted bytes, the Python version
 named), its knobs' one-line errors, the causal mask, curvature snapshots through the CLI and
-`workloads check`, on tiny variants (a few steps each)."""
+`workloads check` (slow), on tiny variants (a few steps each)."""
 
 from __future__ import annotations
 
@@ -95,37 +95,52 @@ def test_outputs_are_causal_per_token_logits():
     assert not np.allclose(a[:, 9:], b[:, 9:])
 
 
+def test_curvature_snapshots_in_a_trial(db):
+    """Hessian snapshots of the language model's loss, at init and after two steps (the GGN
+    through the CLI: slow, below)."""
+    from harness.curvature import SnapshotConfig, snapshot_callback
+    from harness.runner import run_trial
+    from harness.submissions import load_submission
+
+    workload = get_workload(TINY)
+    data = workload.load_data()
+    adam = load_submission("adam")
+    config = SnapshotConfig(kinds=("hessian",), lanczos_order=4, top_k=(1, 4),
+                            curvature_batch=32, trace_probes=0)
+    callback = snapshot_callback(workload, data, config, db=db, hparams=adam.hparams,
+                                 batch_size=workload.batch_size)
+    result = run_trial(workload, adam, data, seed=0, db=db, max_steps=2, eval_every=2,
+                       snapshot_steps=[0, 2], on_snapshot=callback)
+    snaps = db.snapshots(result.run_id)
+    assert sorted((s["step"], s["kind"]) for s in snaps) == [(0, "hessian"), (2, "hessian")]
+    for s in snaps:
+        assert np.isfinite(s["metrics"]["max_eig"]) and s["metrics"]["max_eig"] > 0
+        assert s["arrays"]["tridiag_alpha"].shape == (1, 4)
+
+
+@pytest.mark.slow
 def test_curvature_snapshots_through_the_cli(tmp_path):
     cli = CliRunner()
     db = str(tmp_path / "c.db")
-    res = cli.invoke(app, ["run", "--workload", TINY, "--submission", "adam", "--max-steps", "4",
-                           "--eval-every", "2", "--curvature", "hessian,ggn,cov",
-                           "--curvature-every", "init,at:4", "--curvature-batch", "64",
-                           "--lanczos-order", "4", "--cov-batches", "4", "--cov-batch-size", "8",
-                           "--trace-probes", "2", "--db", db, "--json"])
+    res = cli.invoke(app, ["run", "--workload", TINY, "--submission", "adam", "--max-steps", "2",
+                           "--eval-every", "2", "--curvature", "hessian,ggn",
+                           "--curvature-every", "init,at:2", "--curvature-batch", "32",
+                           "--lanczos-order", "4", "--trace-probes", "0", "--db", db, "--json"])
     assert res.exit_code == 0, res.output
     run_id = json.loads(res.stdout)[0]["run_id"]
     report = cli.invoke(app, ["curvature", run_id, "--db", db, "--json"])
     assert report.exit_code == 0, report.output
     snaps = json.loads(report.stdout)["snapshots"]
     assert {(s["step"], s["kind"]) for s in snaps} == {
-        (step, kind) for step in (0, 4) for kind in ("hessian", "ggn", "cov")}
+        (step, kind) for step in (0, 2) for kind in ("hessian", "ggn")}
     for s in snaps:
-        if s["kind"] != "cov":
-            assert np.isfinite(s["metrics"]["max_eig"]) and s["metrics"]["max_eig"] > 0
-
-
-def test_workloads_check_passes_on_a_tiny_variant_with_its_real_text():
-    result = CliRunner().invoke(app, ["workloads", "check", TINY, "--json"])
-    assert result.exit_code == 0, result.output
-    verdicts = {v["check"]: v["status"] for v in json.loads(result.stdout)}
-    assert {c: s for c, s in verdicts.items() if c != "target"} == dict.fromkeys(
-        ("data", "declares", "loss", "training", "mask", "knobs", "eval"), "pass")
-    assert verdicts["target"] in ("pass", "not judged")
+        assert np.isfinite(s["metrics"]["max_eig"]) and s["metrics"]["max_eig"] > 0
 
 
 @pytest.mark.slow
 def test_workloads_check_passes_on_the_default_variant():
+    """`curvebench workloads check stdlib_lm` on its real text: every check passes, the target
+    on course (its 60-step short run; the default suite checks it on synthetic data)."""
     result = CliRunner().invoke(app, ["workloads", "check", "stdlib_lm", "--json"])
     assert result.exit_code == 0, result.output
     verdicts = {v["check"]: v["status"] for v in json.loads(result.stdout)}
