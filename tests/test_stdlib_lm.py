@@ -145,3 +145,19 @@ def test_workloads_check_passes_on_the_default_variant():
     assert result.exit_code == 0, result.output
     verdicts = {v["check"]: v["status"] for v in json.loads(result.stdout)}
     assert verdicts["data"] == "pass" and verdicts["target"] == "not judged"
+
+
+def test_check_on_other_text_is_not_comparable_and_trains_nothing(tmp_path):
+    """Another Python's stdlib (here: one byte changed in a copy) is another dataset: `check`
+    against the shipped set says the data fingerprints differ (exit 2) before any training."""
+    from harness.db import open_database
+    other = _copy_stdlib_files(tmp_path / "other")
+    text = bytearray((other / stdlib_text.TRAIN_FILES[0]).read_bytes())
+    text[50] = ord("#") if text[50] != ord("#") else ord("x")
+    (other / stdlib_text.TRAIN_FILES[0]).write_bytes(bytes(text))
+    db = str(tmp_path / "nc.db")
+    result = CliRunner().invoke(app, ["check", "--workload", "stdlib_lm", "--submission", "adam",
+                                      "--data-dir", str(other), "--db", db])
+    assert result.exit_code == 2, result.output
+    assert "data_fingerprint" in result.output and "not_comparable" in result.output
+    assert open_database(db).runs() == []
