@@ -2,8 +2,14 @@
 each judges behaviour — the data loads, the loss is one finite number per example, a few
 steps of a built-in submission lower it, masked rows change nothing, every knob moves the
 version, evaluation gives finite metrics in their ranges — and says what to change when it
-fails. Whether the target is reachable within the step budget takes full runs: the checks
-say how to judge it, and do not.
+fails.
+
+Whether the target is reached within `max_steps` takes full runs; the target check decides
+what a few seconds can (`check_target`): a target outside its metric's declared range fails
+without training; on real data, a short run of the built-in submission that does not move
+the target's metric toward it, or moves it so slowly that even at that rate kept up (an
+optimistic line: curves flatten) the target lies beyond `max_steps`, fails. A target reached
+in the short run passes; one on course is "not judged", with the full run that judges it.
 
 Each check gets the workload and a `Probe` (its data, real where it loads, else synthetic of
 the real shapes, and initial parameters) and returns a `Verdict`; one that raises is a
@@ -32,6 +38,10 @@ PASS, FAIL, ABSENT, NOT_JUDGED = "pass", "fail", "absent", "not judged"
 TRAIN_SUBMISSION, TRAIN_STEPS, PROBE_BATCH = "adam", 20, 8
 #: eval batches of 16 the eval check takes from the split's start (a full split can be large)
 EVAL_BATCHES = 4
+#: the target check's short run: at most this many steps (fewer if max_steps is smaller) at
+#: the workload's batch size, the target's metric measured this many times on at most
+#: TARGET_EVAL_EXAMPLES examples from the target split's start
+TARGET_STEPS, TARGET_EVALS, TARGET_EVAL_EXAMPLES = 60, 6, 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,16 +264,108 @@ def check_eval(workload: Workload, probe: Probe) -> Verdict:
     return Verdict("eval", PASS, ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
 
 
+def _how_to_judge(workload: Workload) -> str:
+    return (f"judge it with `curvebench run --workload {workload.spec} --submission adam "
+            "--seeds 3` (every seed should say reached, well inside max_steps); state the "
+            "steps and time it took in the workload's docstring")
+
+
 def target_verdict(workload: Workload) -> Verdict:
-    return Verdict("target", NOT_JUDGED, "reaching the target within max_steps takes full runs",
-                   f"judge it with `curvebench run --workload {workload.spec} --submission adam "
-                   "--seeds 3` (every seed should say reached, well inside max_steps); state the "
-                   "steps and time it took in the workload's docstring")
+    """The target's verdict where no short run can judge it (synthetic data)."""
+    return Verdict("target", NOT_JUDGED, "synthetic data has nothing to learn: reaching the target "
+                   "within max_steps takes runs on the real data", _how_to_judge(workload))
+
+
+def _target_metric(workload: Workload, params, model_state, split_data, eval_batch) -> float:
+    size = min(workload.eval_batch_size, 256, TARGET_EVAL_EXAMPLES)
+    batches = itertools.islice(workload.eval_batches(split_data, size), TARGET_EVAL_EXAMPLES // size)
+    metrics = workload.finalize_metrics([jax.device_get(eval_batch(params, model_state, b))
+                                         for b in batches])
+    return float(metrics[workload.target.metric])
+
+
+def check_target(workload: Workload, probe: Probe) -> Verdict:
+    """What a few seconds can decide about reaching the target within `max_steps`.
+
+    1. A target outside its metric's `metric_ranges()` range (accuracy >= 1.2, a loss <= -0.1)
+       can never be met: fail, without training.
+    2. On synthetic data (random, nothing to learn) nothing more: not judged.
+    3. A short run: `TARGET_STEPS` steps (at most `max_steps`) of `TRAIN_SUBMISSION` on batches
+       the workload samples from its real train split, at its batch size; the target's metric
+       measured `TARGET_EVALS` times on the target split's first examples. Reached: pass. Not
+       moved toward the target, or moved so slowly that the target lies beyond `max_steps`
+       even on the straight line through the first and best measurements (optimistic:
+       training curves flatten): fail. Otherwise on course: not judged, with the full run
+       that judges it (a target just beyond what the model reaches at the end looks the same
+       as a reachable one in a short run; only full runs tell them apart).
+    """
+    from harness.submissions import load_submission
+
+    target = workload.target
+    low, high = workload.metric_ranges()[target.metric]
+    if not low <= target.value <= high:
+        return Verdict("target", FAIL, f"target {target.split} {target.metric} "
+                       f"{'>=' if target.direction == 'max' else '<='} {target.value} lies outside "
+                       f"the metric's range [{low}, {high}]: no run can reach it",
+                       f"set the target inside [{low}, {high}] (or correct metric_ranges)")
+    if not probe.real_data or probe.data.source == "synthetic":
+        return target_verdict(workload)
+    submission = load_submission(TRAIN_SUBMISSION)
+    module, hparams = submission.module, submission.hparams
+    steps = min(TARGET_STEPS, workload.max_steps)
+    every = max(1, steps // TARGET_EVALS)
+    rng = jax.random.PRNGKey(5)
+    opt_state = module.init_optimizer_state(workload, probe.params, probe.model_state, hparams, rng)
+    split_data = probe.data.splits[target.split]
+    eval_batch = jax.jit(workload.eval_batch)
+    if workload.input_mode == "host":
+        host_batches = workload.train_batches(probe.data, workload.batch_size, seed=6)
+        next_batch = lambda key: next(host_batches)  # noqa: E731
+    else:
+        train = jax.device_put(dict(probe.data.splits["train"]))
+        next_batch = jax.jit(lambda key: workload.sample_batch(train, key, workload.batch_size))
+    step = jax.jit(lambda p, s, o, b, i, key: module.update_params(
+        workload, p, s, o, b, hparams, i, key))
+    params, state = probe.params, probe.model_state
+    seen = [(0, _target_metric(workload, params, state, split_data, eval_batch))]
+    for i in range(steps):
+        key = jax.random.fold_in(rng, i)
+        params, state, opt_state, _ = step(params, state, opt_state, next_batch(key),
+                                           jnp.asarray(i, jnp.int32), key)
+        if (i + 1) % every == 0 or i + 1 == steps:
+            seen.append((i + 1, _target_metric(workload, params, state, split_data, eval_batch)))
+            if target.reached({target.metric: seen[-1][1]}):
+                break
+    sign = 1.0 if target.direction == "max" else -1.0
+    (_, first), (last_step, last) = seen[0], seen[-1]
+    best_step, best = max(seen[1:], key=lambda p: sign * p[1])
+    run = (f"{last_step} steps of {TRAIN_SUBMISSION} (batch {workload.batch_size}): "
+           f"{target.split} {target.metric} {first:.4g} -> {last:.4g}")
+    if not all(math.isfinite(m) for _, m in seen):
+        return Verdict("target", FAIL, run + " (not finite)",
+                       "find where the loss or its gradient overflows; then check again")
+    if target.reached({target.metric: last}):
+        return Verdict("target", PASS, run + f", target {target.value} reached at step {last_step}")
+    rate = sign * (best - first) / best_step
+    if rate <= 0:
+        return Verdict("target", FAIL, run + f": the metric did not move toward the target "
+                       f"{target.value}", "check that the target's metric measures what the loss "
+                       "trains (and its direction), that the data carries the signal (targets not "
+                       "random), and that the target is achievable at all")
+    projected = best_step + sign * (target.value - best) / rate
+    if projected > workload.max_steps:
+        return Verdict("target", FAIL, run + f": even at its rate so far it reaches "
+                       f"{target.value} only at step ~{projected:.0f}, past max_steps "
+                       f"{workload.max_steps}", "raise max_steps, make the target easier, or "
+                       "speed up training (larger batch, another model); then check again")
+    return Verdict("target", NOT_JUDGED, run + f": on course (at its rate so far, the target "
+                   f"by step ~{projected:.0f} of max_steps {workload.max_steps}; curves flatten, "
+                   "so a full run decides)", _how_to_judge(workload))
 
 
 CHECKS: tuple[tuple[str, Callable[[Workload, Probe], Verdict]], ...] = (
     ("declares", check_declares), ("loss", check_loss), ("training", check_training),
-    ("mask", check_mask), ("knobs", check_knobs), ("eval", check_eval))
+    ("mask", check_mask), ("knobs", check_knobs), ("eval", check_eval), ("target", check_target))
 
 
 def run_checks(workload: Workload, *, data_dir: str | None = None, source: str | None = None,
@@ -292,5 +394,4 @@ def run_checks(workload: Workload, *, data_dir: str | None = None, source: str |
                                     "the message above says what to change" if isinstance(e, UserError)
                                     else f"fix the exception the workload's code raised in this "
                                     f"check (harness.contract_checks.check_{name} reproduces it)"))
-    verdicts.append(target_verdict(workload))
     return verdicts

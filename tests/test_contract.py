@@ -194,6 +194,36 @@ class KnobNotInVersion(Tokens):
         self.variant["width"] = self.knobs["width"].default
 
 
+class InfLoss(Tokens):
+    """A loss that is infinite: the log of a probability that underflowed to 0."""
+
+    name = "inf_loss"
+
+    def loss_per_example(self, outputs, batch):
+        return -jnp.log(0.0 * super().loss_per_example(outputs, batch)) * batch["mask"]
+
+
+class MaskLeaksThroughTheBatchMean(Tokens):
+    """Masked rows are 0 in the per-example loss, but each row subtracts the mean over the
+    whole batch, masked rows included: their content moves the gradient."""
+
+    name = "mask_leaks"
+
+    def loss_per_example(self, outputs, batch):
+        per = optax.softmax_cross_entropy_with_integer_labels(outputs, batch["targets"]).mean(-1)
+        return (per - 0.5 * per.mean()) * batch["mask"]
+
+
+class VersionPinned(Tokens):
+    """Overrides `version` with a constant: no knob can move it."""
+
+    name = "version_pinned"
+
+    @property
+    def version(self):
+        return "0" * 16
+
+
 class EvalOutOfRange(Tokens):
     """Reports accuracy in percent while declaring the range [0, 1]."""
 
@@ -217,6 +247,9 @@ def test_a_workload_meeting_the_contract_passes_every_check():
 @pytest.mark.parametrize("cls, check, problem", [
     (NanLoss, "loss", "not finite"),
     (NanLoss, "training", "not finite"),
+    (InfLoss, "loss", "not finite"),
+    (MaskLeaksThroughTheBatchMean, "mask", "the gradient changes with what masked rows hold"),
+    (VersionPinned, "knobs", "width=12 leaves the version"),
     (MaskIgnored, "mask", "not 0 on masked rows"),
     (KnobNotInVersion, "knobs", "width=12 leaves the version"),
     (EvalOutOfRange, "eval", "outside [0.0, 1.0]"),
@@ -256,3 +289,97 @@ def test_data_without_the_targets_split_fails_and_the_other_checks_still_run():
     verdicts = _verdicts(NoValidation)
     assert verdicts["data"].status == FAIL and "lacking validation" in verdicts["data"].detail
     assert verdicts["eval"].status == PASS and verdicts["training"].status == PASS
+
+
+# -- the target check: what a few seconds can decide about reaching the target -----------
+
+class Generated(Tokens):
+    """Tokens on data it generates (not 'synthetic'): the target check trains on it. adam
+    reaches its target in 120-190 steps (seeds 0, 1), inside this budget."""
+
+    name = "tokens_generated"
+    max_steps = 400
+
+    def load_data(self, data_dir=None, source=None):
+        data = self.synthetic_dataset({"train": 256, "validation": 256}, seed=5)
+        return Dataset(self.name, "generated (seed 5)", data.splits)
+
+
+class AccuracyAboveOne(Generated):
+    """An accuracy target no run can meet: above the metric's range."""
+
+    name = "accuracy_above_one"
+    target = Target("accuracy", 1.2, "max")
+
+
+class LossBelowZero(Generated):
+    """A cross-entropy target below zero."""
+
+    name = "loss_below_zero"
+    target = Target("loss", -0.1, "min")
+
+
+class RandomTargets(Generated):
+    """Targets drawn at random: nothing to learn, accuracy stays near 1/VOCAB."""
+
+    name = "random_targets"
+
+    def load_data(self, data_dir=None, source=None):
+        rng = np.random.default_rng(11)
+        splits = {s: {"inputs": rng.integers(0, VOCAB, (256, 4)).astype(np.int32),
+                      "targets": rng.integers(0, VOCAB, (256, 4)).astype(np.int32)}
+                  for s in ("train", "validation")}
+        return Dataset(self.name, "generated (seed 11)", splits)
+
+
+class BudgetTooSmall(Generated):
+    """A learnable target with a budget (100 steps) shorter than adam needs (120-190)."""
+
+    name = "budget_too_small"
+    max_steps = 100
+
+
+class LossBelowAchievable(RandomTargets):
+    """A loss target below log(VOCAB), the least cross-entropy random targets allow."""
+
+    name = "loss_below_achievable"
+    target = Target("loss", 1.0, "min")
+
+
+@pytest.mark.parametrize("cls, problem", [
+    (AccuracyAboveOne, "accuracy >= 1.2 lies outside the metric's range [0.0, 1.0]"),
+    (LossBelowZero, "loss <= -0.1 lies outside the metric's range [0.0, inf]"),
+])
+def test_a_target_outside_its_metric_range_fails_without_training(cls, problem):
+    verdict = _verdicts(cls)["target"]
+    assert verdict.status == FAIL and problem in verdict.detail and "no run can reach it" in verdict.detail
+    assert "set the target inside" in verdict.fix
+
+
+@pytest.mark.parametrize("cls", [RandomTargets, LossBelowAchievable, BudgetTooSmall])
+def test_a_target_the_short_run_does_not_approach_fails_naming_it(cls):
+    """Random targets, or a budget too short: the short run moves the target's metric not at
+    all toward the target, or so slowly that the target lies beyond max_steps even on a
+    straight line."""
+    verdicts = _verdicts(cls)
+    assert {c: v.status for c, v in verdicts.items() if c != "target"} == dict.fromkeys(
+        ("data", "declares", "loss", "training", "mask", "knobs", "eval"), PASS)
+    verdict = verdicts["target"]
+    assert verdict.status == FAIL and f"steps of {contract_checks.TRAIN_SUBMISSION}" in verdict.detail
+    assert ("did not move toward the target" in verdict.detail
+            or f"past max_steps {cls.max_steps}" in verdict.detail), verdict.detail
+    assert verdict.fix
+
+
+def test_the_target_verdict_agrees_with_full_runs():
+    """A learnable target within its budget is on course or reached (never failed), and full
+    runs reach it; with too short a budget (failed above) full runs miss it; mnist_mlp on its
+    shipped sample reaches its target inside the short run (pass)."""
+    from harness.runner import run_trial
+    from harness.submissions import load_submission
+    assert _verdicts(Generated)["target"].status in (PASS, NOT_JUDGED)
+    adam, data = load_submission("adam"), Generated().load_data()
+    assert all(run_trial(Generated(), adam, data, seed).status == "reached" for seed in (0, 1))
+    assert run_trial(BudgetTooSmall(), adam, data, 0).status != "reached"
+    verdict = {v.check: v for v in run_checks(get_workload("mnist_mlp"))}["target"]
+    assert verdict.status == PASS and "target 0.87 reached at step" in verdict.detail

@@ -115,6 +115,21 @@ def test_compare_passes_references_against_themselves():
     assert 0.0 <= report.false_reject_rate["rate"] <= 1.0
 
 
+
+@pytest.mark.parametrize("refset", refs.read_sets(SHIPPED), ids=lambda s: s.header["variant"])
+def test_every_shipped_set_is_comparable_with_this_checkout(refset):
+    """Each shipped set (mnist_mlp, fashion_mnist_mlp, stdlib_lm, any added later) matches the
+    current workload version, submission code and data: a change to either without re-freezing
+    the set fails here, not in a user's `check` as "not comparable"."""
+    header = refset.header
+    workload = get_workload(header["variant"])
+    assert header["workload_version"] == workload.version, "workload changed: re-freeze the set"
+    assert header["submission_hash"] == load_submission(header["submission"]).code_hash
+    assert header["data_fingerprint"] == workload.load_data().fingerprint
+    assert len(refset.records) == header["runs"] and all(
+        r["run"]["status"] == "reached" for r in refset.records)
+
+
 # -- freeze / export / import -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -359,6 +374,16 @@ def test_check_without_matching_or_comparable_references_exits_2(set_file, tmp_p
     assert result.exit_code == 2, text
     assert "not_comparable" in text and "workload_version" in text
     assert open_database(db).runs() == []  # nothing was trained
+
+
+@pytest.mark.slow
+def test_check_of_a_stdlib_lm_rerun_passes_against_its_shipped_set(tmp_path):
+    """Two seeds of the language model rerun and checked against its shipped set (minutes)."""
+    result, text = cli("check", "--workload", "stdlib_lm", "--submission", "adam", "--seeds", "2",
+                       "--db", str(tmp_path / "lm.db"), "--json")
+    assert result.exit_code == 0, text
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "pass" and report["reference_set"] == shipped("stdlib_lm").id
 
 
 @pytest.mark.slow

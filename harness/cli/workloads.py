@@ -57,7 +57,8 @@ def workloads_check(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a registered workload (built-in or installed) against the contract: data, loss,
-    a few training steps, masking, knobs in the version, evaluation. Exit 0 when none fails."""
+    a few training steps, masking, knobs in the version, evaluation, and whether a short run
+    heads for the target within max_steps. Exit 0 when none fails."""
     from harness.contract_checks import run_checks
     from workloads import get_workload
 
