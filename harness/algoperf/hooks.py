@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -156,11 +156,19 @@ class ConcreteSteps:
     runner calls a submission: the suite's batch sampler is compiled once; data_selection and
     update_params run eagerly (the submission's own jit does the compiling)."""
 
-    def __init__(self, workload: Workload, submission: Any, batch_size: int):
+    def __init__(self, workload: Workload, submission: Any, batch_size: int,
+                 host_batches: Iterator[Any] | None = None):
         self.workload, self.submission, self.batch_size = workload, submission, batch_size
         self.first_call_s = 0.0
         self._calls = 0
         self._sample = jax.jit(lambda data, rng: workload.sample_batch(data, rng, batch_size))
+        #: a host-fed workload's batches (`workload.train_batches`): each draw takes the next
+        self.host_batches = host_batches
+
+    def _next_batch(self, data: Any, rng: jax.Array) -> Any:
+        if self.host_batches is not None:
+            return next(self.host_batches)
+        return self._sample(data, rng)
 
     def run(self, state: tuple, data: Any, start_step: int, n: int, train_key: jax.Array
             ) -> tuple[tuple, np.ndarray, int | None]:
@@ -175,7 +183,7 @@ class ConcreteSteps:
             t0 = time.perf_counter()
             data_rng, update_rng = jax.random.split(jax.random.fold_in(train_key, step))
             try:
-                batch = module.data_selection(w, lambda rng: self._sample(data, rng), opt_state,
+                batch = module.data_selection(w, lambda rng: self._next_batch(data, rng), opt_state,
                                               params, model_state, hparams, step, data_rng)
                 params, model_state, opt_state, metrics = module.update_params(
                     w, params, model_state, opt_state, batch, hparams, step, update_rng)
