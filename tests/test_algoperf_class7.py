@@ -48,6 +48,7 @@ def test_a_cifar_only_table_is_asked_for_cifar_and_refuses_mnist_in_one_line():
         sub.batch_size("mnist_mlp", 1024)
 
 
+@pytest.mark.slow
 def test_cifar_submission_with_a_noop_prepare_for_eval_trains_in_compiled_chunks():
     workload = get_workload("cifar_simplecnn:batchnorm=1,width=0.25")
     sub = _load("cifar_lamb_smoothing")

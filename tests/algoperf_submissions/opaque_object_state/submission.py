@@ -4,6 +4,8 @@ RMSProp's second moments and a Python step counter that selects a halving of the
 `halve_every` steps. Its new value each step is a Python object, which cannot travel through a
 compiled chunk, so it trains in the runner's concrete-step mode."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -25,16 +27,22 @@ def init_optimizer_state(workload, model_params, model_state, hyperparameters, r
 
 
 
-def update_params(workload, current_param_container, current_params_types, model_state,
-                  hyperparameters, batch, loss_type, optimizer_state, eval_results, global_step,
-                  rng, train_state=None):
+@functools.partial(jax.jit, static_argnums=0)
+def _grad(workload, params, model_state, batch, rng):
     def loss_fn(p):
         logits, new_state = workload.model_fn(p, batch, model_state, spec.ForwardPassMode.TRAIN,
                                               rng, update_batch_norm=True)
         out = workload.loss_fn(batch["targets"], logits, batch["weights"])
         return out["summed"] / out["n_valid_examples"], new_state
 
-    (_, new_state), grad = jax.value_and_grad(loss_fn, has_aux=True)(current_param_container)
+    (_, new_state), grad = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return grad, new_state
+
+
+def update_params(workload, current_param_container, current_params_types, model_state,
+                  hyperparameters, batch, loss_type, optimizer_state, eval_results, global_step,
+                  rng, train_state=None):
+    grad, new_state = _grad(workload, current_param_container, model_state, batch, rng)
     steps = optimizer_state.steps + 1
     lr = hyperparameters.learning_rate * 0.5 ** (steps // hyperparameters.halve_every)
     nu = jax.tree.map(lambda v, g: 0.9 * v + 0.1 * g * g, optimizer_state.nu, grad)
