@@ -63,7 +63,10 @@ Spec for `harness/runner.py`, which implements it (deviations noted in item 3 an
 `key = fold_in(PRNGKey(0), seed)`; prepare_for_eval at step t: `fold_in(fold_in(key, 3), t)`
 (stored in runs.rng_derivation of AlgoPerf-format runs, after RNG_DERIVATION). A submission with
 prepare_for_eval runs in concrete-step mode too (reason "PREPARE_FOR_EVAL"), so that
-prepare_for_eval and the host eval sit between steps.
+prepare_for_eval and the host eval sit between steps; one whose prepare_for_eval is AlgoPerf's
+no-op (returns its inputs: `adapter.returns_its_inputs`) does not declare it. On a host-fed
+workload (ogbg_molpcba) `ConcreteSteps` draws each batch from the trial's own batch stream
+(`workload.train_batches`), as the compiled chunks do.
 """
 
 from __future__ import annotations
