@@ -144,6 +144,15 @@ def test_optimizer_states_of_every_kind_train_to_the_target(mnist_sample, name, 
     assert result.status == "reached" and result.concrete_reason == reason
 
 
+@pytest.mark.parametrize("name,reason", [
+    ("growing_history_state", EagerReason.STATE_STRUCTURE.name),  # a list that grows per step
+    ("eval_stash_field", "PREPARE_FOR_EVAL"),  # a field None between evals, a tree after one
+])
+def test_optimizer_states_that_change_structure_train_in_concrete_steps(mnist_sample, name, reason):
+    sub, result = _mnist(name, mnist_sample)
+    assert result.status == "reached" and result.concrete_reason == reason
+
+
 # -- prepare_for_eval that swaps the parameters -----------------------------------------------
 
 def test_noop_prepare_for_eval_is_told_from_one_that_does_something():

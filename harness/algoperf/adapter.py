@@ -80,6 +80,7 @@ class EagerReason(enum.Enum):
     HOST_VALUES = ("uses array values in Python (an `if` on an array in its state, float() of "
                    "a loss) as AlgoPerf's eager calls allow")
     INIT_VALUES = "needs the parameters' values in init_optimizer_state (saves or reads them)"
+    STATE_STRUCTURE = "changes its optimizer state's structure between calls"
     HOST_STATE = "changes Python values in its optimizer state (a counter, an object) each step"
     HOST_ARRAYS = "converts traced values to NumPy (host arrays in its state or its step)"
 
@@ -289,15 +290,15 @@ class AlgoPerfSubmission:
         its other leaves (Python objects, the leaves of an unregistered class) are kept here.
         A kept leaf the submission replaced (a Python counter it increments) is taken as the
         new value between concrete steps; inside a compiled chunk its new value would be
-        frozen at trace time, so that raises NeedsConcreteStep."""
+        frozen at trace time, so that raises NeedsConcreteStep; so does a state whose structure
+        changes (a field None at one step, a tree at another), which concrete steps allow."""
         leaves, treedef = jax.tree_util.tree_flatten(state)
-        if self._opt_treedef is None:
+        if self._opt_treedef is not None and treedef != self._opt_treedef and traced:
+            raise NeedsConcreteStep(EagerReason.STATE_STRUCTURE, self.name)
+        if self._opt_treedef is None or treedef != self._opt_treedef:  # first, or new structure
             self._opt_treedef = treedef
             self._opt_static = [(i, x) for i, x in enumerate(leaves) if not _is_array(x)
                                 and not isinstance(x, jax.core.Tracer)]
-        elif treedef != self._opt_treedef:
-            raise SpecError(f"submission {self.name}: the optimizer state changed structure "
-                            f"between steps ({self._opt_treedef} -> {treedef})")
         changed = [(i, leaves[i]) for i, old in self._opt_static if not _same(leaves[i], old)]
         if changed and traced:
             raise NeedsConcreteStep(EagerReason.HOST_STATE, self.name)
