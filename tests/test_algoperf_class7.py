@@ -288,3 +288,25 @@ def test_renamed_jnp_clip_keywords_run_and_a_broken_file_says_it_is_not_python(t
     '''))
     with pytest.raises(SpecError, match=r"submission.py is not valid Python: invalid syntax"):
         load_submission(broken)
+
+
+def test_own_files_writes_privately_and_still_reads_a_file_the_submission_did_not_write(
+        tmp_path, monkeypatch):
+    from types import ModuleType
+
+    from harness.algoperf.own_files import OwnFiles
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shipped.txt").write_text("data beside it")
+    module = ModuleType("writer")
+    exec("def write(p, t):\n    with open(p, 'w') as f:\n        f.write(t)\n"
+         "def read(p):\n    with open(p) as f:\n        return f.read()\n", module.__dict__)
+    own = OwnFiles("writer")
+    with own.redirected(module):
+        module.write("mine.txt", "written")
+        assert module.read("mine.txt") == "written"
+        assert module.read("shipped.txt") == "data beside it"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shipped.txt"]
+    assert (own.root / "mine.txt").read_text() == "written"
+    with pytest.raises(FileNotFoundError):  # outside the submission's call: the real cwd
+        module.read("mine.txt")

@@ -8,8 +8,9 @@ removed when the process exits), and while its functions run:
   becomes `<root>/tmp` (AlgoPerf's runner gives submissions no folder of their own, so
   published files write to `/tmp` or the working folder, where two trials would overwrite
   each other's files);
-- `open` as the submission module calls it resolves a relative path under the root (reads
-  too, so a file it wrote can be read back).
+- `open` as the submission module calls it writes a relative path under the root, and reads
+  a relative path from there when it wrote that file (else from where it points: a file the
+  submission reads, not writes, is found as before).
 
 Only these names are redirected, and only while the submission's code runs (the names are
 replaced once, by wrappers that act as the originals outside a submission's call): a function imported by name at import time
@@ -77,8 +78,13 @@ def _open(file: Any, *args: Any, **kwargs: Any) -> Any:
     root = _ROOT.get()
     if (root is not None and isinstance(file, (str, os.PathLike))
             and not Path(os.fsdecode(file)).is_absolute()):
-        file = _under(root, file)
-        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        mode = args[0] if args else kwargs.get("mode", "r")
+        private = _under(root, file)
+        if any(c in mode for c in "wax+"):
+            Path(private).parent.mkdir(parents=True, exist_ok=True)
+            file = private
+        elif Path(private).exists():  # a file it wrote; else a file that was there (its data)
+            file = private
     return builtins.open(file, *args, **kwargs)
 
 
