@@ -30,10 +30,13 @@ same functions eagerly with a Python int step, as AlgoPerf's own runner does.
 
 from __future__ import annotations
 
+import ast
 import collections
+import contextlib
 import enum
 import functools
 import inspect
+import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -44,13 +47,18 @@ import numpy as np
 
 from harness.algoperf.api import spec as ap_spec
 from harness.algoperf.jax_compat import removed_api
-from harness.algoperf.names import algoperf_name, ignores_dropout
+from harness.algoperf.names import algoperf_name, dropout_problem, ignores_dropout
+from harness.algoperf.own_files import OwnFiles
 from harness.algoperf.shim import installed
 from harness.algoperf.workload_view import (AlgoPerfWorkload, Unsupported, to_algoperf_batch,
                                             to_suite_batch)
 from harness.spec import SpecError, Workload
 
-_TRACER_ERRORS = (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError,
+#: the Python int steps a traced call that failed is probed with: a step-gated host read
+#: (`if step % k == 0 and float(loss) < best`) passes at one of them
+_PROBE_STEPS = (0, 1)
+#: what tracing raises where Python needs an array's value
+TRACER_ERRORS = (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError,
                   jax.errors.TracerIntegerConversionError)
 
 
@@ -69,6 +77,12 @@ class EagerReason(enum.Enum):
     EVAL_RESULTS = "reads eval_results"
     TRAIN_STATE = "reads train_state"
     TRAINING_COMPLETE = "raises TrainingCompleteError"
+    HOST_VALUES = ("uses array values in Python (an `if` on an array in its state, float() of "
+                   "a loss) as AlgoPerf's eager calls allow")
+    INIT_VALUES = "needs the parameters' values in init_optimizer_state (saves or reads them)"
+    STATE_STRUCTURE = "changes its optimizer state's structure between calls"
+    HOST_STATE = "changes Python values in its optimizer state (a counter, an object) each step"
+    HOST_ARRAYS = "converts traced values to NumPy (host arrays in its state or its step)"
 
 
 class NeedsConcreteStep(SpecError):
@@ -84,6 +98,16 @@ class NeedsConcreteStep(SpecError):
 
 def _is_array(x: Any) -> bool:
     return isinstance(x, (jax.Array, np.ndarray, np.generic))
+
+
+def _same(new: Any, old: Any) -> bool:
+    """Whether a kept (non-array) optimizer-state leaf is unchanged: the same object, or equal."""
+    if new is old:
+        return True
+    try:
+        return bool(new == old)
+    except Exception:  # noqa: BLE001 - incomparable objects are taken as changed
+        return False
 
 
 class _TracedReadGuard:
@@ -127,6 +151,36 @@ def hyperparameters(hparams: Mapping[str, Any]) -> tuple:
     return _hyperparameters_class(tuple(hparams))(**hparams)
 
 
+#: AlgoPerf's prepare_for_eval parameters: (optimizer_state, current_param_container,
+#: model_state), what it returns, are its 7th, 2nd and 4th
+_PREPARE_RETURNS = (6, 1, 3)
+
+
+def returns_its_inputs(fn: Callable) -> bool:
+    """Whether `fn` (a prepare_for_eval) provably returns (optimizer_state,
+    current_param_container, model_state) unchanged: its body, besides a docstring, `del`
+    and `pass`, is one `return` of those three parameters in that order. False when its source
+    cannot be read or says anything else."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    args = [a.arg for a in node.args.posonlyargs + node.args.args]
+    if len(args) <= max(_PREPARE_RETURNS):
+        return False
+    body = [n for n in node.body if not isinstance(n, (ast.Delete, ast.Pass)) and not (
+        isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    if len(body) != 1 or not isinstance(body[0], ast.Return):
+        return False
+    value = body[0].value
+    return (isinstance(value, ast.Tuple) and len(value.elts) == 3
+            and all(isinstance(e, ast.Name) for e in value.elts)
+            and [e.id for e in value.elts] == [args[i] for i in _PREPARE_RETURNS])
+
+
 class AlgoPerfSubmission:
     """An AlgoPerf JAX submission module behind the suite's submission API (module docstring)."""
 
@@ -142,6 +196,8 @@ class AlgoPerfSubmission:
         #: `hyperparameters=None`, as AlgoPerf's self-tuning ruleset passes them
         self.self_tuning = False
         self._views: dict[int, AlgoPerfWorkload] = {}
+        #: the folder the files the submission writes itself (checkpoints) go to
+        self.own_files = OwnFiles(name)
         #: sizes of the splits of the dataset the runner trains on (`use_dataset`)
         self.split_sizes: dict[str, int] = {}
 
@@ -161,13 +217,16 @@ class AlgoPerfSubmission:
                         ) -> dict[str, Any]:
         """The hyperparameters `workload` ignores as AlgoPerf's counterpart does (a non-zero
         dropout rate, `dropout_rate`/`aux_dropout_rate`/..., on a model AlgoPerf gives no
-        dropout: mnist, cifar); raises Unsupported for one it can neither honour nor ignore."""
+        dropout: mnist, cifar); raises Unsupported for one it can neither honour nor ignore
+        (`names.dropout_problem`; a rate equal to the workload's dropout knob is honoured)."""
         ignored = {}
         for key, value in (hparams or {}).items():
-            if "dropout" in key and value not in (None, 0, 0.0):
-                if not ignores_dropout(workload.name):
-                    raise Unsupported(f"{workload.spec} has no dropout: hyperparameter "
-                                      f"{key}={value} cannot be honoured (use 0.0)")
+            if "dropout" not in key:
+                continue
+            problem = dropout_problem(workload, key, value)
+            if problem is not None:
+                raise Unsupported(problem)
+            if value not in (None, 0, 0.0) and ignores_dropout(workload.name):
                 ignored[key] = value
         return ignored
 
@@ -200,6 +259,9 @@ class AlgoPerfSubmission:
         n = self.devices
         if not n:
             return batch
+        if n > 1 and hasattr(batch.get("inputs"), "n_node"):
+            raise Unsupported(f"submission {self.name} is pmap-era: a padded graph batch cannot "
+                              f"be split across {n} local devices (run it on one device)")
 
         def shard(x):
             if x.shape[0] % n:
@@ -223,15 +285,27 @@ class AlgoPerfSubmission:
 
     # -- optimizer state: arrays through the chunk, Python objects kept here ----------------
 
-    def _split_opt_state(self, state: Any) -> list[Any]:
+    def _split_opt_state(self, state: Any, traced: bool = False) -> list[Any]:
+        """The optimizer state's array leaves (NumPy arrays included: they travel as arrays);
+        its other leaves (Python objects, the leaves of an unregistered class) are kept here.
+        A kept leaf the submission replaced (a Python counter it increments) is taken as the
+        new value between concrete steps; inside a compiled chunk its new value would be
+        frozen at trace time, so that raises NeedsConcreteStep; so does a state whose structure
+        changes (a field None at one step, a tree at another), which concrete steps allow."""
         leaves, treedef = jax.tree_util.tree_flatten(state)
-        if self._opt_treedef is None:
+        if self._opt_treedef is not None and treedef != self._opt_treedef and traced:
+            raise NeedsConcreteStep(EagerReason.STATE_STRUCTURE, self.name)
+        if self._opt_treedef is None or treedef != self._opt_treedef:  # first, or new structure
             self._opt_treedef = treedef
             self._opt_static = [(i, x) for i, x in enumerate(leaves) if not _is_array(x)
                                 and not isinstance(x, jax.core.Tracer)]
-        elif treedef != self._opt_treedef:
-            raise SpecError(f"submission {self.name}: the optimizer state changed structure "
-                            f"between steps ({self._opt_treedef} -> {treedef})")
+        changed = [(i, leaves[i]) for i, old in self._opt_static if not _same(leaves[i], old)]
+        if changed and traced:
+            raise NeedsConcreteStep(EagerReason.HOST_STATE, self.name)
+        if changed:
+            updated = dict(self._opt_static)
+            updated.update(changed)
+            self._opt_static = sorted(updated.items())
         static = {i for i, _ in self._opt_static}
         return [x for i, x in enumerate(leaves) if i not in static]
 
@@ -242,6 +316,13 @@ class AlgoPerfSubmission:
         return jax.tree_util.tree_unflatten(self._opt_treedef, leaves)
 
     # -- calls into the submission ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        """While the submission's code runs: `algoperf` importable (the shim) and the files it
+        writes itself kept in its own folder (`harness.algoperf.own_files`)."""
+        with installed(), self.own_files.redirected(self.module):
+            yield
 
     def _raise_if_removed_api(self, error: BaseException) -> None:
         """A call of a JAX API removed since the file was written: one line saying so."""
@@ -257,28 +338,42 @@ class AlgoPerfSubmission:
 
     def _call(self, fn: Callable, kwargs: dict[str, Any], step: Any) -> Any:
         """Call `fn(**kwargs, global_step=step)` with the shim installed; with a traced step,
-        turn a need for a concrete step into NeedsConcreteStep (probing with step 0)."""
+        turn a need for a concrete step into NeedsConcreteStep (probing with the steps of
+        `_PROBE_STEPS`: when none gets past the tracer error, the step is not to blame and the
+        error stands)."""
         traced = isinstance(step, jax.core.Tracer)
-        with installed():
+        with self._running():
             try:
                 return fn(**kwargs, global_step=step)
             except (AttributeError, ModuleNotFoundError) as error:
                 self._raise_if_removed_api(error)
                 raise
+            except jax.errors.TracerArrayConversionError as error:
+                if not traced:
+                    raise
+                raise NeedsConcreteStep(EagerReason.HOST_ARRAYS, self.name) from error
             except ap_spec.TrainingCompleteError:
                 if traced:
                     raise NeedsConcreteStep(EagerReason.TRAINING_COMPLETE, self.name) from None
                 raise
-            except _TRACER_ERRORS as error:
+            except TRACER_ERRORS as error:
                 if not traced:
                     raise
-                try:
-                    fn(**kwargs, global_step=0)
-                except _TRACER_ERRORS:
+                if not any(self._probe(fn, kwargs, probe) for probe in _PROBE_STEPS):
                     raise error from None
-                except Exception:  # noqa: BLE001 - any other outcome means the step mattered
-                    pass
                 raise NeedsConcreteStep(EagerReason.GLOBAL_STEP, self.name) from error
+
+    @staticmethod
+    def _probe(fn: Callable, kwargs: dict[str, Any], step: int) -> bool:
+        """Whether calling `fn` with the Python int `step` gets past the tracer errors (so the
+        traced step was what stopped it)."""
+        try:
+            fn(**kwargs, global_step=step)
+        except TRACER_ERRORS:
+            return False
+        except Exception:  # noqa: BLE001 - any other outcome means the step mattered
+            pass
+        return True
 
     def _common(self, workload: Workload, params: Any, model_state: Any, opt_state: Sequence[Any],
                 hparams: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,7 +388,7 @@ class AlgoPerfSubmission:
     def get_batch_size(self, workload_name: str) -> int:
         name = algoperf_name(workload_name)
         try:
-            with installed():
+            with self._running():
                 return self.module.get_batch_size(name)
         except (KeyError, ValueError) as e:
             raise SpecError(f"submission {self.name} has no batch size for AlgoPerf workload "
@@ -303,13 +398,26 @@ class AlgoPerfSubmission:
                              hparams: Mapping[str, Any], rng: jax.Array) -> list[Any]:
         self.ignored_hparams(workload, hparams)
         self._opt_treedef = None
-        with installed():
+        traced = any(isinstance(x, jax.core.Tracer)
+                     for x in jax.tree_util.tree_leaves((params, model_state, rng)))
+        with self._running():
             try:
                 state = self.module.init_optimizer_state(
                     self.view(workload), self._replicate(params), self._replicate(model_state),
                     self._hyperparameters(hparams), rng)
             except (AttributeError, ModuleNotFoundError) as error:
                 self._raise_if_removed_api(error)
+                if traced:
+                    raise NeedsConcreteStep(EagerReason.INIT_VALUES, self.name) from error
+                raise
+            except SpecError:
+                raise
+            except Exception as error:
+                # AlgoPerf calls it eagerly: one that needs the values (saves a checkpoint of
+                # the parameters, reads them on the host) is called so in concrete-step mode,
+                # where a genuine error shows again, untraced
+                if traced:
+                    raise NeedsConcreteStep(EagerReason.INIT_VALUES, self.name) from error
                 raise
         # the runner donates its state: an optimizer state holding the parameters themselves
         # (a copy to train, an average) must own its buffers
@@ -348,7 +456,7 @@ class AlgoPerfSubmission:
                                                   EagerReason.TRAIN_STATE, traced)
         new_opt, new_params, new_state = self._call(self.module.update_params, kwargs, step)
         return (self._unreplicate(new_params), self._settle_state(new_state, model_state),
-                self._split_opt_state(new_opt), {"loss": loss})
+                self._split_opt_state(new_opt, traced), {"loss": loss})
 
     def prepare_for_eval(self, workload: Workload, params: Any, model_state: Any,
                          opt_state: Sequence[Any], hparams: Mapping[str, Any], step: int,
@@ -368,7 +476,11 @@ class AlgoPerfSubmission:
 
     @property
     def has_prepare_for_eval(self) -> bool:
-        return callable(getattr(self.module, "prepare_for_eval", None))
+        """A prepare_for_eval the runner must call: one that is not a no-op (`is_identity`:
+        AlgoPerf's baselines define one that returns its inputs unchanged; calling it changes
+        nothing, so such a submission trains in compiled chunks like one without it)."""
+        fn = getattr(self.module, "prepare_for_eval", None)
+        return callable(fn) and not returns_its_inputs(fn)
 
     def _settle_state(self, new_state: Any, old_state: Any) -> Any:
         """The model state back in the suite's form ({} where AlgoPerf uses None)."""

@@ -63,14 +63,17 @@ Spec for `harness/runner.py`, which implements it (deviations noted in item 3 an
 `key = fold_in(PRNGKey(0), seed)`; prepare_for_eval at step t: `fold_in(fold_in(key, 3), t)`
 (stored in runs.rng_derivation of AlgoPerf-format runs, after RNG_DERIVATION). A submission with
 prepare_for_eval runs in concrete-step mode too (reason "PREPARE_FOR_EVAL"), so that
-prepare_for_eval and the host eval sit between steps.
+prepare_for_eval and the host eval sit between steps; one whose prepare_for_eval is AlgoPerf's
+no-op (returns its inputs: `adapter.returns_its_inputs`) does not declare it. On a host-fed
+workload (ogbg_molpcba) `ConcreteSteps` draws each batch from the trial's own batch stream
+(`workload.train_batches`), as the compiled chunks do.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -156,11 +159,19 @@ class ConcreteSteps:
     runner calls a submission: the suite's batch sampler is compiled once; data_selection and
     update_params run eagerly (the submission's own jit does the compiling)."""
 
-    def __init__(self, workload: Workload, submission: Any, batch_size: int):
+    def __init__(self, workload: Workload, submission: Any, batch_size: int,
+                 host_batches: Iterator[Any] | None = None):
         self.workload, self.submission, self.batch_size = workload, submission, batch_size
         self.first_call_s = 0.0
         self._calls = 0
         self._sample = jax.jit(lambda data, rng: workload.sample_batch(data, rng, batch_size))
+        #: a host-fed workload's batches (`workload.train_batches`): each draw takes the next
+        self.host_batches = host_batches
+
+    def _next_batch(self, data: Any, rng: jax.Array) -> Any:
+        if self.host_batches is not None:
+            return next(self.host_batches)
+        return self._sample(data, rng)
 
     def run(self, state: tuple, data: Any, start_step: int, n: int, train_key: jax.Array
             ) -> tuple[tuple, np.ndarray, int | None]:
@@ -175,7 +186,7 @@ class ConcreteSteps:
             t0 = time.perf_counter()
             data_rng, update_rng = jax.random.split(jax.random.fold_in(train_key, step))
             try:
-                batch = module.data_selection(w, lambda rng: self._sample(data, rng), opt_state,
+                batch = module.data_selection(w, lambda rng: self._next_batch(data, rng), opt_state,
                                               params, model_state, hparams, step, data_rng)
                 params, model_state, opt_state, metrics = module.update_params(
                     w, params, model_state, opt_state, batch, hparams, step, update_rng)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +27,9 @@ from harness.errors import SpecError
 from harness.records.submission import Capabilities, SearchSpaceFile
 
 SEARCH_SPACE_FILE = "tuning_search_space.json"
+#: an import of AlgoPerf's package (either name) at the start of a line
+_IMPORTS_ALGOPERF = re.compile(r"^\s*(from|import)\s+(algoperf|algorithmic_efficiency)\b",
+                               re.MULTILINE)
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -52,11 +56,11 @@ def is_algoperf_folder(path: Path) -> bool:
         return False
     if (path / SEARCH_SPACE_FILE).is_file():
         return True
+    text = source.read_text()
     try:
-        return bool({"algoperf", "algorithmic_efficiency", "torch"}
-                    & _imports(ast.parse(source.read_text())))
-    except SyntaxError:
-        return False
+        return bool({"algoperf", "algorithmic_efficiency", "torch"} & _imports(ast.parse(text)))
+    except SyntaxError:  # still AlgoPerf's when its text imports it: check_source says why
+        return _IMPORTS_ALGOPERF.search(text) is not None
 
 
 def is_self_tuning(folder: Path) -> bool:

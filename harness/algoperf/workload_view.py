@@ -17,20 +17,23 @@ every `eval_every` steps and budgets steps, not seconds); so does any attribute 
 workload's own class (`use_resnet`, ...).
 
 What a suite workload cannot honour, and raises `Unsupported` for when asked:
-- `dropout_rate` other than 0 (or None) on a workload whose AlgoPerf counterpart has dropout:
-  no suite workload takes a dropout rate at call time. Where AlgoPerf's own model has none
-  (mnist, cifar: their `model_fn` deletes the rate, `names.IGNORES_DROPOUT`) the rate is
-  ignored, as there (a traced rate cannot be checked here; `AlgoPerfSubmission` checks the
-  hyperparameters and records what it ignored);
+- a `dropout_rate` its model does not train with (`names.dropout_problem`): a workload with a
+  `dropout` knob (ogbg_molpcba) honours the rate equal to its knob; where AlgoPerf's own model
+  has none (mnist, cifar: their `model_fn` deletes the rate, `names.IGNORES_DROPOUT`) any rate
+  is ignored, as there; elsewhere only 0 (a traced rate cannot be checked here;
+  `AlgoPerfSubmission` checks the hyperparameters and records what it ignored);
 - `mode=TRAIN` with `update_batch_norm=False` on a model with batch statistics: the suite's
   `apply` updates them whenever it trains;
-- `label_smoothing` other than 0 on a loss that is not softmax cross-entropy;
+- `label_smoothing` other than 0 on a loss that is not a cross-entropy;
 - AlgoPerf's input pipeline and evaluation (`_build_input_queue`, `eval_model`): the suite's runner
-  feeds batches and evaluates;
-- graph workloads (ogbg_molpcba): their batches are the suite's jraph layout, not AlgoPerf's.
+  feeds batches and evaluates.
 
 Batches a submission sees are AlgoPerf's: `inputs`, `targets`, and `weights` (1.0 for a real
-example, 0.0 for padding: the suite's `mask`).
+example, 0.0 for padding: the suite's `mask`). On graph workloads (ogbg_molpcba) `inputs` is
+the padded `jraph.GraphsTuple` and `weights` is AlgoPerf ogbg's per-label mask (graphs x
+tasks: the suite's `label_mask` times its graph `mask`); `loss_fn` then returns the same
+`summed` and `n_valid_examples` as AlgoPerf's, with `per_example` per graph (summed over its
+tasks) where AlgoPerf's is per label.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import jax.numpy as jnp
 import optax
 
 from harness.algoperf.api import param_utils, spec
-from harness.algoperf.names import LOSS_TYPES, algoperf_name, ignores_dropout
+from harness.algoperf.names import LOSS_TYPES, algoperf_name, dropout_problem
 from harness.errors import Unsupported, UnsupportedAttribute
 from harness.spec import Workload
 
@@ -60,19 +63,29 @@ _UNANSWERED = {
 
 
 def to_suite_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
-    """AlgoPerf batch (`weights`) -> suite batch (`mask`); other keys unchanged."""
+    """AlgoPerf batch (`weights`) -> suite batch (`mask`); other keys unchanged. Per-label
+    weights (ogbg: graphs x tasks) become the suite's `label_mask`, and a graph is real
+    (`mask`) when any of its labels is weighted (a graph with none adds nothing to the loss)."""
     out = {k: v for k, v in batch.items() if k != "weights"}
-    if "weights" in batch:
-        out["mask"] = batch["weights"]
+    weights = batch.get("weights")
+    if weights is not None and jnp.ndim(weights) == 2:
+        out["label_mask"] = weights
+        out["mask"] = (jnp.sum(weights, axis=-1) > 0).astype(jnp.float32)
+    elif weights is not None:
+        out["mask"] = weights
     elif "mask" not in out:
         out["mask"] = jnp.ones(jax.tree_util.tree_leaves(batch["targets"])[0].shape[:1], jnp.float32)
     return out
 
 
 def to_algoperf_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
-    """Suite batch (`mask`) -> AlgoPerf batch (`weights`); other keys unchanged."""
-    out = {k: v for k, v in batch.items() if k != "mask"}
-    if "mask" in batch:
+    """Suite batch (`mask`) -> AlgoPerf batch (`weights`); other keys unchanged. A graph batch's
+    per-label mask (`label_mask`, graphs x tasks) times its graph mask is AlgoPerf ogbg's
+    `weights` (0 for a missing label and for every label of a padding graph)."""
+    out = {k: v for k, v in batch.items() if k not in ("mask", "label_mask")}
+    if "label_mask" in batch:
+        out["weights"] = batch["label_mask"] * batch["mask"][:, None]
+    elif "mask" in batch:
         out["weights"] = batch["mask"]
     return out
 
@@ -89,9 +102,6 @@ class AlgoPerfWorkload(spec.Workload):
     """AlgoPerf's Workload API over one suite workload variant (see the module docstring)."""
 
     def __init__(self, workload: Workload, split_sizes: Mapping[str, int] | None = None):
-        if workload.input_mode != "device":
-            raise Unsupported(f"{workload.name} cannot be offered to AlgoPerf submissions: its "
-                              "batches are the suite's graph layout (jraph), not AlgoPerf's")
         self.workload = workload
         self.metrics_logger = None
         self._shapes = None
@@ -217,10 +227,10 @@ class AlgoPerfWorkload(spec.Workload):
         """(logits, new model state): the suite workload's `apply`, train=(mode is TRAIN).
         `use_running_average_bn` (AlgoPerf's CIFAR ResNet's keyword) is accepted where it
         agrees with the suite's apply: batch statistics in training, averages in evaluation."""
-        if (dropout_rate is not None and not ignores_dropout(self.workload.name)
-                and _concrete_float(dropout_rate) not in (None, 0.0)):
-            raise Unsupported(f"{self.workload.spec} has no dropout: dropout_rate={dropout_rate} "
-                              "cannot be honoured (use 0.0)")
+        rate = None if dropout_rate is None else _concrete_float(dropout_rate)
+        problem = None if rate is None else dropout_problem(self.workload, "dropout_rate", rate)
+        if problem is not None:
+            raise Unsupported(problem)
         train = getattr(mode, "name", mode) == "TRAIN"
         has_state = bool(jax.tree_util.tree_leaves(model_state))
         if train and has_state and (not update_batch_norm or use_running_average_bn):
@@ -240,19 +250,27 @@ class AlgoPerfWorkload(spec.Workload):
         The per-example loss is the suite workload's own (`loss_per_example`); label smoothing
         uses `optax.smooth_labels` and is available for softmax cross-entropy only.
         """
-        n = logits_batch.shape[0]
-        mask = jnp.ones((n,), logits_batch.dtype) if mask_batch is None else mask_batch
-        batch = {"targets": label_batch, "mask": mask}
+        kind = self.loss_type
+        if mask_batch is None:
+            shape = jnp.shape(label_batch) if kind is spec.LossType.SIGMOID_CROSS_ENTROPY else \
+                logits_batch.shape[:1]
+            mask_batch = jnp.ones(shape, logits_batch.dtype)
+        batch = to_suite_batch({"targets": label_batch, "weights": mask_batch})
         smoothing = _concrete_float(label_smoothing)
-        if smoothing is None or smoothing != 0.0:
-            if self.loss_type is not spec.LossType.SOFTMAX_CROSS_ENTROPY:
-                raise Unsupported(f"{self.workload.spec}: label smoothing needs a softmax "
-                                  f"cross-entropy loss, not {self.loss_type.name}")
+        if smoothing is not None and smoothing == 0.0:
+            per_example = self.workload.loss_per_example(logits_batch, batch)
+        elif kind is spec.LossType.SOFTMAX_CROSS_ENTROPY:
             onehot = jax.nn.one_hot(label_batch, logits_batch.shape[-1])
             targets = optax.smooth_labels(onehot, label_smoothing)
-            per_example = optax.softmax_cross_entropy(logits_batch, targets) * (mask > 0)
+            per_example = optax.softmax_cross_entropy(logits_batch, targets) * (batch["mask"] > 0)
+        elif kind is spec.LossType.SIGMOID_CROSS_ENTROPY:
+            # AlgoPerf ogbg's: optax.smooth_labels over the task axis, then the masked loss
+            smoothed = optax.smooth_labels(jnp.asarray(label_batch, logits_batch.dtype),
+                                           label_smoothing)
+            per_example = self.workload.loss_per_example(logits_batch, {**batch, "targets": smoothed})
         else:
-            per_example = self.workload.loss_per_example(logits_batch, batch)
+            raise Unsupported(f"{self.workload.spec}: label smoothing needs a cross-entropy "
+                              f"loss, not {kind.name}")
         return {"summed": per_example.sum(), "n_valid_examples": self.workload.loss_normalizer(batch),
                 "per_example": per_example}
 

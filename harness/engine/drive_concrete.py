@@ -19,6 +19,7 @@ import numpy as np
 from harness import interrupt, progress
 from harness.algoperf.hooks import (AlgoPerfClock, ConcreteSteps, record_eval,
                                     timed_prepare_for_eval)
+from harness.data.prefetch import prefetch
 from harness.engine import stop as stop_rule
 from harness.engine.context import GroupContext
 from harness.engine.evaluator import Evaluator
@@ -26,8 +27,7 @@ from harness.engine.ledger import start_ledger
 from harness.engine.stop import Stop
 from harness.progress import Phase
 from harness.records.status import RunStatus
-from harness.records.trial import TrialResult
-from harness.spec import SpecError
+from harness.records.trial import HOST_PREFETCH, TrialResult
 from harness.trial import trial_keys
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,6 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
     """One AlgoPerf-format trial in concrete-step mode (module docstring): AlgoPerf's runner
     loop with the suite's keys, schedule, stops and rows."""
     w, o, trial = ctx.workloads[index], ctx.resolved, ctx.trials[index]
-    if w.input_mode == "host":
-        raise SpecError(f"{w.spec} feeds batches from the host; concrete-step mode (needed by "
-                        f"submission {ctx.submission.name}: {reason}) samples on the device: "
-                        "use a device-input workload")
     sub = dataclasses.replace(ctx.submission, hparams=ctx.hparams[index])
     module = sub.module
     hooks = sub.capabilities.eval_hooks
@@ -56,6 +52,7 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
     clock = AlgoPerfClock()
     snaps = ctx.snapshot_steps
     compile_s = 0.0
+    host_batches = None
     try:
         keys = trial_keys(trial.seed)
         params, model_state = w.init(keys["init"])
@@ -64,7 +61,10 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
         if ctx.on_snapshot is not None and snaps and snaps[0] == 0:
             progress.emit(Phase.SNAPSHOT, (index,), step=0, snapshot=1, snapshots=len(snaps))
             ctx.on_snapshot(r.run_id, 0, state[0], state[1])
-        stepper = ConcreteSteps(w, sub, ctx.batch_size)
+        if w.input_mode == "host":  # the trial's own batch stream, as in compiled chunks
+            host_batches = prefetch(w.train_batches(ctx.dataset, ctx.batch_size, trial.seed),
+                                    HOST_PREFETCH)
+        stepper = ConcreteSteps(w, sub, ctx.batch_size, host_batches)
         step, loss0 = 0, None
         while step < o.max_steps:
             interrupt.check()  # a Ctrl-C swallowed where it came (harness.interrupt) stops here
@@ -141,5 +141,8 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
     except (Exception, SystemExit):  # SystemExit: sys.exit() in a submission's code
         ledger.finish(RunStatus.FAILED, traceback.format_exc().strip(), compile_s, 0)
         raise
+    finally:
+        if host_batches is not None:
+            host_batches.close()  # stops the prefetch thread
 
 

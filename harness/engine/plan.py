@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness.algoperf.adapter import NeedsConcreteStep
+from harness.algoperf.adapter import TRACER_ERRORS, EagerReason, NeedsConcreteStep
 from harness.engine.context import GroupContext, Piece
 from harness.engine.program import Program
 from harness.engine.trial_axis import traced_names
@@ -204,21 +204,24 @@ def plan_programs(ctx: GroupContext, in_loop: bool) -> list[Piece]:
 
 def concrete_reason(ctx: GroupContext, program: Program, fed: Any) -> str | None:
     """Why a submission cannot train in compiled chunks, or None: one that may need a concrete
-    step (Capabilities.may_need_concrete_step) raises NeedsConcreteStep when one step is traced
-    with a traced step count; prepare_for_eval runs on the host before each eval, between
-    steps."""
+    step (Capabilities.may_need_concrete_step) raises NeedsConcreteStep when its initial state
+    or one step is traced with a traced step count, or its trace fails where Python reads an
+    array's value (concrete steps run such code, as AlgoPerf's runner does); prepare_for_eval
+    runs on the host before each eval, between steps."""
     caps = ctx.submission.capabilities
     if not caps.may_need_concrete_step:
         return "PREPARE_FOR_EVAL" if caps.prepare_for_eval else None
     hp = ctx.hparams[0]
     keys = jax.random.split(jax.random.PRNGKey(0))
-    carry = jax.eval_shape(lambda: program.init([{"init": keys[0], "optimizer": keys[1]}], [hp]))
     key = jax.ShapeDtypeStruct((1, 2), jnp.uint32)
     try:
+        carry = jax.eval_shape(lambda: program.init([{"init": keys[0], "optimizer": keys[1]}], [hp]))
         jax.eval_shape(lambda c, f, k, step: program._step(c, step, ctx.train_data, f, {}, k),
                        carry, fed, key, jax.ShapeDtypeStruct((), jnp.int32))
     except NeedsConcreteStep as e:
         return e.reason.name
+    except TRACER_ERRORS:  # Python on array values: fine in concrete steps, as AlgoPerf calls it
+        return EagerReason.HOST_VALUES.name
     if ctx.submission.capabilities.prepare_for_eval:
         return "PREPARE_FOR_EVAL"
     return None

@@ -29,8 +29,9 @@ class Capabilities:
     #: a compiled program trains one workload variant: trials that differ in runtime knobs run
     #: variant by variant, never switched per trial inside one program
     one_variant_per_program: bool = False
-    #: tracing a step may raise `NeedsConcreteStep`: the engine traces one step before any row
-    #: is written and, if it raises, trains in concrete-step mode (a Python int step per call)
+    #: tracing the initial state or a step may raise `NeedsConcreteStep` (or fail where Python
+    #: reads a traced value): the engine traces them before any row is written and, if so,
+    #: trains in concrete-step mode (a Python int step per call, as AlgoPerf's runner calls)
     may_need_concrete_step: bool = False
     #: a `prepare_for_eval` hook runs on the host (timed) before each eval: the trials train in
     #: concrete-step mode with host evaluation

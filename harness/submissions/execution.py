@@ -3,7 +3,8 @@
 A sweep asks for the same submission several times (validating the requests, the preflight
 checks, each group it runs); executing the file each time would run its module-level code
 again and give each record another module. `execute` keeps one executed module per file path
-and content (an edited file is executed again), and hands the files it executed — submission.py
+and content (an edited file is executed again), as module `submission` of a package of its
+folder (relative imports find the modules beside it), and hands the files it executed — submission.py
 and the helper modules it imported from its folder — to `harness.errors.mark_submission_code`,
 so a failure raised in them is reported as the submission's, whatever its format.
 """
@@ -51,17 +52,20 @@ def execute(source: Path, fmt: SubmissionFormat) -> Executed:
     if done is not None:
         return done
     folder = source.parent
-    name = f"{MODULE_PREFIX}{folder.name}_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+    package = f"{MODULE_PREFIX}{folder.name}_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+    name = f"{package}.submission"
     spec = importlib.util.spec_from_file_location(name, source)
     module = importlib.util.module_from_spec(spec)
     before = set(sys.modules)
+    sys.modules[package] = _folder_package(package, folder)
     sys.modules[name] = module
     try:
         with fmt.executing(folder) as roots:
             spec.loader.exec_module(module)
             helpers = _helpers((folder, *roots), before, name)
     except (Exception, SystemExit) as e:  # sys.exit() in a submission is its failure, not ours
-        del sys.modules[name]
+        for done in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+            del sys.modules[done]
         raise SpecError(f"{source} failed to import: {type(e).__name__}: {e}"
                         f"{fmt.import_hint(e)}") from e
     missing = [f for f in REQUIRED_FUNCTIONS if not callable(getattr(module, f, None))]
@@ -73,13 +77,23 @@ def execute(source: Path, fmt: SubmissionFormat) -> Executed:
     return done
 
 
+def _folder_package(name: str, folder: Path) -> ModuleType:
+    """The package submission.py runs in: its folder (its `__init__.py` is not run), so a
+    relative import (`from .helper import x`) finds a module beside it, as when AlgoPerf's
+    runner imports a submission as a module of its repository's packages."""
+    package = ModuleType(name)
+    package.__path__ = [str(folder)]
+    package.__package__ = name
+    return package
+
+
 def _helpers(places: tuple[Path, ...], before: set[str], submission: str) -> list[Path]:
     """The files of the submission's helper modules: imported while it ran (not in `before`),
     in its folder (or another of `places`: where its format found its helpers), of a package
     that was not loaded before (the harness is) and not installed below that place (a folder
     holding the repository or a virtual environment holds those too)."""
     files = []
-    for name in set(sys.modules) - before - {submission}:
+    for name in set(sys.modules) - before - {submission, submission.rpartition(".")[0]}:
         file = getattr(sys.modules.get(name), "__file__", None)
         if not file or name.partition(".")[0] in before:
             continue
