@@ -113,11 +113,13 @@ NO_FILES = ("generated", "synthetic")
 def check_folders(data_dir: str | None, checkpoint_dir: str | None,
                   compile_cache_option: str | None) -> None:
     """The folders a sweep run here reads or writes, checked before anything is recorded: the
-    data folder must be one (OutputError, one line, if a file or missing), the checkpoint and
+    data folder must not be a file (OutputError, one line; a missing one is the loader's to
+    explain, naming the files it needs), the checkpoint and
     compile-cache folders (option or environment) must be folders or creatable (created)."""
     if data_dir is not None:
-        if not str(data_dir).strip() or not Path(data_dir).expanduser().is_dir():
-            what = "is a file" if Path(data_dir).expanduser().is_file() else "is no folder"
+        path = Path(data_dir).expanduser()
+        if not str(data_dir).strip() or (path.exists() and not path.is_dir()):
+            what = "names no folder" if not str(data_dir).strip() else "is a file"
             raise OutputError(f"--data-dir {data_dir!r} {what}: give the folder holding the "
                               "dataset's files")
     if checkpoint_dir is not None:
