@@ -51,6 +51,9 @@ def report(
 
     from harness.runs_query import check_id_prefixes
 
+    if runs and not split_ids(runs):
+        raise CommandLineError(f"--runs {' '.join(runs)!r} names no run id: give ids or prefixes "
+                               "(comma-separated), or drop --runs for every run")
     ids = check_id_prefixes(split_ids(runs), "--runs")
     output_dir.check_folder(out_dir)
     from harness.errors import NoDatabase
