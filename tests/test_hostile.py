@@ -308,3 +308,24 @@ def test_a_name_or_id_means_one_thing(tmp_path, stored):
     assert not (tmp_path / "rep").exists()
     code, _, err = cli("report", "--out", str(tmp_path / "rep2"), "--db", str(tmp_path / "typo.db"))
     assert code == 0 and "no results database" in err and not (tmp_path / "typo.db").exists()
+
+
+def test_a_ctrl_c_during_a_deferred_write_waits_for_it():
+    """interrupt.deferred (a trial's outcome being written): a real SIGINT inside is only
+    remembered; the next check raises it."""
+    from harness import interrupt
+
+    previous, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    try:
+        interrupt.install()
+        with interrupt.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here: it must not raise
+            written = True
+        assert written and interrupt.requested()
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
+        interrupt._requested.clear()
