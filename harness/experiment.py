@@ -125,9 +125,17 @@ def check_folders(data_dir: str | None, checkpoint_dir: str | None,
     if checkpoint_dir is not None:
         output_dir.check_folder(Path(checkpoint_dir).expanduser(), "--checkpoint-dir")
     cache = compile_cache.resolve(compile_cache_option)
-    if cache is not None:
-        output_dir.check_folder(cache, "--compile-cache" if compile_cache_option is not None
-                                else f"${compile_cache.ENV_VAR}")
+    if cache is not None:  # a cache JAX cannot write to only warns: it need not be writable
+        option = ("--compile-cache" if compile_cache_option is not None
+                  else f"${compile_cache.ENV_VAR}")
+        if cache.exists() and not cache.is_dir():
+            raise OutputError(f"{option} {cache} is a file, not a folder; give a folder path "
+                              "or 'off'")
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{option} {cache}: cannot create the folder ({e.strerror}); give "
+                              "a folder path or 'off'") from None
 
 
 def validate_curvature(curvature: CurvatureRequest, workloads: Sequence[str] = ()) -> None:
