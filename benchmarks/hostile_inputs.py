@@ -320,7 +320,10 @@ def build_cases() -> None:
                 ["export", "--out", "{tmp}/e"], ["report", "--out", "{tmp}/rep"],
                 ["curvature", "abc"], ["runs", "show", "abc"], ["score", "adam", "--sweep", "x"],
                 ["refs", "export", "--out", "{tmp}/x"]):
-        add("6 files", [*cmd, "--db", "{tmp}/typo.db"], "refuse", no_db_created("typo.db"))
+        # report's page for a database with no runs is kept (tests/test_report.py), so a
+        # missing one may give that page too, creating nothing
+        add("6 files", [*cmd, "--db", "{tmp}/typo.db"], "either" if cmd[0] == "report" else "refuse",
+            no_db_created("typo.db"))
         add("6 files", [*cmd, "--db", ""], "refuse")
     for cmd in (["export"], ["report"], ["refs", "export"]):
         add("6 files", [*cmd, "--out", "", *db])

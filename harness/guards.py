@@ -99,7 +99,7 @@ def abstract_model(workload: Workload) -> tuple[Any, int]:
     key = ("model", type(workload), _variant_key(workload))
     if key not in _CACHE:
         try:
-            with _deadline(TRACE_SECONDS):
+            with _deadline(TRACE_SECONDS), _knob_overflow(workload):
                 closed = jax.make_jaxpr(workload.init, return_shape=True)(jax.random.PRNGKey(0))
         except _TraceTimeout:
             raise TooLarge(f"{workload.spec}: tracing its model's initialisation (no compile, "
@@ -161,6 +161,18 @@ def _count_ops(jaxpr: Any) -> int:
     return total
 
 
+@contextlib.contextmanager
+def _knob_overflow(workload: Workload):
+    """A knob value past the integer types the model computes with (a width of 10^10 as an
+    int32 argument) fails while tracing: TooLarge, one line, instead of an internal error."""
+    try:
+        yield
+    except OverflowError:
+        raise TooLarge(f"{workload.spec}: a knob value overflows the integer types the model "
+                       "computes with (found while tracing it, nothing allocated): use smaller "
+                       "knob values") from None
+
+
 class _TraceTimeout(Exception):
     """Raised by the SIGALRM handler inside a trace that ran past its deadline."""
 
@@ -220,9 +232,10 @@ def _activation_bytes(workload: Workload, shape: tuple, dtype: Any) -> int:
     if key not in _CACHE:
         params, state = abstract_model(workload)[0]
         inputs = jax.ShapeDtypeStruct(shape, np.dtype(dtype))
-        jaxpr = jax.make_jaxpr(lambda p, s, x: workload.apply(p, s, x, train=True,
-                                                              rng=jax.random.PRNGKey(0)))(
-            params, state, inputs)
+        with _knob_overflow(workload):
+            jaxpr = jax.make_jaxpr(lambda p, s, x: workload.apply(p, s, x, train=True,
+                                                                  rng=jax.random.PRNGKey(0)))(
+                params, state, inputs)
         _CACHE[key] = sum(_nbytes(v.aval) for eqn in jaxpr.jaxpr.eqns for v in eqn.outvars
                           if hasattr(v.aval, "shape"))
     return _CACHE[key]
