@@ -365,7 +365,7 @@ def build_cases() -> None:
     add("2 range", ["sweep", "--workload", TOY, "--submission", "adam", "--seeds", "2", "--hparam",
                     "learning_rate=" + "|".join(f"{0.001 * (i + 1):.4f}" for i in range(5001)),
                     *TINY, *db])
-    for uri in ("https://127.0.0.1:1", "http://localhost:9", "sqlite:///{tmp}/nodir/m.db",
+    for uri in ("https://127.0.0.1:1", "http://localhost:9", "sqlite:///{tmp}/afile/m.db",
                 "{tmp}/afile", ""):
         add("3 boundary", [*RUN, "--mlflow", uri, *db])
     for opt, path in (("--compile-cache", "{tmp}/afile/sub"), ("--compile-cache", "{tmp}/alink-file"),

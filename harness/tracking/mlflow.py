@@ -72,7 +72,7 @@ OPEN_TIMEOUT_S = 10
 def check_uri(uri: str) -> None:
     """TrackingError (one line) for a URI that cannot be a tracking store, told before MLflow
     is asked: blank; http(s) with no server listening at its host and port; a local path
-    (plain or file://) that is a file; sqlite:/// whose folder is missing or a file."""
+    (plain or file://) that is a file; sqlite:/// below a file, or naming a folder."""
     parsed = urllib.parse.urlparse(uri)
     if not uri.strip():
         raise TrackingError("--mlflow '' names no tracking store: give e.g. sqlite:///mlflow.db "
@@ -88,9 +88,10 @@ def check_uri(uri: str) -> None:
         return
     if parsed.scheme == "sqlite":
         path = Path(parsed.path[1:])  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
-        if parsed.path[1:] and not path.parent.is_dir():
-            raise TrackingError(f"MLflow at {uri}: {path.parent} is not a folder; give "
-                                "sqlite:///PATH in an existing folder")
+        above = next((p for p in path.parents if p.exists()), None)  # MLflow creates the rest
+        if parsed.path[1:] and above is not None and not above.is_dir():
+            raise TrackingError(f"MLflow at {uri}: {above} is a file, not a folder; give "
+                                "sqlite:///PATH in a folder")
         if path.is_dir():
             raise TrackingError(f"MLflow at {uri}: {path} is a folder; give a file path")
         return
