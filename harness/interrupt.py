@@ -75,3 +75,13 @@ def deferred():
         yield
     finally:
         signal.signal(signal.SIGINT, _on_sigint)
+
+
+def hold() -> None:
+    """The command has returned: from now on a Ctrl-C is ignored while the CLI leaves, its exit
+    code telling the command's outcome (130 if a Ctrl-C came before). Python's finalization
+    resets a Python-level handler to the default one, so a Ctrl-C while JAX tears down would
+    otherwise kill the interpreter by the signal; an ignored SIGINT stays ignored."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is _on_sigint):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
