@@ -101,6 +101,11 @@ class TrackingError(UserError, RuntimeError):
 class DatabaseError(UserError, RuntimeError):
     """The results database cannot be used as asked; the message says why and what to do."""
 
+
+class NoDatabase(DatabaseError):
+    """A command that only reads was given a database path where there is none (nothing is
+    created there)."""
+
 class CheckError(UserError, ValueError):
     """The check cannot run as asked (bad runs, no matching references); exit code 2."""
 

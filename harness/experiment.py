@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import checkpoint, guards, interrupt
+from harness import checkpoint, compile_cache, guards, interrupt, output_dir
 from harness.grid import MAX_SEED, MAX_TRIALS
 from harness.db import Run, Sweep
 from harness.engine.execute import (LocalExecutor, database, execute_group,
@@ -36,6 +36,7 @@ from harness.records.sweep import (CellSummary, CurvatureRequest, GroupEvents, G
                                    GroupStarted, SweepEvent, SweepPhase, SweepResult, TrialEvaluated,
                                    TrialGroup, TrialOutcome, TrialPhase, TrialRequest)
 from harness.records.trial import TrialOptions, TrialResult, TrialSpec
+from harness.errors import OutputError
 from harness.spec import DataUnavailable, SpecError
 from harness.submissions import apply_overrides, check_ranges, load_submission
 from harness.sweep_state import finished_trials, request_key
@@ -104,12 +105,49 @@ def preflight(groups: Sequence[TrialGroup], *, data_here: bool) -> list[TrialGro
     return [dataclasses.replace(g, checked=data_here) for g in groups]
 
 
-def validate_curvature(curvature: CurvatureRequest) -> None:
-    """A curvature request's settings and schedule, checked before anything runs."""
+#: Dataset.source of data made in memory (workloads/toy.py's, harness/data/synthetic.py's):
+#: a --data-dir given for such a workload would be ignored, so it is refused
+NO_FILES = ("generated", "synthetic")
+
+
+def check_folders(data_dir: str | None, checkpoint_dir: str | None,
+                  compile_cache_option: str | None) -> None:
+    """The folders a sweep run here reads or writes, checked before anything is recorded: the
+    data folder must not be a file (OutputError, one line; a missing one is the loader's to
+    explain, naming the files it needs), the checkpoint and
+    compile-cache folders (option or environment) must be folders or creatable (created)."""
+    if data_dir is not None:
+        path = Path(data_dir).expanduser()
+        if not str(data_dir).strip() or (path.exists() and not path.is_dir()):
+            what = "names no folder" if not str(data_dir).strip() else "is a file"
+            raise OutputError(f"--data-dir {data_dir!r} {what}: give the folder holding the "
+                              "dataset's files")
+    if checkpoint_dir is not None:
+        output_dir.check_folder(Path(checkpoint_dir).expanduser(), "--checkpoint-dir")
+    cache = compile_cache.resolve(compile_cache_option)
+    if cache is not None:  # a cache JAX cannot write to only warns: it need not be writable
+        option = ("--compile-cache" if compile_cache_option is not None
+                  else f"${compile_cache.ENV_VAR}")
+        if cache.exists() and not cache.is_dir():
+            raise OutputError(f"{option} {cache} is a file, not a folder; give a folder path "
+                              "or 'off'")
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{option} {cache}: cannot create the folder ({e.strerror}); give "
+                              "a folder path or 'off'") from None
+
+
+def validate_curvature(curvature: CurvatureRequest, workloads: Sequence[str] = ()) -> None:
+    """A curvature request's settings and schedule, checked before anything runs; with the
+    workload variants it will snapshot, its Lanczos order against their parameter counts
+    (harness.guards.check_curvature_sizes)."""
     from harness.curvature import snapshot_steps
 
-    snapshot_config(curvature)
+    config = snapshot_config(curvature)
     snapshot_steps(curvature.every, 1)
+    for spec in workloads:
+        guards.check_curvature_sizes(get_workload(spec), config)
 
 
 class _SweepEvents:
@@ -180,7 +218,7 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
         raise SpecError("the sweep has no trials: give at least one workload, submission and seed")
     canonical, full = validate_requests(requests)
     if curvature is not None:
-        validate_curvature(curvature)
+        validate_curvature(curvature, list(dict.fromkeys(r.workload for r in canonical)))
     seen: set[str] = set()
     todo = []
     for r, hp in zip(canonical, full):
@@ -193,10 +231,14 @@ def run_sweep(requests: Sequence[TrialRequest], options: TrialOptions = TrialOpt
     if here and timed_alone and executor.ahead:  # a compile ahead would share the timed cores
         executor = LocalExecutor(ahead=0, resume=executor.resume)
     if here:  # data missing here fails now, before the sweep is recorded
+        check_folders(data_dir, options.checkpoint_dir, compile_cache)
         for spec in dict.fromkeys(r.workload for r in todo):
             if on_event is not None:
                 on_event(SweepPhase(Phase.LOADING_DATA, spec))
-            load_dataset(get_workload(spec), data_dir, data_source)
+            dataset = load_dataset(get_workload(spec), data_dir, data_source)
+            if data_dir is not None and dataset.source in NO_FILES:
+                raise SpecError(f"--data-dir {data_dir}: {spec} reads no files (its data is "
+                                f"{dataset.source}): drop --data-dir")
     sweep_id = resume or str(uuid.uuid4())
     options = dataclasses.replace(options, sweep_id=sweep_id)
     finished = {} if resume is None else _finished_outcomes(db_url, resume, todo, options)

@@ -1,6 +1,8 @@
 """Refuse, before compiling, a trial whose sizes cannot work: a step budget past the int32 step
-counter, an eval count that would not fit the bookkeeping, or a batch size / model width whose
-memory (estimated from abstract shapes, nothing allocated) exceeds the device's.
+counter, an eval count that would not fit the bookkeeping, a model too large to compile (its
+abstract initialisation more than MAX_MODEL_OPS operations, or still tracing after
+TRACE_SECONDS), or a batch size / model width whose memory (estimated from abstract shapes,
+nothing allocated) exceeds the device's.
 
 Without these, such trials end in an out-of-memory traceback, an XLA CHECK abort (exit 134,
 nothing the harness can catch) or an OverflowError deep in the runner.
@@ -8,22 +10,34 @@ nothing the harness can catch) or an OverflowError deep in the runner.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 from typing import Any
 
 import jax
 import numpy as np
 
-from harness.errors import TooLarge
+from harness.errors import SpecError, TooLarge
 from harness.spec import Dataset, Workload
 
 #: the runner's step counter is an int32
 MAX_STEPS = 2**31 - 1
 #: evaluations per trial: each writes database rows; more means --eval-every is far too small
 MAX_EVALS = 100_000
+#: operations (jaxpr equations, nested ones included) of a model's abstract initialisation. The
+#: largest built-in has about 2,600 (ogbg_molpcba; mnist_mlp 134); a depth-1000 MLP has 45,000
+#: and its trace alone takes seconds: past this bound, compiling takes far longer than training
+MAX_MODEL_OPS = 100_000
+#: seconds the abstract trace of a model's initialisation may take before the model is refused.
+#: Tracing is the cheapest thing a trial does (no compile, nothing allocated); a model still
+#: tracing after this (e.g. 100,000 layers, ~4 ms each on a CPU core) could never compile.
+#: Only the main thread is timed (SIGALRM); elsewhere the operation count alone decides.
+TRACE_SECONDS = 30.0
 #: sizes computed from abstract shapes, per workload class, variant (and input shape)
-_CACHE: dict[tuple, int] = {}
+_CACHE: dict[tuple, Any] = {}
 
 
 def check_trial_fits(workload: Workload, dataset: Dataset | None, batch_size: int,
@@ -38,6 +52,7 @@ def check_trial_fits(workload: Workload, dataset: Dataset | None, batch_size: in
     if evals > MAX_EVALS:
         raise TooLarge(f"{evals} evaluations (max_steps {max_steps} / eval_every {eval_every}); "
                        f"at most {MAX_EVALS}: raise --eval-every")
+    check_model_size(workload)
     if dataset is None:
         return
     need = estimate_bytes(workload, dataset, batch_size, trials)
@@ -66,13 +81,122 @@ def estimate_bytes(workload: Workload, dataset: Dataset, batch_size: int, trials
     return trials * per_trial
 
 
+def check_model_size(workload: Workload) -> None:
+    """Raise TooLarge if the variant's model is too large to compile: its abstract
+    initialisation still tracing after TRACE_SECONDS, or more than MAX_MODEL_OPS operations."""
+    ops = abstract_model(workload)[1]
+    if ops > MAX_MODEL_OPS:
+        raise TooLarge(f"{workload.spec}: its model is {ops:,} operations to initialise "
+                       f"({_count_params(workload):,} parameters); at most {MAX_MODEL_OPS:,} are "
+                       "compiled (the largest built-in model has about 2,600): use smaller "
+                       "knob values")
+
+
+def abstract_model(workload: Workload) -> tuple[Any, int]:
+    """The variant's (params, model_state) as abstract shapes and the number of operations of
+    its initialisation (traced, nothing allocated; cached per variant). TooLarge if tracing
+    takes more than TRACE_SECONDS."""
+    key = ("model", type(workload), _variant_key(workload))
+    if key not in _CACHE:
+        try:
+            with _deadline(TRACE_SECONDS), _knob_overflow(workload):
+                closed = jax.make_jaxpr(workload.init, return_shape=True)(jax.random.PRNGKey(0))
+        except _TraceTimeout:
+            raise TooLarge(f"{workload.spec}: tracing its model's initialisation (no compile, "
+                           f"nothing allocated) took over {TRACE_SECONDS:g} s; compiling and "
+                           "training it would take far longer: use smaller knob values") from None
+        jaxpr, shapes = closed
+        _CACHE[key] = (shapes, _count_ops(jaxpr.jaxpr))
+    return _CACHE[key]
+
+
+def check_curvature_sizes(workload: Workload, config: Any) -> None:
+    """Raise TooLarge if a Lanczos order the user chose (a SnapshotConfig's fixed order or auto
+    cap) exceeds the parameters a hessian/ggn snapshot of this variant works on (all, or those
+    KIND@PATTERN matches; SpecError if it matches none): Lanczos takes at most one step per
+    parameter. The defaults (order 20, auto cap 80) are lowered to a smaller model's count by
+    the snapshot itself, which stores the order it used."""
+    from harness.curvature.settings import DEFAULT_AUTO_CAP
+    from harness.curvature.snapshot import SnapshotConfig, parse_kind
+    from harness.curvature.subset import ParamSubset
+
+    params = abstract_model(workload)[0][0]
+    for kind in config.kinds:
+        base, pattern = parse_kind(kind)
+        if base == "cov":
+            continue
+        try:
+            dim = (len(ParamSubset.from_pattern(params, pattern).indices) if pattern
+                   else sum(int(math.prod(x.shape)) for x in jax.tree_util.tree_leaves(params)))
+        except ValueError as e:  # the pattern matches no parameter: the message lists them
+            raise SpecError(f"curvature kind {kind!r}: {e}") from None
+        for value, default, what in ((config.lanczos_order, SnapshotConfig.lanczos_order, "N"),
+                                     (config.lanczos_max_order, DEFAULT_AUTO_CAP, "auto:CAP")):
+            if value is not None and value > dim and value != default:
+                where = f" matching {pattern!r}" if pattern else ""
+                raise TooLarge(f"--lanczos-order {what} = {value} but {workload.spec} has {dim:,} "
+                               f"parameters{where} ({base} snapshots take at most one Lanczos "
+                               f"step per parameter): give --lanczos-order {dim} or less")
+
+
 def param_bytes(workload: Workload) -> int:
     """Bytes of the parameters and model state (from abstract shapes; cached per variant)."""
-    key = ("params", type(workload), _variant_key(workload))
-    if key not in _CACHE:
-        shapes = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
-        _CACHE[key] = sum(_nbytes(x) for x in jax.tree_util.tree_leaves(shapes))
-    return _CACHE[key]
+    return sum(_nbytes(x) for x in jax.tree_util.tree_leaves(abstract_model(workload)[0]))
+
+
+def _count_params(workload: Workload) -> int:
+    return sum(int(math.prod(x.shape)) for x in jax.tree_util.tree_leaves(abstract_model(workload)[0]))
+
+
+def _count_ops(jaxpr: Any) -> int:
+    """Equations of a jaxpr, those of the jaxprs nested in its equations' parameters included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += 1
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    total += _count_ops(inner)
+    return total
+
+
+@contextlib.contextmanager
+def _knob_overflow(workload: Workload):
+    """A knob value past the integer types the model computes with (a width of 10^10 as an
+    int32 argument) fails while tracing: TooLarge, one line, instead of an internal error."""
+    try:
+        yield
+    except OverflowError:
+        raise TooLarge(f"{workload.spec}: a knob value overflows the integer types the model "
+                       "computes with (found while tracing it, nothing allocated): use smaller "
+                       "knob values") from None
+
+
+class _TraceTimeout(Exception):
+    """Raised by the SIGALRM handler inside a trace that ran past its deadline."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise _TraceTimeout in the main thread once `seconds` have passed, or at the next second
+    after if the signal came inside a garbage-collection callback (JAX's `_xla_gc_callback`,
+    where Python would swallow the raise and print it); elsewhere: no deadline."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        if frame is None or "gc_callback" not in frame.f_code.co_name:
+            raise _TraceTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def device_memory_bytes() -> int | None:
@@ -106,11 +230,12 @@ def _activation_bytes(workload: Workload, shape: tuple, dtype: Any) -> int:
     cached per variant and input shape)."""
     key = ("activations", type(workload), _variant_key(workload), tuple(shape), np.dtype(dtype).str)
     if key not in _CACHE:
-        params, state = jax.eval_shape(workload.init, jax.random.PRNGKey(0))
+        params, state = abstract_model(workload)[0]
         inputs = jax.ShapeDtypeStruct(shape, np.dtype(dtype))
-        jaxpr = jax.make_jaxpr(lambda p, s, x: workload.apply(p, s, x, train=True,
-                                                              rng=jax.random.PRNGKey(0)))(
-            params, state, inputs)
+        with _knob_overflow(workload):
+            jaxpr = jax.make_jaxpr(lambda p, s, x: workload.apply(p, s, x, train=True,
+                                                                  rng=jax.random.PRNGKey(0)))(
+                params, state, inputs)
         _CACHE[key] = sum(_nbytes(v.aval) for eqn in jaxpr.jaxpr.eqns for v in eqn.outvars
                           if hasattr(v.aval, "shape"))
     return _CACHE[key]

@@ -56,6 +56,33 @@ def _canonical_variant(db: Database, variant: str) -> str:
         raise QueryError(str(e)) from None
 
 
+#: what a run id (a UUID) is made of: a prefix of any other character can match no run
+_ID_CHARS = frozenset("0123456789abcdef-")
+
+
+def check_id_prefixes(prefixes: Any, option: str) -> tuple[str, ...]:
+    """The run ids (or prefixes) as given; QueryError (one line) for one that no run id can
+    start with (empty, or a character outside 0-9, a-f and '-': '%', '_', ...)."""
+    prefixes = tuple(prefixes)
+    bad = next((p for p in prefixes if not p or not set(p) <= _ID_CHARS), None)
+    if bad is not None:
+        raise QueryError(f"{option} {bad!r} is no run id: run ids are lowercase hexadecimal "
+                         "digits and dashes (copy one from `curvebench runs`)")
+    return prefixes
+
+
+def sweeps_named(db: Database, name: str) -> list[str]:
+    """Ids of the sweeps `name` would resolve to (harness.score.resolve_sweep): those of that
+    name and those whose id starts with it."""
+    from sqlalchemy import or_, select
+
+    from harness.db import Sweep
+
+    with db.session() as s:
+        return list(s.scalars(select(Sweep.id).where(or_(
+            Sweep.name == name, Sweep.id.startswith(name, autoescape=True)))))
+
+
 def find_runs(db: Database, filters: RunFilter = RunFilter()) -> list[Run]:
     """The runs matching every given filter, oldest first (QueryError for a status or origin
     outside the closed sets, or a sweep the database does not hold)."""

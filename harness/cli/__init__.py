@@ -32,6 +32,7 @@ def main() -> None:
     interrupt.install()
     keep_stdout_for_results()
     code = run_cli(app)
+    interrupt.hold()  # the command is done: a Ctrl-C while leaving changes nothing
     if interrupt.requested() and code != EXIT_INTERRUPTED:
         # a Ctrl-C swallowed where it came and not raised again (the command was past its last
         # check): the user asked to stop, so the command did not complete as asked

@@ -37,7 +37,8 @@ def report(
 ) -> None:
     """Write an offline HTML report (index.html + one SVG per figure) of the selected runs.
 
-    A database or filter with no runs gives a page saying which filter matched nothing (exit 0).
+    A database or filter with no runs gives a page saying which filter matched nothing (exit 0);
+    a --db path where no database is creates nothing (the page says no run is held).
     """
     from harness.report import Filters, build_report
 
@@ -48,9 +49,21 @@ def report(
                                f"{density_steps!r}") from None
     from harness import output_dir
 
+    from harness.runs_query import check_id_prefixes
+
+    if runs and not split_ids(runs):
+        raise CommandLineError(f"--runs {' '.join(runs)!r} names no run id: give ids or prefixes "
+                               "(comma-separated), or drop --runs for every run")
+    ids = check_id_prefixes(split_ids(runs), "--runs")
     output_dir.check_folder(out_dir)
-    database = open_db(db, create=True)  # a new database's report is a page saying it is empty
-    filters = Filters(runs=tuple(split_ids(runs)), sweep=sweep, workload=workload,
+    from harness.errors import NoDatabase
+
+    try:
+        database = open_db(db)
+    except NoDatabase as e:  # nothing is created there: the page says no run is held
+        err.print(styled("nothing to report:", "yellow", str(e)), highlight=False)
+        database = open_db("sqlite://", create=True)
+    filters = Filters(runs=ids, sweep=sweep, workload=workload,
                       submission=submission, tag=tag, workload_version=workload_version)
     from harness.analyses import sections_for_selection
 

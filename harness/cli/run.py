@@ -109,6 +109,11 @@ def _checkpoint_fields(every: str | None, directory: str | None, keep: bool) -> 
         except ValueError as e:  # parse_cadence's message names the option and its forms
             raise CommandLineError(str(e)) from None
     if directory is not None:
+        if every is not None and fields["checkpoint_every"] is None \
+                and fields["checkpoint_every_s"] is None and not keep:
+            raise CommandLineError("--checkpoint-dir with --checkpoint-every off: no checkpoint "
+                                   "is written, so the folder would be ignored; drop one of them "
+                                   "(or add --keep-checkpoints to keep the final state there)")
         fields["checkpoint_dir"] = directory
     if keep:
         fields["keep_checkpoints"] = True

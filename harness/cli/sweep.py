@@ -13,10 +13,17 @@ from harness.cli.app import CommandLineError, app, open_db, out
 from harness.cli.options import (CURVATURE_OPTIONS, ChunkModeOpt, CompileCacheOpt, CurvatureFlags,
                                  DataDirOpt, DataSourceOpt, DbOpt, DivergenceOpt, EvalEveryOpt,
                                  JsonOpt, MaxStepsOpt, MlflowOpt, QuietOpt, SeedStartOpt, StopOpt,
-                                 TagOpt, curvature_request, trial_options, with_curvature_options)
+                                 TagOpt, curvature_request, given, trial_options,
+                                 with_curvature_options)
 from harness.cli.output import fmt_s, fmt_steps, print_json, make_table, time_note
 from harness.cli.training import (check_chunk_mode, command_line, mirror_report, mlflow_mirror,
                                   sweep_with_progress)
+
+
+#: the options of `sweep` that only some executors use: option -> the executors that take it
+EXECUTOR_OPTIONS = {"address": ("ray",), "cpus_per_group": ("ray", "submitit"),
+                    "gpus_per_group": ("ray", "submitit"), "partition": ("submitit",),
+                    "time_limit_min": ("submitit",), "max_retries": ("ray", "submitit")}
 
 
 @app.command()
@@ -79,6 +86,13 @@ def sweep(
     except ValueError:
         raise CommandLineError(f"unknown --executor {executor!r}; valid: "
                                f"{', '.join(k.value for k in ExecutorKind)}") from None
+    unused = [p for p in given(ctx, *EXECUTOR_OPTIONS) if kind.value not in EXECUTOR_OPTIONS[p]]
+    if unused:
+        names = ", ".join("--" + p.replace("_", "-") for p in unused)
+        takes = " or ".join(sorted({k for p in unused for k in EXECUTOR_OPTIONS[p]}))
+        raise CommandLineError(f"{names} set(s) the {takes} executor, not --executor "
+                               f"{kind.value}, and would be ignored: drop it or give --executor "
+                               f"{takes.split(' or ')[0]}")
     runner = make_executor(ExecutorSettings(
         kind=kind, address=address, cpus=cpus_per_group, gpus=gpus_per_group,
         partition=partition, time_limit_min=time_limit_min, max_retries=max_retries))
@@ -106,6 +120,14 @@ def sweep(
                                 share_variants=share_variants)
     except (TypeError, ValueError) as e:
         raise CommandLineError(str(e)) from e
+    if plan.name is not None and resume is None:
+        from harness.runs_query import sweeps_named
+
+        taken = sweeps_named(database, plan.name)
+        if taken:
+            raise CommandLineError(f"--name {plan.name!r} already names sweep {taken[0][:8]} in "
+                                   f"{database.url} (or starts its id): choose another name, or "
+                                   f"--resume {plan.name} to continue that sweep")
     resumed = None
     if resume is not None:
         from harness.score import resolve_sweep

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from harness.db.models import (CurvatureArray, CurvatureSnapshot, CurvatureValue, EvalRow, Run, Sweep,
                                TrainLosses, utcnow)
-from harness.errors import DatabaseError, one_line
+from harness.errors import DatabaseError, NoDatabase, one_line
 from harness.records.status import RunStatus
 
 DEFAULT_URL = "sqlite:///curvebench.db"
@@ -137,7 +137,7 @@ def _require_existing(url: str) -> None:
     if not path.parent.exists():
         raise DatabaseError(f"directory {path.parent} does not exist for database {path}")
     if not path.is_file() or path.stat().st_size == 0:
-        raise DatabaseError(f"no results database at {path} (nothing created): check the path "
+        raise NoDatabase(f"no results database at {path} (nothing created): check the path "
                             "(--db, $CURVEBENCH_DB); a command that trains (run, sweep, score) "
                             "creates one")
 

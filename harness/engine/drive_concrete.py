@@ -136,10 +136,12 @@ def run_concrete(ctx: GroupContext, index: int, reason: str) -> TrialResult:
                       compile_s, int(stepper.first_call_s > 0))
         return r
     except KeyboardInterrupt:
-        ledger.finish(RunStatus.INTERRUPTED, "interrupted by the user", compile_s, 0)
+        if ledger.running:  # an outcome already written stays (it was whole: ledger.finish)
+            ledger.finish(RunStatus.INTERRUPTED, "interrupted by the user", compile_s, 0)
         raise
     except (Exception, SystemExit):  # SystemExit: sys.exit() in a submission's code
-        ledger.finish(RunStatus.FAILED, traceback.format_exc().strip(), compile_s, 0)
+        if ledger.running:
+            ledger.finish(RunStatus.FAILED, traceback.format_exc().strip(), compile_s, 0)
         raise
     finally:
         if host_batches is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import jax
 import numpy as np
 
-from harness import checkpoint, environment, progress
+from harness import checkpoint, environment, interrupt, progress
 from harness.algoperf.hooks import PREPARE_RNG_DERIVATION
 from harness.db.database import EvalWrite
 from harness.db.models import utcnow
@@ -95,25 +95,32 @@ class TrialLedger:
 
     def finish(self, status: RunStatus, error: str | None, compile_s: float, compiles: int) -> None:
         """Record the outcome. AlgoPerf's time-to-target of a trial in compiled chunks is its
-        training time plus the compilation (concrete-step trials set it as they go)."""
+        training time plus the compilation (concrete-step trials set it as they go). From the
+        moment the outcome is set until its row is written a Ctrl-C waits (interrupt.deferred):
+        cut in between, the trial would no longer be running, yet its row would say it is."""
         self.write()
         r = self.result
-        r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
-        if r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
-            r.algoperf_time_to_target_s = r.time_to_target_s + compile_s
         trials = () if self.index is None else (self.index,)
-        if self.db is not None:
-            progress.emit(Phase.WRITING, trials, step=r.final_step)
-            if (rest := self._flush()) is not None:
-                self.db.add_losses(r.run_id, *rest)
-            self.db.update_run(r.run_id, status=status, error=error, compile_s=r.compile_s,
-                               compiles=r.compiles, train_s=r.train_s, eval_s=r.eval_s,
-                               final_step=r.final_step, steps_to_target=r.steps_to_target,
-                               time_to_target_s=r.time_to_target_s,
-                               algoperf_time_to_target_s=r.algoperf_time_to_target_s,
-                               finished_at=utcnow())
+        with interrupt.deferred():
+            r.status, r.error, r.compile_s, r.compiles = status, error, compile_s, compiles
+            if r.algoperf_time_to_target_s is None and r.time_to_target_s is not None:
+                r.algoperf_time_to_target_s = r.time_to_target_s + compile_s
+            if self.db is not None:
+                progress.emit(Phase.WRITING, trials, step=r.final_step)
+                self._write_outcome(r, status, error)
         progress.emit(Phase.DONE, trials, step=r.final_step, status=status,
                       target_step=r.steps_to_target, error=error)
+
+    def _write_outcome(self, r: TrialResult, status: RunStatus, error: str | None) -> None:
+        """The trial's last losses and its outcome in its run row."""
+        if (rest := self._flush()) is not None:
+            self.db.add_losses(r.run_id, *rest)
+        self.db.update_run(r.run_id, status=status, error=error, compile_s=r.compile_s,
+                           compiles=r.compiles, train_s=r.train_s, eval_s=r.eval_s,
+                           final_step=r.final_step, steps_to_target=r.steps_to_target,
+                           time_to_target_s=r.time_to_target_s,
+                           algoperf_time_to_target_s=r.algoperf_time_to_target_s,
+                           finished_at=utcnow())
 
 
 def start_ledger(ctx: GroupContext, index: int, group_size: int, mode: str, note: str | None,

@@ -25,9 +25,14 @@ mid-sweep costs the mirror, never the sweep (the failure is kept in `failures`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
+import socket
+import urllib.parse
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from harness.db import Database, open_database
@@ -59,6 +64,62 @@ def _mlflow():
     return MlflowClient, Metric, Param, RunTag, MlflowException
 
 
+#: opening the mirror: one HTTP try of at most this many seconds (MLflow's default: 7 retries
+#: with backoff, 120 s each), so a wrong URI is told before anything trains, not minutes later
+OPEN_TIMEOUT_S = 10
+
+
+def check_uri(uri: str) -> None:
+    """TrackingError (one line) for a URI that cannot be a tracking store, told before MLflow
+    is asked: blank; http(s) with no server listening at its host and port; a local path
+    (plain or file://) that is a file; sqlite:/// below a file, or naming a folder."""
+    parsed = urllib.parse.urlparse(uri)
+    if not uri.strip():
+        raise TrackingError("--mlflow '' names no tracking store: give e.g. sqlite:///mlflow.db "
+                            "or http://HOST:5000")
+    if parsed.scheme in ("http", "https"):
+        host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((host, port), timeout=OPEN_TIMEOUT_S).close()
+        except (OSError, ValueError) as e:
+            why = getattr(e, "strerror", None) or one_line(str(e))
+            raise TrackingError(f"MLflow at {uri}: no server answers at {host}:{port} ({why}); "
+                                "start one (mlflow server) or give sqlite:///mlflow.db") from None
+        return
+    if parsed.scheme == "sqlite":
+        path = Path(parsed.path[1:])  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+        above = next((p for p in path.parents if p.exists()), None)  # MLflow creates the rest
+        if parsed.path[1:] and above is not None and not above.is_dir():
+            raise TrackingError(f"MLflow at {uri}: {above} is a file, not a folder; give "
+                                "sqlite:///PATH in a folder")
+        if path.is_dir():
+            raise TrackingError(f"MLflow at {uri}: {path} is a folder; give a file path")
+        return
+    if parsed.scheme in ("", "file"):
+        path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser()
+        if path.exists() and not path.is_dir():
+            raise TrackingError(f"MLflow at {uri}: {path} is a file; give sqlite:///{path} for "
+                                "an MLflow database there, or a server's http:// URI")
+
+
+@contextlib.contextmanager
+def _one_try():
+    """MLflow's HTTP requests made inside: one try of OPEN_TIMEOUT_S (unless the environment
+    sets them)."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                             "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(OPEN_TIMEOUT_S))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def metric_key(*parts: str) -> str:
     return "/".join(_KEY_CHARS.sub("_", p) for p in parts)
 
@@ -77,11 +138,13 @@ class MlflowMirror:
 
     def __post_init__(self) -> None:
         client_cls, *_, error = _mlflow()
+        check_uri(self.uri)
         try:
-            self._client = client_cls(tracking_uri=self.uri)
-            found = self._client.get_experiment_by_name(self.experiment)
-            self._experiment_id = (found.experiment_id if found is not None
-                                   else self._client.create_experiment(self.experiment))
+            with _one_try():
+                self._client = client_cls(tracking_uri=self.uri)
+                found = self._client.get_experiment_by_name(self.experiment)
+                self._experiment_id = (found.experiment_id if found is not None
+                                       else self._client.create_experiment(self.experiment))
         except (error, OSError, ValueError) as e:
             raise TrackingError(f"MLflow at {self.uri}: {one_line(str(e))}") from None
         self._db: Database | None = None
