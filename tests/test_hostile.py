@@ -308,6 +308,8 @@ def test_a_name_or_id_means_one_thing(tmp_path, stored):
     assert not (tmp_path / "rep").exists()
     code, _, err = cli("report", "--out", str(tmp_path / "rep2"), "--db", str(tmp_path / "typo.db"))
     assert code == 0 and "no results database" in err and not (tmp_path / "typo.db").exists()
+    page = (tmp_path / "rep2" / "index.html").read_text()
+    assert str(tmp_path / "typo.db") in page and "sqlite://<" not in page and "sqlite:// " not in page
 
 
 def test_a_ctrl_c_during_a_deferred_write_waits_for_it():

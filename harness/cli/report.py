@@ -40,7 +40,7 @@ def report(
     A database or filter with no runs gives a page saying which filter matched nothing (exit 0);
     a --db path where no database is creates nothing (the page says no run is held).
     """
-    from harness.report import Filters, build_report
+    from harness.report import Filters, build_empty_report, build_report
 
     try:
         steps = [int(s) for s in split_ids([density_steps])] if density_steps else None
@@ -58,19 +58,19 @@ def report(
     output_dir.check_folder(out_dir)
     from harness.errors import NoDatabase
 
-    try:
-        database = open_db(db)
-    except NoDatabase as e:  # nothing is created there: the page says no run is held
-        err.print(styled("nothing to report:", "yellow", str(e)), highlight=False)
-        database = open_db("sqlite://", create=True)
     filters = Filters(runs=ids, sweep=sweep, workload=workload,
                       submission=submission, tag=tag, workload_version=workload_version)
-    from harness.analyses import sections_for_selection
+    try:
+        database = open_db(db)
+    except NoDatabase as e:  # nothing is created there: the page says which path holds nothing
+        result = build_empty_report(filters, out_dir, f"--db {db} holds no runs: {e}", force=force)
+    else:
+        from harness.analyses import sections_for_selection
 
-    extra = sections_for_selection(database, filters)  # the analyses that judged these runs' sweeps
-    result = build_report(database, filters, out_dir, density_steps=steps,
-                          metrics=split_ids([metrics]) if metrics else None, extra_sections=extra,
-                          force=force)
+        extra = sections_for_selection(database, filters)  # analyses that judged these runs' sweeps
+        result = build_report(database, filters, out_dir, density_steps=steps,
+                              metrics=split_ids([metrics]) if metrics else None,
+                              extra_sections=extra, force=force)
     if result.empty_reason:
         err.print(styled("nothing to report:", "yellow", result.empty_reason), highlight=False)
     for line in result.left_out:

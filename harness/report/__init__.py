@@ -120,6 +120,16 @@ def write_report(out_dir: str | Path, title: str, sections: Sequence[Section], *
                              workers=workers, force=force)
 
 
+def build_empty_report(filters: Filters, out_dir: str | Path, reason: str, *,
+                       force: bool = False) -> ReportResult:
+    """The page for a selection that cannot be made at all (no database at the given path):
+    it says why, and nothing is created where the database was expected."""
+    meta = [f"selection: {filters.describe()} — 0 run(s)"]
+    index = write_report(out_dir, "curvebench report", [], meta=meta, empty_reason=reason,
+                         force=force)
+    return ReportResult(index, 0, 0, reason)
+
+
 def build_report(db: Database, filters: Filters, out_dir: str | Path = DEFAULT_OUT, *,
                  density_steps: Sequence[int] | None = None, metrics: Sequence[str] | None = None,
                  extra_sections: Sequence[Section] = (), workers: int | None = None,
