@@ -90,14 +90,9 @@ def sections_for_selection(db, filters) -> list:
 
 
 def sections_for_sweep(db, name_or_id: str) -> list:
-    """Report sections of the analyses that judged the sweeps with this name or id (prefix);
-    [] for none."""
-    from sqlalchemy import or_, select
+    """Report sections of the analyses that judged the sweep this name or id (prefix) resolves
+    to, by the one rule every command uses (harness.score.resolve_sweep: a name means its
+    newest sweep); [] when no analysis judged it, SelectionError for an unknown sweep."""
+    from harness.score import resolve_sweep
 
-    from harness.db import Sweep
-
-    with db.session() as s:
-        ids = list(s.scalars(select(Sweep.id).where(or_(Sweep.name == name_or_id,
-                                                        Sweep.id.startswith(name_or_id, autoescape=True)))
-                             .order_by(Sweep.created_at)))
-    return [sec for i in ids for sec in stored_sections(db, i)]
+    return stored_sections(db, resolve_sweep(db, name_or_id))
