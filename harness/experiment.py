@@ -141,13 +141,12 @@ def check_folders(data_dir: str | None, checkpoint_dir: str | None,
 def validate_curvature(curvature: CurvatureRequest, workloads: Sequence[str] = ()) -> None:
     """A curvature request's settings and schedule, checked before anything runs; with the
     workload variants it will snapshot, its Lanczos order against their parameter counts
-    (harness.guards.check_curvature_sizes)."""
+    (harness.guards.check_curvature_sizes: refused when no variant could use it)."""
     from harness.curvature import snapshot_steps
 
     config = snapshot_config(curvature)
     snapshot_steps(curvature.every, 1)
-    for spec in workloads:
-        guards.check_curvature_sizes(get_workload(spec), config)
+    guards.check_curvature_sizes([get_workload(spec) for spec in workloads], config)
 
 
 class _SweepEvents:

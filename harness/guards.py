@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -110,33 +111,41 @@ def abstract_model(workload: Workload) -> tuple[Any, int]:
     return _CACHE[key]
 
 
-def check_curvature_sizes(workload: Workload, config: Any) -> None:
+def check_curvature_sizes(workloads: Sequence[Workload], config: Any) -> None:
     """Raise TooLarge if a Lanczos order the user chose (a SnapshotConfig's fixed order or auto
-    cap) exceeds the parameters a hessian/ggn snapshot of this variant works on (all, or those
-    KIND@PATTERN matches; SpecError if it matches none): Lanczos takes at most one step per
-    parameter. The defaults (order 20, auto cap 80) are lowered to a smaller model's count by
-    the snapshot itself, which stores the order it used."""
+    cap) exceeds the parameters a hessian/ggn snapshot works on (all, or those KIND@PATTERN
+    matches; SpecError if it matches none) in every variant of the request: Lanczos takes at
+    most one step per parameter, so no snapshot could use it. A smaller variant of a grid
+    lowers the order to its own count, as the defaults (order 20, auto cap 80) are lowered;
+    each snapshot stores the order it used."""
     from harness.curvature.settings import DEFAULT_AUTO_CAP
     from harness.curvature.snapshot import SnapshotConfig, parse_kind
     from harness.curvature.subset import ParamSubset
 
-    params = abstract_model(workload)[0][0]
     for kind in config.kinds:
         base, pattern = parse_kind(kind)
         if base == "cov":
             continue
-        try:
-            dim = (len(ParamSubset.from_pattern(params, pattern).indices) if pattern
-                   else sum(int(math.prod(x.shape)) for x in jax.tree_util.tree_leaves(params)))
-        except ValueError as e:  # the pattern matches no parameter: the message lists them
-            raise SpecError(f"curvature kind {kind!r}: {e}") from None
+        dims: dict[str, int] = {}
+        for workload in workloads:
+            params = abstract_model(workload)[0][0]
+            try:
+                dims[workload.spec] = (
+                    len(ParamSubset.from_pattern(params, pattern).indices) if pattern
+                    else sum(int(math.prod(x.shape)) for x in jax.tree_util.tree_leaves(params)))
+            except ValueError as e:  # the pattern matches no parameter: the message lists them
+                raise SpecError(f"curvature kind {kind!r} on {workload.spec}: {e}") from None
+        if not dims:
+            continue
+        spec, dim = max(dims.items(), key=lambda item: item[1])
         for value, default, what in ((config.lanczos_order, SnapshotConfig.lanczos_order, "N"),
                                      (config.lanczos_max_order, DEFAULT_AUTO_CAP, "auto:CAP")):
             if value is not None and value > dim and value != default:
                 where = f" matching {pattern!r}" if pattern else ""
-                raise TooLarge(f"--lanczos-order {what} = {value} but {workload.spec} has {dim:,} "
-                               f"parameters{where} ({base} snapshots take at most one Lanczos "
-                               f"step per parameter): give --lanczos-order {dim} or less")
+                largest = " (the largest variant)" if len(dims) > 1 else ""
+                raise TooLarge(f"--lanczos-order {what} = {value} but {spec}{largest} has "
+                               f"{dim:,} parameters{where} ({base} snapshots take at most one "
+                               f"Lanczos step per parameter): give --lanczos-order {dim} or less")
 
 
 def param_bytes(workload: Workload) -> int:

@@ -256,6 +256,14 @@ def test_work_too_large_to_start_is_refused_before_it_starts(tmp_path, monkeypat
         code, _, err = cli("run", "--workload", TOY, "--submission", "adam", *TINY, "--curvature",
                            "ggn", "--curvature-every", "init", "--lanczos-order", order, "--db", db)
         assert one_line_error(code, err, "has 4 parameters", "--lanczos-order 4 or less"), err
+    # in a grid the order is judged against the largest variant: uv:width=3 has 6 parameters,
+    # uv:width=5 has 10; order 12 is of use to neither (an order only the larger variant can
+    # use is accepted: tests/test_analyze_settings.py, uv:width=3|64 at order 12)
+    grid = ["sweep", "--workload", "uv:width=3|5", "--submission", "adam", *TINY, "--curvature",
+            "hessian", "--curvature-every", "init", "--db", db]
+    code, _, err = cli(*grid, "--lanczos-order", "12")
+    assert one_line_error(code, err, "uv:width=5 (the largest variant) has 10 parameters",
+                          "--lanczos-order 10 or less"), err
     code, _, err = cli("run", "--workload", "uv:width=3", "--submission", "adam", *TINY,
                        "--curvature", "hessian@nothing/*", "--curvature-every", "init", "--db", db)
     assert one_line_error(code, err, "matches no parameter"), err
