@@ -112,13 +112,12 @@ def abstract_model(workload: Workload) -> tuple[Any, int]:
 
 
 def check_curvature_sizes(workloads: Sequence[Workload], config: Any) -> None:
-    """Raise TooLarge if a Lanczos order the user chose (a SnapshotConfig's fixed order or auto
-    cap) exceeds the parameters a hessian/ggn snapshot works on (all, or those KIND@PATTERN
-    matches; SpecError if it matches none) in every variant of the request: Lanczos takes at
-    most one step per parameter, so no snapshot could use it. A smaller variant of a grid
-    lowers the order to its own count, as the defaults (order 20, auto cap 80) are lowered;
-    each snapshot stores the order it used."""
-    from harness.curvature.settings import DEFAULT_AUTO_CAP
+    """Raise TooLarge if a fixed Lanczos order the user chose exceeds the parameters a
+    hessian/ggn snapshot works on (all, or those KIND@PATTERN matches; SpecError if it matches
+    none) in every variant of the request: Lanczos takes at most one step per parameter, so no
+    snapshot could use it. A smaller variant of a grid lowers the order to its own count, as
+    the default order 20 is lowered; an auto order's cap is a ceiling (auto stops at
+    convergence or the parameter count). Each snapshot stores the order it used."""
     from harness.curvature.snapshot import SnapshotConfig, parse_kind
     from harness.curvature.subset import ParamSubset
 
@@ -138,14 +137,13 @@ def check_curvature_sizes(workloads: Sequence[Workload], config: Any) -> None:
         if not dims:
             continue
         spec, dim = max(dims.items(), key=lambda item: item[1])
-        for value, default, what in ((config.lanczos_order, SnapshotConfig.lanczos_order, "N"),
-                                     (config.lanczos_max_order, DEFAULT_AUTO_CAP, "auto:CAP")):
-            if value is not None and value > dim and value != default:
-                where = f" matching {pattern!r}" if pattern else ""
-                largest = " (the largest variant)" if len(dims) > 1 else ""
-                raise TooLarge(f"--lanczos-order {what} = {value} but {spec}{largest} has "
-                               f"{dim:,} parameters{where} ({base} snapshots take at most one "
-                               f"Lanczos step per parameter): give --lanczos-order {dim} or less")
+        value = config.lanczos_order
+        if value is not None and value > dim and value != SnapshotConfig.lanczos_order:
+            where = f" matching {pattern!r}" if pattern else ""
+            largest = " (the largest variant)" if len(dims) > 1 else ""
+            raise TooLarge(f"--lanczos-order N = {value} but {spec}{largest} has {dim:,} "
+                           f"parameters{where} ({base} snapshots take at most one Lanczos step "
+                           f"per parameter): give --lanczos-order {dim} or less")
 
 
 def param_bytes(workload: Workload) -> int:
