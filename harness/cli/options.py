@@ -83,8 +83,9 @@ CURVATURE_OPTIONS: dict[str, tuple[Any, str]] = {
     "curvature_split": (Annotated[Optional[str], typer.Option(
         help="split the curvature batch comes from (default train)")], "split"),
     "lanczos_order": (Annotated[Optional[str], typer.Option(
-        help="Lanczos steps per snapshot (default 20), or auto[:CAP]: until the top-10 Ritz "
-             "values converge")], "lanczos_order"),
+        help="Lanczos steps per snapshot (default 20; at most the parameter count, lowered to "
+             "it on smaller variants of a grid), or auto[:CAP]: until the top-10 Ritz values "
+             "converge")], "lanczos_order"),
     "lanczos_probes": (Annotated[Optional[int], typer.Option(
         min=1, help="Lanczos probes (SLQ density, PNR; default 1)")], "probes"),
     "ritz_tol": (Annotated[Optional[float], typer.Option(
