@@ -64,8 +64,8 @@ def execute(source: Path, fmt: SubmissionFormat) -> Executed:
             spec.loader.exec_module(module)
             helpers = _helpers((folder, *roots), before, name)
     except (Exception, SystemExit) as e:  # sys.exit() in a submission is its failure, not ours
-        for done in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
-            del sys.modules[done]
+        for loaded in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+            del sys.modules[loaded]
         raise SpecError(f"{source} failed to import: {type(e).__name__}: {e}"
                         f"{fmt.import_hint(e)}") from e
     missing = [f for f in REQUIRED_FUNCTIONS if not callable(getattr(module, f, None))]
